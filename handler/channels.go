@@ -1,0 +1,280 @@
+package handler
+
+import (
+	"encoding/json"
+	"fmt"
+	"sync/atomic"
+
+	"github.com/gobwas/ws"
+)
+
+// ChannelsConfig configures a Channels hub. The zero value is ready to use.
+type ChannelsConfig struct {
+	// MaxSubscriptions is the most channels one connection may be
+	// subscribed to at once; a subscribe past it is answered with
+	// too_many_subscriptions (DESIGN.md invariant 6). Zero means the
+	// default, 64. Negative is invalid.
+	MaxSubscriptions int
+	// MaxChannelLen is the longest channel name accepted, in bytes. Zero
+	// means the default, 128. Negative is invalid.
+	MaxChannelLen int
+	// Shards is the number of independently locked parts the channel table
+	// is split into; it need not be a power of two. Zero means the
+	// default, 64. Negative or more than 65536 is invalid.
+	Shards int
+}
+
+// Defaults and limits of ChannelsConfig.
+const (
+	defaultMaxSubscriptions = 64
+	defaultMaxChannelLen    = 128
+	defaultShards           = 64
+	maxShards               = 1 << 16
+)
+
+// withDefaults returns cfg with every zero field set to its default.
+func (cfg ChannelsConfig) withDefaults() ChannelsConfig {
+	if cfg.MaxSubscriptions == 0 {
+		cfg.MaxSubscriptions = defaultMaxSubscriptions
+	}
+	if cfg.MaxChannelLen == 0 {
+		cfg.MaxChannelLen = defaultMaxChannelLen
+	}
+	if cfg.Shards == 0 {
+		cfg.Shards = defaultShards
+	}
+	return cfg
+}
+
+// validate reports the first field out of range, wrapping ErrInvalidConfig.
+func (cfg ChannelsConfig) validate() error {
+	switch {
+	case cfg.MaxSubscriptions < 0:
+		return fmt.Errorf("%w: MaxSubscriptions is %d, must not be negative", ErrInvalidConfig, cfg.MaxSubscriptions)
+	case cfg.MaxChannelLen < 0:
+		return fmt.Errorf("%w: MaxChannelLen is %d, must not be negative", ErrInvalidConfig, cfg.MaxChannelLen)
+	case cfg.Shards < 0 || cfg.Shards > maxShards:
+		return fmt.Errorf("%w: Shards is %d, must be 0 to %d", ErrInvalidConfig, cfg.Shards, maxShards)
+	}
+	return nil
+}
+
+// Channels is the publish/subscribe Handler served at /ws; its protocol is
+// described in protocol.go. Connections subscribe to named channels, and a
+// message published to a channel, by a connection or through Publish, is
+// framed once and queued to every subscriber on this process.
+//
+// A connection's subscriptions are stored with its Conn.SetValue, so a
+// Channels must be the only user of Value on the connections it serves.
+// All methods are safe for concurrent use.
+type Channels struct {
+	Base // OnOpen, OnError: nothing to do
+
+	cfg ChannelsConfig
+	hub *hub
+
+	published atomic.Uint64
+	delivered atomic.Uint64
+	dropped   atomic.Uint64
+	rejected  atomic.Uint64
+}
+
+// ChannelsStats is a snapshot of the counters of a Channels hub.
+type ChannelsStats struct {
+	// Published counts accepted publishes, from clients and from Publish.
+	Published uint64
+	// Delivered counts pushes queued to a subscriber.
+	Delivered uint64
+	// Dropped counts pushes a subscriber refused because it was closing
+	// or its outbound queue was full.
+	Dropped uint64
+	// Rejected counts client requests answered with an error.
+	Rejected uint64
+	// Subscriptions is the number of (connection, channel) pairs now.
+	Subscriptions int64
+	// Channels is the number of channels now.
+	Channels int64
+}
+
+// subscriptions is one connection's channels by name, kept with
+// Conn.SetValue. It is created by the first subscribe and dropped with the
+// last unsubscribe, so a connection subscribed to nothing holds nothing.
+//
+// It is touched only from the connection's own handler calls, which the
+// server makes one at a time, so it needs no lock.
+type subscriptions map[string]*channel
+
+// NewChannels returns a Channels hub configured by cfg, or an error
+// wrapping ErrInvalidConfig.
+func NewChannels(cfg ChannelsConfig) (*Channels, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("failed to create channels: %w", err)
+	}
+	return &Channels{cfg: cfg, hub: newHub(cfg.Shards)}, nil
+}
+
+// OnMessage serves one request of the /ws protocol and answers c with an
+// ack or an error as protocol.go describes.
+func (h *Channels) OnMessage(c Conn, t MessageType, data []byte) {
+	if t != Text {
+		h.replyError(c, nil, codeBinaryNotSupported)
+		return
+	}
+	req, code := parseRequest(data)
+	if code != "" {
+		h.replyError(c, req.ID, code)
+		return
+	}
+	delivered := -1 // no "delivered" in the ack
+	var err error
+	switch req.Op {
+	case opSubscribe:
+		err = h.subscribe(c, req.Channel)
+	case opUnsubscribe:
+		err = h.unsubscribe(c, req.Channel)
+	case opPublish:
+		delivered, err = h.Publish(req.Channel, req.Data)
+	default:
+		h.replyError(c, req.ID, codeUnknownOp)
+		return
+	}
+	if err != nil {
+		h.replyError(c, req.ID, codeOf(err))
+		return
+	}
+	h.replyAck(c, req.ID, delivered)
+}
+
+// OnClose removes all of c's subscriptions.
+func (h *Channels) OnClose(c Conn, _ ws.StatusCode, _ string) {
+	subs, _ := c.Value().(subscriptions)
+	for _, ch := range subs {
+		h.hub.unsubscribe(ch, c)
+	}
+	if subs != nil {
+		c.SetValue(nil)
+	}
+}
+
+// Publish sends data to every subscriber of channel on this process and
+// returns how many it was queued to. data must be one valid JSON value; it
+// is pushed as it is, in {"channel":…,"data":…}. It returns ErrBadChannel
+// or ErrBadData for bad arguments. Subscribers that refuse the push (they
+// are closing or too slow) are counted in Stats().Dropped.
+func (h *Channels) Publish(channel string, data json.RawMessage) (delivered int, err error) {
+	if !validChannel(channel, h.cfg.MaxChannelLen) {
+		return 0, ErrBadChannel
+	}
+	if !json.Valid(data) {
+		return 0, ErrBadData
+	}
+	h.published.Add(1)
+	return h.deliverLocal(channel, preparePush(channel, data)), nil
+}
+
+// deliverLocal queues pm to the subscribers of channel on this process,
+// counts the outcome and returns the number it was queued to. It is the one
+// way into local delivery, for Publish and for messages from other nodes.
+func (h *Channels) deliverLocal(channel string, pm *PreparedMessage) int {
+	delivered, dropped := h.hub.deliver(channel, pm)
+	h.delivered.Add(uint64(delivered))
+	h.dropped.Add(uint64(dropped))
+	return delivered
+}
+
+// preparePush builds the push for data on channel and frames it, once for
+// all subscribers (DESIGN.md invariant 7).
+func preparePush(channel string, data []byte) *PreparedMessage {
+	buf := getBuf()
+	*buf = appendPush(*buf, channel, data)
+	pm := NewPreparedMessage(Text, *buf) // copies
+	putBuf(buf)
+	return pm
+}
+
+// Subscribers returns the number of connections on this process
+// subscribed to channel.
+func (h *Channels) Subscribers(channel string) int {
+	return h.hub.subscribers(channel)
+}
+
+// Channels returns each channel that has subscribers on this process, with
+// their number. The map is the caller's.
+func (h *Channels) Channels() map[string]int {
+	return h.hub.snapshot()
+}
+
+// Stats returns the hub's counters.
+func (h *Channels) Stats() ChannelsStats {
+	return ChannelsStats{
+		Published:     h.published.Load(),
+		Delivered:     h.delivered.Load(),
+		Dropped:       h.dropped.Load(),
+		Rejected:      h.rejected.Load(),
+		Subscriptions: h.hub.subscriptions.Load(),
+		Channels:      h.hub.channels.Load(),
+	}
+}
+
+// subscribe adds channel to c's subscriptions; subscribing again to the
+// same channel is a no-op. Called only from c's handler calls.
+func (h *Channels) subscribe(c Conn, channel string) error {
+	if !validChannel(channel, h.cfg.MaxChannelLen) {
+		return ErrBadChannel
+	}
+	subs, _ := c.Value().(subscriptions)
+	if _, ok := subs[channel]; ok {
+		return nil
+	}
+	if len(subs) >= h.cfg.MaxSubscriptions {
+		return ErrTooManySubscriptions
+	}
+	if subs == nil {
+		subs = make(subscriptions)
+		c.SetValue(subs)
+	}
+	ch := h.hub.subscribe(channel, c)
+	subs[ch.name] = ch
+	return nil
+}
+
+// unsubscribe removes channel from c's subscriptions. Called only from c's
+// handler calls.
+func (h *Channels) unsubscribe(c Conn, channel string) error {
+	if !validChannel(channel, h.cfg.MaxChannelLen) {
+		return ErrBadChannel
+	}
+	subs, _ := c.Value().(subscriptions)
+	ch, ok := subs[channel]
+	if !ok {
+		return ErrNotSubscribed
+	}
+	delete(subs, channel)
+	h.hub.unsubscribe(ch, c)
+	if len(subs) == 0 {
+		c.SetValue(nil) // an idle connection holds nothing
+	}
+	return nil
+}
+
+// replyAck sends an ack if the request had an id; delivered < 0 leaves out
+// "delivered". A send error means c is closing and OnClose will follow.
+func (h *Channels) replyAck(c Conn, id json.RawMessage, delivered int) {
+	if len(id) == 0 {
+		return
+	}
+	buf := getBuf()
+	*buf = appendAck(*buf, id, delivered)
+	_ = c.Send(Text, *buf) // Send copies
+	putBuf(buf)
+}
+
+// replyError sends an error reply with code, and id if there is one.
+func (h *Channels) replyError(c Conn, id json.RawMessage, code string) {
+	h.rejected.Add(1)
+	buf := getBuf()
+	*buf = appendError(*buf, id, code)
+	_ = c.Send(Text, *buf) // Send copies
+	putBuf(buf)
+}

@@ -1,0 +1,15 @@
+package handler
+
+// Echo is the Handler served at /echo: it sends every message back to its
+// sender unchanged, with the same type and bytes. It holds no state and
+// allocates nothing beyond what the connection's Send does.
+type Echo struct {
+	Base
+}
+
+// OnMessage sends data back to c as a message of type t. A send error
+// means the connection is closing (ErrClosed, ErrSlowConsumer); OnClose
+// follows, so there is nothing to do about it here.
+func (Echo) OnMessage(c Conn, t MessageType, data []byte) {
+	_ = c.Send(t, data)
+}

@@ -1,0 +1,41 @@
+package handler
+
+import "errors"
+
+// Errors returned by the methods of Conn. The connection implementation in
+// package wsconn returns exactly these, so that handlers can test for them
+// with errors.Is without depending on it.
+var (
+	// ErrClosed is returned by Conn.Send, Conn.SendPrepared and Conn.Close
+	// once the connection is closing or closed.
+	ErrClosed = errors.New("handler: connection is closed")
+	// ErrSlowConsumer is returned by Conn.Send and Conn.SendPrepared when
+	// the message would take the connection's outbound queue past its
+	// bound. The connection is then closed with 1008 "slow consumer".
+	ErrSlowConsumer = errors.New("handler: slow consumer: outbound queue full")
+	// ErrInvalidMessage is returned by Conn.Send for a message type other
+	// than Text or Binary, or a nil PreparedMessage.
+	ErrInvalidMessage = errors.New("handler: invalid message type")
+)
+
+// Errors returned by Channels. Each also has a code in the /ws protocol
+// (see protocol.go), so a client sees the same condition an API caller does.
+var (
+	// ErrBadChannel is returned by Channels.Publish for a channel name that
+	// is empty, longer than ChannelsConfig.MaxChannelLen, or has a byte
+	// outside [A-Za-z0-9_.:@/-]. Protocol code: bad_channel.
+	ErrBadChannel = errors.New("handler: bad channel name")
+	// ErrBadData is returned by Channels.Publish for data that is missing
+	// or not one valid JSON value. Protocol code: bad_json.
+	ErrBadData = errors.New("handler: publish data is not valid JSON")
+	// ErrTooManySubscriptions is the answer to a subscribe that would take
+	// a connection past ChannelsConfig.MaxSubscriptions. Protocol code:
+	// too_many_subscriptions.
+	ErrTooManySubscriptions = errors.New("handler: too many subscriptions")
+	// ErrNotSubscribed is the answer to an unsubscribe from a channel the
+	// connection is not subscribed to. Protocol code: not_subscribed.
+	ErrNotSubscribed = errors.New("handler: not subscribed")
+	// ErrInvalidConfig is wrapped by NewChannels when a ChannelsConfig
+	// field is out of range; the message names the field.
+	ErrInvalidConfig = errors.New("handler: invalid config")
+)

@@ -1,0 +1,219 @@
+package handler
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"strconv"
+	"sync"
+)
+
+// The /ws protocol spoken by Channels. Every message either way is one JSON
+// object in one text message.
+//
+// Client to server ("id" is optional, a JSON string or number; null counts
+// as absent):
+//
+//	{"op":"subscribe","channel":"news","id":"1"}
+//	{"op":"unsubscribe","channel":"news","id":2}
+//	{"op":"publish","channel":"news","data":<any JSON value>,"id":"3"}
+//
+// Server to client:
+//
+//	{"channel":"news","data":<data exactly as published>}      push
+//	{"op":"ack","id":"1"}                                       subscribe, unsubscribe
+//	{"op":"ack","id":"3","delivered":2}                         publish
+//	{"op":"error","id":"1","code":"bad_channel","message":"…"}  any failure
+//
+// An ack is sent only when the request had an id; the id is echoed
+// verbatim, as the bytes the client sent. An error is always sent, with
+// "id" only when the request had a usable one. Errors never close the
+// connection. "delivered" counts the subscribers on this process the push
+// was queued to, the publisher included if it is subscribed.
+//
+// Error codes:
+//
+//	code                    when
+//	bad_json                not valid JSON, not an object, a field of the
+//	                        wrong type, an id that is not a string or
+//	                        number, or publish without "data"
+//	binary_not_supported    a binary message
+//	unknown_op              "op" missing or not one of the three above
+//	bad_channel             channel empty, longer than MaxChannelLen bytes,
+//	                        or with a byte outside [A-Za-z0-9_.:@/-]
+//	too_many_subscriptions  subscribe past MaxSubscriptions
+//	not_subscribed          unsubscribe from a channel not subscribed to
+const (
+	codeBadJSON              = "bad_json"
+	codeBinaryNotSupported   = "binary_not_supported"
+	codeUnknownOp            = "unknown_op"
+	codeBadChannel           = "bad_channel"
+	codeTooManySubscriptions = "too_many_subscriptions"
+	codeNotSubscribed        = "not_subscribed"
+)
+
+// Operations of a request.
+const (
+	opSubscribe   = "subscribe"
+	opUnsubscribe = "unsubscribe"
+	opPublish     = "publish"
+)
+
+// errorMessages holds the human text of each error code. The texts are
+// constants with nothing to escape, so they go into replies as they are.
+var errorMessages = map[string]string{
+	codeBadJSON:              "message must be a JSON object with string op and channel, an id that is a string or number, and data on publish",
+	codeBinaryNotSupported:   "binary messages are not supported; send JSON as text",
+	codeUnknownOp:            "op must be subscribe, unsubscribe or publish",
+	codeBadChannel:           "channel must be non-empty, within the length limit, and made of A-Z a-z 0-9 _ . : @ / -",
+	codeTooManySubscriptions: "too many subscriptions on this connection",
+	codeNotSubscribed:        "not subscribed to this channel",
+}
+
+// codeOf maps an error of Channels to its protocol code.
+func codeOf(err error) string {
+	switch {
+	case errors.Is(err, ErrBadChannel):
+		return codeBadChannel
+	case errors.Is(err, ErrBadData):
+		return codeBadJSON
+	case errors.Is(err, ErrTooManySubscriptions):
+		return codeTooManySubscriptions
+	case errors.Is(err, ErrNotSubscribed):
+		return codeNotSubscribed
+	default:
+		return codeBadJSON
+	}
+}
+
+// request is one client message. ID and Data keep their raw JSON: the id
+// is echoed verbatim and the data is pushed as it was sent.
+type request struct {
+	Op      string          `json:"op"`
+	Channel string          `json:"channel"`
+	ID      json.RawMessage `json:"id"`
+	Data    json.RawMessage `json:"data"`
+}
+
+// parseRequest decodes one client message. On failure it returns the
+// error code, and in req.ID the request's id if one could be read, so the
+// error reply can carry it.
+func parseRequest(msg []byte) (req request, code string) {
+	trimmed := bytes.TrimLeft(msg, " \t\r\n")
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		return request{}, codeBadJSON
+	}
+	// A syntax error leaves req untouched; a type error (e.g. "op":1)
+	// still fills the other fields, so a good id is kept for the reply.
+	err := json.Unmarshal(trimmed, &req)
+	if !validID(req.ID) {
+		req.ID = nil
+		return req, codeBadJSON
+	}
+	if string(req.ID) == "null" {
+		req.ID = nil
+	}
+	if err != nil {
+		return req, codeBadJSON
+	}
+	return req, ""
+}
+
+// validID reports whether id, the raw JSON of a request's id, is absent,
+// null, a string or a number. It has already been checked to be valid JSON.
+func validID(id json.RawMessage) bool {
+	if len(id) == 0 || string(id) == "null" {
+		return true
+	}
+	switch b := id[0]; {
+	case b == '"', b == '-', '0' <= b && b <= '9':
+		return true
+	default:
+		return false
+	}
+}
+
+// channelByte marks the bytes allowed in a channel name: [A-Za-z0-9_.:@/-].
+// Names made of these need no escaping inside a JSON string.
+var channelByte = func() (t [256]bool) {
+	for _, r := range "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.:@/-" {
+		t[r] = true
+	}
+	return t
+}()
+
+// validChannel reports whether name is 1 to maxLen bytes from channelByte.
+func validChannel(name string, maxLen int) bool {
+	if len(name) == 0 || len(name) > maxLen {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		if !channelByte[name[i]] {
+			return false
+		}
+	}
+	return true
+}
+
+// appendPush appends the push {"channel":…,"data":…}. channel must have
+// passed validChannel (it is not escaped) and data must be valid JSON.
+func appendPush(dst []byte, channel string, data []byte) []byte {
+	dst = append(dst, `{"channel":"`...)
+	dst = append(dst, channel...)
+	dst = append(dst, `","data":`...)
+	dst = append(dst, data...)
+	return append(dst, '}')
+}
+
+// appendAck appends {"op":"ack","id":…}, with ,"delivered":N when
+// delivered is not negative. id must be valid JSON.
+func appendAck(dst []byte, id json.RawMessage, delivered int) []byte {
+	dst = append(dst, `{"op":"ack","id":`...)
+	dst = append(dst, id...)
+	if delivered >= 0 {
+		dst = append(dst, `,"delivered":`...)
+		dst = strconv.AppendInt(dst, int64(delivered), 10)
+	}
+	return append(dst, '}')
+}
+
+// appendError appends {"op":"error","id":…,"code":…,"message":…}, without
+// "id" when id is empty. id must be valid JSON.
+func appendError(dst []byte, id json.RawMessage, code string) []byte {
+	dst = append(dst, `{"op":"error"`...)
+	if len(id) > 0 {
+		dst = append(dst, `,"id":`...)
+		dst = append(dst, id...)
+	}
+	dst = append(dst, `,"code":"`...)
+	dst = append(dst, code...)
+	dst = append(dst, `","message":"`...)
+	dst = append(dst, errorMessages[code]...)
+	return append(dst, `"}`...)
+}
+
+// maxPooledBuf is the largest buffer put back into bufPool, so that one big
+// publish does not pin a big buffer for the life of the process.
+const maxPooledBuf = 64 << 10
+
+// bufPool holds scratch buffers for building replies and pushes. Conn.Send
+// and NewPreparedMessage copy what they are given, so a buffer goes back to
+// the pool as soon as the call returns.
+var bufPool = sync.Pool{New: func() any {
+	b := make([]byte, 0, 512)
+	return &b
+}}
+
+// getBuf takes an empty buffer from bufPool; pair it with putBuf.
+func getBuf() *[]byte {
+	b := bufPool.Get().(*[]byte)
+	*b = (*b)[:0]
+	return b
+}
+
+// putBuf returns b to bufPool unless it grew too big.
+func putBuf(b *[]byte) {
+	if cap(*b) <= maxPooledBuf {
+		bufPool.Put(b)
+	}
+}

@@ -1,0 +1,120 @@
+package poller
+
+import "sync/atomic"
+
+// Event is a set of things that happened to a Desc. Events are hints: a
+// handler finds out what really happened from read(2) and write(2).
+type Event uint32
+
+// Events delivered to Handler.HandleEvents.
+const (
+	// EventRead: the socket is readable, or the peer hung up or failed
+	// (EPOLLIN, EPOLLRDHUP, EPOLLHUP, EPOLLERR). Read until ErrWouldBlock.
+	EventRead Event = 1 << iota
+	// EventWrite: the socket is writable again (EPOLLOUT).
+	EventWrite
+	// EventWake: Desc.Wake was called (timers, shutdown, queued work).
+	EventWake
+	// EventClosed: the poller is closing; release the descriptor.
+	EventClosed
+
+	eventMask = EventRead | EventWrite | EventWake | EventClosed
+)
+
+// State bits of Desc.state besides the pending events.
+const (
+	stateOwned uint32 = 1 << 30 // queued or being served by a worker
+	stateDead  uint32 = 1 << 29 // closed: no event is delivered any more
+)
+
+// Handler serves the events of one Desc. HandleEvents runs on a pool worker,
+// never concurrently with itself for the same Desc, and must not block on
+// the network. It must not panic: a panic is recovered and counted, and the
+// Desc then gets no more events.
+type Handler interface {
+	HandleEvents(ev Event)
+}
+
+// Desc is the poller's view of one registered descriptor. Owners embed it
+// (by value, so that a connection is one allocation) and register it with
+// Poller.Add. Its methods are safe for concurrent use.
+type Desc struct {
+	fd    int
+	p     *Poller
+	h     Handler
+	state atomic.Uint32 // stateOwned | stateDead | pending Events
+}
+
+// Fd returns the descriptor, or -1 before Add.
+func (d *Desc) Fd() int {
+	if d.p == nil {
+		return -1
+	}
+	return d.fd
+}
+
+// Wake delivers EventWake to the Desc's handler from any goroutine. It
+// never blocks; wakes that arrive while the handler runs are merged into
+// one further call.
+func (d *Desc) Wake() {
+	if d.p != nil {
+		d.p.stats.wakes.Add(1)
+		d.notify(EventWake)
+	}
+}
+
+// notify adds ev to the pending events and, if no worker owns the Desc,
+// queues it. It never blocks (the reactor calls it).
+func (d *Desc) notify(ev Event) {
+	for {
+		s := d.state.Load()
+		if s&stateDead != 0 {
+			return // generation over: a stale event for a closed Desc
+		}
+		n := s | uint32(ev) | stateOwned
+		if n == s {
+			return // already queued or running with these events pending
+		}
+		if d.state.CompareAndSwap(s, n) {
+			if s&stateOwned == 0 {
+				d.p.schedule(d)
+			}
+			return
+		}
+	}
+}
+
+// run serves pending events on the calling worker. It returns true if the
+// Desc still owns a place in the run queue (events kept coming for
+// maxRounds rounds) and must be queued again.
+func (d *Desc) run(maxRounds int) (requeue bool) {
+	for round := 0; round < maxRounds; {
+		s := d.state.Load()
+		if s&stateDead != 0 {
+			return false // stays owned, so nobody queues it again
+		}
+		ev := Event(s) & eventMask
+		if ev == 0 {
+			if d.state.CompareAndSwap(s, s&^stateOwned) {
+				return false
+			}
+			continue
+		}
+		if !d.state.CompareAndSwap(s, s&^uint32(eventMask)) {
+			continue
+		}
+		round++
+		d.handle(ev)
+	}
+	return true
+}
+
+func (d *Desc) handle(ev Event) {
+	defer func() {
+		if r := recover(); r != nil {
+			d.p.stats.panics.Add(1)
+			d.state.Or(stateDead)
+		}
+	}()
+	d.h.HandleEvents(ev)
+}

@@ -1,0 +1,176 @@
+package wsconn
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"wsgate/handler"
+	"wsgate/poller"
+)
+
+// Default limits. Each Config field's comment names its default.
+const (
+	DefaultAddr             = ":8080"
+	DefaultMaxHandshakeSize = 8 << 10
+	DefaultHandshakeTimeout = 5 * time.Second
+	DefaultMaxMessageSize   = 1 << 20
+	DefaultMaxQueueBytes    = 4 << 20
+	DefaultPingInterval     = 30 * time.Second
+	DefaultPongTimeout      = 10 * time.Second
+	DefaultCloseTimeout     = 5 * time.Second
+	DefaultSweepInterval    = time.Second
+	DefaultReadBufferSize   = 16 << 10
+	// DescriptorHeadroom is how many descriptors the default MaxConns
+	// leaves for the process itself (listener, epoll, logs, admin HTTP,
+	// broker) and for connections being answered 503.
+	DescriptorHeadroom = 128
+	// rejectSlack is how many connections past MaxConns may be held at
+	// once only to answer them 503; past that the listener pauses.
+	rejectSlack    = 64
+	maxFrameHeader = 14
+)
+
+// Config configures a Server. The zero value of every field except Routes
+// gives the documented default.
+type Config struct {
+	// Addr is the TCP address to listen on. Default: ":8080".
+	Addr string
+	// ReusePort sets SO_REUSEPORT on the listener, so that several worker
+	// processes can share the port. Default: false.
+	ReusePort bool
+	// Routes maps a request path (exact match, without query) to the
+	// handler of the connections opened on it. Other paths get 404.
+	// Required: at least one route.
+	Routes map[string]handler.Handler
+	// Poller is the reactor to use. Default (nil): the Server creates one
+	// with Workers pool workers and closes it on Shutdown.
+	Poller *poller.Poller
+	// Workers is the pool size when Poller is nil. Default (zero): the
+	// poller's default, max(16, 8*GOMAXPROCS).
+	Workers int
+	// MaxConns caps open connections (handshaking, open and closing). A
+	// connection past it is answered 503 at the handshake. Default (zero):
+	// the descriptor limit minus DescriptorHeadroom.
+	MaxConns int
+	// MaxHandshakeSize caps the bytes of the upgrade request, request line
+	// and headers together; past it the answer is 431. Default: 8 KiB.
+	MaxHandshakeSize int
+	// HandshakeTimeout is how long a connection may take to send a complete
+	// upgrade request before it is closed. Default: 5s.
+	HandshakeTimeout time.Duration
+	// MaxMessageSize caps a data message, all its fragments together, in
+	// bytes; past it the connection is closed with 1009 before the message
+	// is buffered. Default: 1 MiB.
+	MaxMessageSize int64
+	// MaxFrameSize caps one frame's payload. Default (zero): MaxMessageSize.
+	MaxFrameSize int64
+	// MaxQueueBytes caps the bytes queued for one connection that the
+	// socket has not taken yet; past it the connection is closed with 1008
+	// "slow consumer". It must hold one largest message. Default: 4 MiB.
+	MaxQueueBytes int
+	// PingInterval is how long a connection may stay silent before the
+	// server pings it. Negative disables heartbeats. Default: 30s.
+	PingInterval time.Duration
+	// PongTimeout is how long after a heartbeat ping the peer has to send
+	// anything (a pong, normally) before the connection is closed as lost.
+	// Default: 10s.
+	PongTimeout time.Duration
+	// CloseTimeout is how long the server waits for the peer to answer its
+	// close frame and close the TCP connection. Default: 5s.
+	CloseTimeout time.Duration
+	// SweepInterval is the tick of the one timer goroutine that checks
+	// handshake, heartbeat and close deadlines; every deadline is late by
+	// at most one tick. Default: 1s.
+	SweepInterval time.Duration
+	// ReadBufferSize is the size of the pooled buffer a worker reads into;
+	// no connection keeps it. Default: 16 KiB.
+	ReadBufferSize int
+	// AllowedOrigins, if not empty, lists the Origin header values that may
+	// connect ("https://example.com", compared case-insensitively; "*"
+	// allows any). A request with another Origin gets 403. Requests without
+	// Origin (non-browser clients) are allowed. Default: allow all.
+	AllowedOrigins []string
+	// SelectProtocol, if set, is called with each subprotocol the client
+	// offers in Sec-WebSocket-Protocol, in order; the first for which it
+	// returns true is chosen. The argument is only valid during the call.
+	// Default: no subprotocol is chosen.
+	SelectProtocol func(protocol string) bool
+}
+
+func (c Config) withDefaults() Config {
+	if c.Addr == "" {
+		c.Addr = DefaultAddr
+	}
+	if c.MaxConns == 0 {
+		c.MaxConns = max(1, poller.DescriptorLimit()-DescriptorHeadroom)
+	}
+	if c.MaxHandshakeSize == 0 {
+		c.MaxHandshakeSize = DefaultMaxHandshakeSize
+	}
+	if c.HandshakeTimeout == 0 {
+		c.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	if c.MaxMessageSize == 0 {
+		c.MaxMessageSize = DefaultMaxMessageSize
+	}
+	if c.MaxFrameSize == 0 {
+		c.MaxFrameSize = c.MaxMessageSize
+	}
+	if c.MaxQueueBytes == 0 {
+		c.MaxQueueBytes = max(DefaultMaxQueueBytes, int(c.MaxMessageSize)+maxFrameHeader)
+	}
+	if c.PingInterval == 0 {
+		c.PingInterval = DefaultPingInterval
+	}
+	if c.PongTimeout == 0 {
+		c.PongTimeout = DefaultPongTimeout
+	}
+	if c.CloseTimeout == 0 {
+		c.CloseTimeout = DefaultCloseTimeout
+	}
+	if c.SweepInterval == 0 {
+		c.SweepInterval = DefaultSweepInterval
+	}
+	if c.ReadBufferSize == 0 {
+		c.ReadBufferSize = DefaultReadBufferSize
+	}
+	return c
+}
+
+// validate checks a Config after withDefaults.
+func (c Config) validate() error {
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("%w: "+format, append([]any{ErrBadConfig}, a...)...)
+	}
+	limit := poller.DescriptorLimit()
+	switch {
+	case len(c.Routes) == 0:
+		return bad("no routes")
+	case c.MaxConns < 0:
+		return bad("max conns %d is negative", c.MaxConns)
+	case c.MaxConns > limit-rejectSlack-16:
+		return bad("max conns %d leaves no room under the descriptor limit %d (at most %d)",
+			c.MaxConns, limit, limit-rejectSlack-16)
+	case c.MaxHandshakeSize < 256 || c.MaxHandshakeSize > 1<<20:
+		return bad("max handshake size %d is outside 256..1048576", c.MaxHandshakeSize)
+	case c.MaxMessageSize < 125 || c.MaxMessageSize > 1<<30:
+		return bad("max message size %d is outside 125..1073741824", c.MaxMessageSize)
+	case c.MaxFrameSize < 125 || c.MaxFrameSize > c.MaxMessageSize:
+		return bad("max frame size %d is outside 125..max message size", c.MaxFrameSize)
+	case int64(c.MaxQueueBytes) < c.MaxMessageSize+maxFrameHeader:
+		return bad("max queue bytes %d cannot hold one largest message (%d)", c.MaxQueueBytes, c.MaxMessageSize+maxFrameHeader)
+	case c.HandshakeTimeout < 0 || c.PongTimeout < 0 || c.CloseTimeout < 0 || c.SweepInterval < 0:
+		return bad("negative timeout")
+	case c.SweepInterval < time.Millisecond:
+		return bad("sweep interval %v is below 1ms", c.SweepInterval)
+	case c.ReadBufferSize < 512 || c.ReadBufferSize > 4<<20:
+		return bad("read buffer size %d is outside 512..4194304", c.ReadBufferSize)
+	}
+	for path, h := range c.Routes {
+		if !strings.HasPrefix(path, "/") || h == nil {
+			return bad("route %q must start with / and have a handler", path)
+		}
+	}
+	return nil
+}

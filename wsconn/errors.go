@@ -1,0 +1,63 @@
+package wsconn
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/gobwas/ws"
+)
+
+// Errors reported by this package. The ones a Handler sees through OnError
+// are wrapped in a *CloseError that carries the close code the server sent.
+var (
+	// ErrBadConfig wraps every reason Config.validate rejects a Config.
+	ErrBadConfig = errors.New("wsconn: invalid config")
+	// ErrServerClosed is returned by Start and Serve after Shutdown.
+	ErrServerClosed = errors.New("wsconn: server closed")
+	// ErrMessageTooBig: a frame or message passed MaxFrameSize or
+	// MaxMessageSize (close 1009).
+	ErrMessageTooBig = errors.New("wsconn: message too big")
+	// ErrInvalidUTF8: a text message or close reason was not UTF-8
+	// (close 1007).
+	ErrInvalidUTF8 = errors.New("wsconn: invalid UTF-8")
+	// ErrSlowConsumer: the outbound queue passed MaxQueueBytes
+	// (close 1008 "slow consumer").
+	ErrSlowConsumer = errors.New("wsconn: slow consumer")
+	// ErrHeartbeatTimeout: no data and no pong within PongTimeout after a
+	// heartbeat ping (close 1001).
+	ErrHeartbeatTimeout = errors.New("wsconn: heartbeat timeout: no pong")
+	// ErrCloseTimeout: the peer did not finish the closing handshake within
+	// CloseTimeout.
+	ErrCloseTimeout = errors.New("wsconn: close handshake timed out")
+	// ErrHandlerPanic: a Handler method panicked (close 1011).
+	ErrHandlerPanic = errors.New("wsconn: handler panicked")
+	// ErrInternal: a bug in wsgate itself, recovered (close 1011); the
+	// error carries the panic value and stack.
+	ErrInternal = errors.New("wsconn: internal error")
+	// ErrShuttingDown: the server is shutting down (close 1001).
+	ErrShuttingDown = errors.New("wsconn: server shutting down")
+)
+
+// CloseError is a failure that ended a connection: what went wrong and the
+// close code the server sent for it (1006 if it could send none). Handlers
+// receive it through OnError; use AsCloseError to get it.
+type CloseError struct {
+	Code   ws.StatusCode // close code sent to the peer
+	Reason string        // close reason sent to the peer
+	Err    error         // the cause: a sentinel above, a ws.ProtocolError, or a socket error
+}
+
+// Error returns "wsconn: closed with 1002 (reason): cause".
+func (e *CloseError) Error() string {
+	return fmt.Sprintf("wsconn: closed with %d (%s): %v", e.Code, e.Reason, e.Err)
+}
+
+// Unwrap returns the cause.
+func (e *CloseError) Unwrap() error { return e.Err }
+
+// AsCloseError returns the *CloseError in err's chain, if any.
+func AsCloseError(err error) (*CloseError, bool) {
+	var ce *CloseError
+	ok := errors.As(err, &ce)
+	return ce, ok
+}

@@ -1,0 +1,199 @@
+package wsconn
+
+import (
+	"bytes"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/gobwas/ws"
+)
+
+// The opening handshake (RFC 6455 section 4.2), on the raw socket: no
+// net/http, no goroutine. Request bytes accumulate across readable events
+// until the blank line that ends the headers, bounded by MaxHandshakeSize
+// (431 past it) and HandshakeTimeout (the sweeper closes the connection).
+// Then gobwas/ws parses the request from memory and writes the response
+// into a buffer that goes out through the ordinary write path. Bytes after
+// the blank line (a client may send its first frame at once) go to the
+// frame parser.
+
+var headerEnd = []byte("\r\n\r\n")
+
+// Rejections the server makes itself, on top of gobwas/ws's own (400 for a
+// malformed request or bad header, 405 for a method other than GET, 426
+// with Sec-WebSocket-Version: 13 for another version).
+var (
+	errRejectNotFound = ws.RejectConnectionError(ws.RejectionStatus(http.StatusNotFound),
+		ws.RejectionReason("no WebSocket endpoint at this path"))
+	errRejectOrigin = ws.RejectConnectionError(ws.RejectionStatus(http.StatusForbidden),
+		ws.RejectionReason("origin not allowed"))
+	errRejectFull = ws.RejectConnectionError(ws.RejectionStatus(http.StatusServiceUnavailable),
+		ws.RejectionHeader(ws.HandshakeHeaderString("Retry-After: 1\r\n")),
+		ws.RejectionReason("server at its connection limit"))
+	errRejectShutdown = ws.RejectConnectionError(ws.RejectionStatus(http.StatusServiceUnavailable),
+		ws.RejectionReason("server shutting down"))
+)
+
+// tooLargeResponse answers a request whose headers pass MaxHandshakeSize.
+var (
+	tooLargeResponse   = httpErrorResponse(http.StatusRequestHeaderFieldsTooLarge, "request header too large")
+	badRequestResponse = httpErrorResponse(http.StatusBadRequest, "malformed request")
+)
+
+func httpErrorResponse(code int, body string) []byte {
+	return []byte("HTTP/1.1 " + strconv.Itoa(code) + " " + http.StatusText(code) + "\r\n" +
+		"Connection: close\r\nContent-Type: text/plain; charset=utf-8\r\n" +
+		"Content-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body)
+}
+
+// handshake accumulates request bytes and upgrades once they are complete.
+func (c *Conn) handshake(p []byte) {
+	if c.in == nil {
+		c.in = getInState()
+	}
+	st := c.in
+	limit := c.srv.cfg.MaxHandshakeSize
+	from := max(0, len(st.hs)-3) // the end marker may straddle two reads
+	st.hs = append(st.hs, p...)
+	end := bytes.Index(st.hs[from:], headerEnd)
+	if end < 0 {
+		if len(st.hs) >= limit {
+			c.rejectRaw(tooLargeResponse, http.StatusRequestHeaderFieldsTooLarge)
+		}
+		return
+	}
+	end += from + len(headerEnd)
+	if end > limit {
+		c.rejectRaw(tooLargeResponse, http.StatusRequestHeaderFieldsTooLarge)
+		return
+	}
+	req, rest := st.hs[:end], st.hs[end:]
+	if !c.upgrade(req) {
+		return
+	}
+	// The request buffer is done with; what followed it is frame data.
+	rest = append([]byte(nil), rest...)
+	st.hs = nil
+	c.frames(rest)
+}
+
+// hsIO gives gobwas's Upgrader the request from memory and collects its
+// response.
+type hsIO struct {
+	r   sliceReader
+	out []byte
+}
+
+func (h *hsIO) Read(p []byte) (int, error) { return h.r.Read(p) }
+
+func (h *hsIO) Write(p []byte) (int, error) {
+	h.out = append(h.out, p...)
+	return len(p), nil
+}
+
+// upgrade runs gobwas/ws's zero-copy Upgrader over the complete request and
+// sends its response. It returns true if the connection is now open.
+func (c *Conn) upgrade(req []byte) bool {
+	srv := c.srv
+	var rt *route
+	u := ws.Upgrader{
+		OnRequest: func(uri []byte) error {
+			path, query, _ := bytes.Cut(uri, []byte("?"))
+			if rt = srv.routes[string(path)]; rt == nil {
+				return errRejectNotFound
+			}
+			if len(query) > 0 {
+				c.query = string(query)
+			}
+			return nil
+		},
+		OnHeader: func(key, value []byte) error {
+			if len(srv.origins) > 0 && string(key) == "Origin" && !srv.originAllowed(value) {
+				return errRejectOrigin
+			}
+			return nil
+		},
+		OnBeforeUpgrade: func() (ws.HandshakeHeader, error) {
+			switch {
+			case srv.shuttingDown.Load():
+				return nil, errRejectShutdown
+			case c.reject:
+				return nil, errRejectFull
+			}
+			return nil, nil
+		},
+	}
+	if srv.cfg.SelectProtocol != nil {
+		u.ProtocolCustom = func(v []byte) (string, bool) { return srv.selectProtocol(v) }
+	}
+	io := &hsIO{r: sliceReader{b: req}}
+	hs, err := u.Upgrade(io)
+	if err != nil {
+		resp := io.out
+		if len(resp) == 0 { // not a rejection: gobwas wrote nothing
+			resp = badRequestResponse
+		}
+		c.rejectRaw(resp, rejectStatus(err))
+		return false
+	}
+	c.proto = hs.Protocol
+	c.rt = rt
+	c.deadline.Store(0)
+	c.phase.Store(phaseOpen)
+	srv.stats.countHandshake(http.StatusSwitchingProtocols)
+	c.mu.Lock()
+	buf := getBuffer(len(io.out))
+	copy(buf.b, io.out)
+	_ = c.sendLocked(buf.b, buf, false)
+	c.mu.Unlock()
+	c.callOnOpen()
+	return true
+}
+
+// rejectRaw sends an HTTP error response and closes the connection once it
+// is out. Input that follows is ignored.
+func (c *Conn) rejectRaw(resp []byte, status int) {
+	c.srv.stats.countHandshake(status)
+	c.in.discard = true
+	c.in.hs = nil
+	buf := getBuffer(len(resp))
+	copy(buf.b, resp)
+	c.mu.Lock()
+	c.wflags |= wfCloseAfter
+	_ = c.sendLocked(buf.b, buf, false)
+	c.mu.Unlock()
+}
+
+// rejectStatus is the HTTP status gobwas/ws answered with.
+func rejectStatus(err error) int {
+	var rej *ws.ConnectionRejectedError
+	if errors.As(err, &rej) && rej.StatusCode() != 0 {
+		return rej.StatusCode()
+	}
+	return http.StatusBadRequest
+}
+
+// originAllowed reports whether an Origin header value is in the allow-list.
+func (s *Server) originAllowed(origin []byte) bool {
+	if s.origins["*"] {
+		return true
+	}
+	return s.origins[strings.ToLower(string(origin))]
+}
+
+// selectProtocol picks the first offered subprotocol that
+// Config.SelectProtocol accepts, from one Sec-WebSocket-Protocol value.
+func (s *Server) selectProtocol(v []byte) (string, bool) {
+	for _, p := range bytes.Split(v, []byte(",")) {
+		p = bytes.TrimSpace(p)
+		if len(p) == 0 {
+			continue
+		}
+		if name := string(p); s.cfg.SelectProtocol(name) {
+			return name, true
+		}
+	}
+	return "", true
+}

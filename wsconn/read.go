@@ -1,0 +1,349 @@
+package wsconn
+
+import (
+	"errors"
+	"io"
+	"sync"
+	"unicode/utf8"
+
+	"github.com/gobwas/ws"
+
+	"wsgate/handler"
+	"wsgate/poller"
+)
+
+// The read path (DESIGN.md invariants 3, 4 and 5). A readable event reads
+// what the socket holds into a pooled buffer and feeds it to an incremental
+// parser: complete frames are handled at once, and a partial header,
+// payload or fragmented message is kept in an inState (bounded by the size
+// limits) until the next event. The worker never waits for the rest of a
+// frame. A connection between frames holds no inState.
+
+// maxReadsPerEvent bounds the reads one event makes, so that a client
+// sending without pause cannot hold a worker; epoll reports it again.
+const maxReadsPerEvent = 4
+
+// inState is a connection's unfinished input. Pooled; owned by the worker
+// serving the connection.
+type inState struct {
+	hs      []byte // handshake: the request bytes so far
+	discard bool   // ignore further input: failed, or a close frame came
+
+	hdr  [maxFrameHeader]byte // a header split across reads
+	hdrN int
+	hr   sliceReader // lets gobwas parse a header from bytes without allocating
+	hbuf [maxFrameHeader - 2]byte
+
+	h       ws.Header // the frame being received
+	inFrame bool
+	got     int64 // payload bytes of h received
+
+	ctrl [ws.MaxControlFramePayloadSize]byte // control frame payload
+
+	msg    *buffer   // data message being assembled, or nil
+	open   bool      // a fragmented message has started
+	msgOp  ws.OpCode // its opcode (text or binary)
+	u8done int       // msg.b[:u8done] is valid UTF-8
+}
+
+var inStatePool = sync.Pool{New: func() any { return new(inState) }}
+
+func getInState() *inState { return inStatePool.Get().(*inState) }
+
+// release returns st and its message buffer to their pools.
+func (st *inState) release() {
+	putBuffer(st.msg)
+	*st = inState{}
+	inStatePool.Put(st)
+}
+
+// idle reports whether st holds nothing between frames.
+func (st *inState) idle() bool {
+	return !st.inFrame && st.hdrN == 0 && st.msg == nil && !st.open && !st.discard && st.hs == nil
+}
+
+// sliceReader is an io.Reader over a byte slice.
+type sliceReader struct{ b []byte }
+
+func (r *sliceReader) Read(p []byte) (int, error) {
+	if len(r.b) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, r.b)
+	r.b = r.b[n:]
+	return n, nil
+}
+
+// readEvent reads and handles what the socket holds.
+func (c *Conn) readEvent() {
+	buf := getBuffer(c.srv.cfg.ReadBufferSize)
+	defer putBuffer(buf)
+	for range maxReadsPerEvent {
+		n, err := c.Read(buf.b)
+		if err != nil {
+			if !poller.IsWouldBlock(err) {
+				c.lost(err)
+				return
+			}
+			break
+		}
+		c.srv.stats.bytesIn.Add(uint64(n))
+		c.lastRead.Store(c.srv.now())
+		c.pingAt.Store(0) // any input proves the peer alive
+		c.consume(buf.b[:n])
+		if c.phase.Load() == phaseClosed || n < len(buf.b) {
+			break
+		}
+	}
+	if c.in != nil && c.in.idle() {
+		c.releaseIn()
+	}
+}
+
+// lost handles EOF or a read error.
+func (c *Conn) lost(err error) {
+	if errors.Is(err, io.EOF) {
+		c.terminate(nil) // 1006 unless close frames were exchanged
+		return
+	}
+	c.terminate(&CloseError{Code: ws.StatusAbnormalClosure, Err: err})
+}
+
+// consume feeds input to the handshake or the frame parser.
+func (c *Conn) consume(p []byte) {
+	if c.in != nil && c.in.discard {
+		return
+	}
+	if c.phase.Load() == phaseHandshake {
+		c.handshake(p)
+		return
+	}
+	c.frames(p)
+}
+
+// frames parses and handles every complete frame in p, keeping a partial
+// one in c.in.
+func (c *Conn) frames(p []byte) {
+	if c.in == nil {
+		c.in = getInState()
+	}
+	st := c.in
+	for !st.discard && c.phase.Load() != phaseClosed {
+		if !st.inFrame {
+			if len(p) == 0 {
+				return
+			}
+			var ok bool
+			if p, ok = c.readHeader(st, p); !ok {
+				return
+			}
+			if st.h.Length == 0 {
+				c.frameDone(st, nil)
+				continue
+			}
+		}
+		if len(p) == 0 {
+			return
+		}
+		p = c.payload(st, p)
+	}
+}
+
+// frameHeaderLen is the header length announced by its first two bytes.
+func frameHeaderLen(b0, b1 byte) int {
+	n := 2
+	switch b1 & 0x7f {
+	case 126:
+		n += 2
+	case 127:
+		n += 8
+	}
+	if b1&0x80 != 0 {
+		n += 4
+	}
+	return n
+}
+
+// readHeader consumes a frame header from p, or as much of it as p holds.
+// It returns the rest of p and whether a valid header is now in st.h.
+func (c *Conn) readHeader(st *inState, p []byte) ([]byte, bool) {
+	var hb []byte
+	if st.hdrN == 0 && len(p) >= 2 && len(p) >= frameHeaderLen(p[0], p[1]) {
+		n := frameHeaderLen(p[0], p[1])
+		hb, p = p[:n], p[n:]
+	} else {
+		for st.hdrN < 2 && len(p) > 0 {
+			st.hdr[st.hdrN], p = p[0], p[1:]
+			st.hdrN++
+		}
+		if st.hdrN < 2 {
+			return p, false
+		}
+		need := frameHeaderLen(st.hdr[0], st.hdr[1])
+		k := copy(st.hdr[st.hdrN:need], p)
+		st.hdrN, p = st.hdrN+k, p[k:]
+		if st.hdrN < need {
+			return p, false
+		}
+		hb, st.hdrN = st.hdr[:need], 0
+	}
+	st.hr.b = hb
+	h, err := ws.ReadHeaderBuffer(&st.hr, st.hbuf[:0])
+	if err != nil {
+		c.fail(ws.StatusProtocolError, "bad frame header", err)
+		return nil, false
+	}
+	if !c.checkHeader(st, h) {
+		return nil, false
+	}
+	st.h, st.inFrame, st.got = h, true, 0
+	return p, true
+}
+
+// checkHeader applies RFC 6455 section 5 to a client frame header, and the
+// size limits before any payload is buffered.
+func (c *Conn) checkHeader(st *inState, h ws.Header) bool {
+	state := ws.StateServerSide
+	if st.open {
+		state |= ws.StateFragmented
+	}
+	if err := ws.CheckHeader(h, state); err != nil {
+		c.fail(ws.StatusProtocolError, err.Error(), err)
+		return false
+	}
+	if h.OpCode.IsControl() {
+		return true
+	}
+	cfg := &c.srv.cfg
+	if h.Length > cfg.MaxFrameSize || st.msgLen()+h.Length > cfg.MaxMessageSize {
+		c.srv.stats.tooBig.Add(1)
+		c.fail(ws.StatusMessageTooBig, "message too big", ErrMessageTooBig)
+		return false
+	}
+	if h.OpCode != ws.OpContinuation {
+		st.msgOp = h.OpCode
+	}
+	return true
+}
+
+func (st *inState) msgLen() int64 {
+	if st.msg == nil {
+		return 0
+	}
+	return int64(len(st.msg.b))
+}
+
+// payload consumes payload bytes of the current frame from p and returns
+// the rest.
+func (c *Conn) payload(st *inState, p []byte) []byte {
+	remain := st.h.Length - st.got
+	k := int(min(remain, int64(len(p))))
+	chunk, rest := p[:k], p[k:]
+	ws.Cipher(chunk, st.h.Mask, int(st.got))
+	switch {
+	case st.h.OpCode.IsControl():
+		copy(st.ctrl[st.got:], chunk)
+	case st.got == 0 && int64(k) == st.h.Length && st.h.Fin && !st.open:
+		// The whole message is in this read: hand it over in place,
+		// without copying it (the common case for small messages).
+		st.inFrame = false
+		c.deliver(st.h.OpCode, chunk, false)
+		return rest
+	default:
+		if !c.appendMessage(st, chunk) {
+			return nil
+		}
+	}
+	st.got += int64(k)
+	if st.got == st.h.Length {
+		var ctrl []byte
+		if st.h.OpCode.IsControl() {
+			ctrl = st.ctrl[:st.h.Length]
+		}
+		c.frameDone(st, ctrl)
+	}
+	return rest
+}
+
+// appendMessage adds chunk to the message being assembled, growing its
+// pooled buffer within MaxMessageSize, and validates text as it arrives.
+func (c *Conn) appendMessage(st *inState, chunk []byte) bool {
+	need := st.msgLen() + (st.h.Length - st.got)
+	if st.msg == nil {
+		st.msg = getBuffer(int(need))
+		st.msg.b = st.msg.b[:0]
+	} else if int64(cap(st.msg.b)) < need {
+		grown := getBuffer(int(min(max(need, 2*int64(cap(st.msg.b))), c.srv.cfg.MaxMessageSize)))
+		grown.b = append(grown.b[:0], st.msg.b...)
+		putBuffer(st.msg)
+		st.msg = grown
+	}
+	st.msg.b = append(st.msg.b, chunk...)
+	if st.msgOp == ws.OpText {
+		done, ok := validUTF8Prefix(st.msg.b[st.u8done:])
+		if !ok {
+			c.fail(ws.StatusInvalidFramePayloadData, "invalid UTF-8 in text message", ErrInvalidUTF8)
+			return false
+		}
+		st.u8done += done
+	}
+	return true
+}
+
+// frameDone handles a complete frame. ctrl is its payload if it is a
+// control frame.
+func (c *Conn) frameDone(st *inState, ctrl []byte) {
+	st.inFrame = false
+	switch st.h.OpCode {
+	case ws.OpPing:
+		c.onPing(ctrl)
+	case ws.OpPong:
+		c.pingAt.Store(0)
+		c.callOnPong(ctrl)
+	case ws.OpClose:
+		c.onCloseFrame(ctrl)
+	default:
+		if !st.h.Fin {
+			st.open = true
+			return
+		}
+		var data []byte
+		if st.msg != nil {
+			data = st.msg.b
+		}
+		if st.msgOp == ws.OpText && st.u8done != len(data) && st.msg != nil {
+			c.fail(ws.StatusInvalidFramePayloadData, "text message ends inside a character", ErrInvalidUTF8)
+			return
+		}
+		c.deliver(st.msgOp, data, st.msg != nil)
+		putBuffer(st.msg)
+		st.msg, st.open, st.u8done = nil, false, 0
+	}
+}
+
+// deliver hands a complete data message to the handler. validated says
+// whether text was already checked while it was assembled.
+func (c *Conn) deliver(op ws.OpCode, data []byte, validated bool) {
+	if c.phase.Load() != phaseOpen {
+		return // closing: data after our close frame is dropped (section 5.5.1)
+	}
+	t := handler.Binary
+	if op == ws.OpText {
+		t = handler.Text
+		if !validated && !utf8.Valid(data) {
+			c.fail(ws.StatusInvalidFramePayloadData, "invalid UTF-8 in text message", ErrInvalidUTF8)
+			return
+		}
+	}
+	c.callOnMessage(t, data)
+}
+
+// onPing answers a ping with a pong carrying the same payload (section
+// 5.5.2), then tells the handler.
+func (c *Conn) onPing(payload []byte) {
+	buf := compileFrame(ws.OpPong, payload)
+	c.mu.Lock()
+	_ = c.sendLocked(buf.b, buf, false)
+	c.mu.Unlock()
+	c.callOnPing(payload)
+}

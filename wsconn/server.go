@@ -1,0 +1,264 @@
+package wsconn
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"wsgate/handler"
+	"wsgate/poller"
+)
+
+// Server accepts WebSocket connections on one listener and serves them on
+// a poller's reactor and pool. Create it with New, start it with Start or
+// Serve, stop it with Shutdown.
+type Server struct {
+	cfg       Config
+	p         *poller.Poller
+	ownPoller bool
+	routes    map[string]*route
+	origins   map[string]bool // lower-cased Config.AllowedOrigins
+	table     *connTable
+
+	mu        sync.Mutex // guards started, sweepDone
+	ln        atomic.Pointer[poller.Listener]
+	started   bool
+	stop      chan struct{} // closed by Shutdown: stops the sweeper
+	sweepDone chan struct{}
+	done      chan struct{} // closed when Shutdown has finished
+
+	shuttingDown atomic.Bool
+	clock        atomic.Int64 // coarse now, unix ns; see sweep
+	nextID       atomic.Uint64
+	conns        atomic.Int64 // connections counted against MaxConns
+	rejecting    atomic.Int64 // connections held only to answer 503
+	stats        counters
+}
+
+// New checks cfg and prepares a Server; it does not listen yet.
+func New(cfg Config) (*Server, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg:     cfg,
+		p:       cfg.Poller,
+		routes:  make(map[string]*route, len(cfg.Routes)),
+		origins: make(map[string]bool, len(cfg.AllowedOrigins)),
+		table:   newConnTable(poller.DescriptorLimit()),
+		stop:    make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	for path, h := range cfg.Routes {
+		s.routes[path] = newRoute(path, h)
+	}
+	for _, o := range cfg.AllowedOrigins {
+		s.origins[strings.ToLower(strings.TrimSpace(o))] = true
+	}
+	s.clock.Store(time.Now().UnixNano())
+	return s, nil
+}
+
+// Start listens on Config.Addr and starts accepting; it returns at once.
+func (s *Server) Start() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.shuttingDown.Load():
+		return ErrServerClosed
+	case s.started:
+		return fmt.Errorf("wsconn: server already started")
+	}
+	if s.p == nil {
+		p, err := poller.New(poller.Config{Workers: s.cfg.Workers})
+		if err != nil {
+			return fmt.Errorf("wsconn: failed to start poller: %w", err)
+		}
+		s.p, s.ownPoller = p, true
+	}
+	ln, err := s.p.Listen(poller.ListenConfig{
+		Addr:      s.cfg.Addr,
+		ReusePort: s.cfg.ReusePort,
+		OnAccept:  s.accept,
+	})
+	if err != nil {
+		if s.ownPoller {
+			_ = s.p.Close(time.Second)
+		}
+		return fmt.Errorf("wsconn: failed to listen: %w", err)
+	}
+	s.ln.Store(ln)
+	s.started = true
+	s.sweepDone = make(chan struct{})
+	go s.sweep(s.stop, s.sweepDone)
+	return nil
+}
+
+// Serve starts the server and blocks until Shutdown has finished. It
+// returns ErrServerClosed after a Shutdown, or the error from Start.
+func (s *Server) Serve() error {
+	if err := s.Start(); err != nil {
+		return err
+	}
+	<-s.done
+	return ErrServerClosed
+}
+
+// Addr returns the listening address, or nil before Start.
+func (s *Server) Addr() *net.TCPAddr {
+	if ln := s.ln.Load(); ln != nil {
+		return ln.Addr()
+	}
+	return nil
+}
+
+// Poller returns the reactor the server runs on (nil before Start).
+func (s *Server) Poller() *poller.Poller {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.p
+}
+
+// accept runs on a pool worker for each new connection.
+func (s *Server) accept(fd int, remote netip.AddrPort) {
+	if s.shuttingDown.Load() {
+		poller.CloseFd(fd)
+		return
+	}
+	c := &Conn{srv: s, id: s.nextID.Add(1), remote: remote}
+	now := time.Now().UnixNano()
+	c.lastRead.Store(now)
+	c.deadline.Store(now + int64(s.cfg.HandshakeTimeout))
+	if n := s.conns.Add(1); n > int64(s.cfg.MaxConns) {
+		s.conns.Add(-1)
+		c.reject = true
+		if s.rejecting.Add(1) >= rejectSlack {
+			if ln := s.ln.Load(); ln != nil {
+				ln.Pause() // resumed by release
+			}
+		}
+	}
+	s.stats.accepted.Add(1)
+	s.table.put(fd, c)
+	// The table entry exists before the first event can arrive.
+	if err := s.p.Add(&c.Desc, fd, c); err != nil {
+		s.stats.registerErrors.Add(1)
+		_ = c.Desc.Close()
+		s.table.remove(fd, c)
+		s.release(c)
+	}
+}
+
+// connClosed runs once per connection, after its descriptor was closed.
+func (s *Server) connClosed(c *Conn, unsent int) {
+	s.table.remove(c.Fd(), c)
+	s.stats.closed.Add(1)
+	if unsent > 0 {
+		s.stats.unsentBytes.Add(uint64(unsent))
+	}
+	s.release(c)
+}
+
+func (s *Server) release(c *Conn) {
+	if c.reject {
+		s.rejecting.Add(-1)
+	} else {
+		s.conns.Add(-1)
+	}
+	if ln := s.ln.Load(); ln != nil && s.rejecting.Load() < rejectSlack && !s.shuttingDown.Load() {
+		ln.Resume()
+	}
+}
+
+// Conns returns how many connections are open (handshaking, open or
+// closing), not counting those held only to be answered 503.
+func (s *Server) Conns() int { return int(s.conns.Load()) }
+
+// Shutdown stops accepting, sends close 1001 to every connection after
+// what is already queued for it, and waits until every connection is
+// closed or ctx is done. Connections still open then are closed at once;
+// Shutdown then returns an error that says how many there were and how
+// many queued bytes they lost. It stops the sweeper, and the poller if the
+// Server created it.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	if s.shuttingDown.Swap(true) {
+		s.mu.Unlock()
+		<-s.done
+		return ErrServerClosed
+	}
+	ln := s.ln.Load()
+	s.mu.Unlock()
+	defer close(s.done)
+	if ln != nil {
+		_ = ln.Close()
+	}
+	s.table.each(func(c *Conn) {
+		c.reqs.Or(reqShutdown)
+		c.Wake()
+	})
+	err := s.waitClosed(ctx)
+	close(s.stop)
+	if s.sweepDone != nil {
+		<-s.sweepDone
+	}
+	if s.ownPoller && s.p != nil {
+		if e := s.p.Close(time.Second); e != nil && err == nil {
+			err = e
+		}
+	}
+	return err
+}
+
+// waitClosed polls until no connection is left, forcing the rest closed
+// when ctx is done.
+func (s *Server) waitClosed(ctx context.Context) error {
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for s.tableLen() > 0 {
+		select {
+		case <-ctx.Done():
+			return s.forceClose()
+		case <-tick.C:
+		}
+	}
+	return nil
+}
+
+// forceClose terminates every remaining connection and reports the loss.
+func (s *Server) forceClose() error {
+	forced := s.tableLen()
+	before := s.stats.unsentBytes.Load()
+	s.table.each(func(c *Conn) {
+		c.reqs.Or(reqForce)
+		c.Wake()
+	})
+	deadline := time.Now().Add(2 * time.Second)
+	for s.tableLen() > 0 && time.Now().Before(deadline) {
+		time.Sleep(2 * time.Millisecond)
+	}
+	lost := s.stats.unsentBytes.Load() - before
+	s.stats.forcedCloses.Add(uint64(forced))
+	return fmt.Errorf("wsconn: shutdown deadline passed: %d connections closed without a closing handshake, %d queued bytes unsent", forced, lost)
+}
+
+func (s *Server) tableLen() int {
+	n := 0
+	s.table.each(func(*Conn) { n++ })
+	return n
+}
+
+// Routes returns the handler registered for each path.
+func (s *Server) Routes() map[string]handler.Handler {
+	m := make(map[string]handler.Handler, len(s.routes))
+	for p, r := range s.routes {
+		m[p] = r.h
+	}
+	return m
+}

@@ -1,0 +1,259 @@
+package wsconn
+
+import (
+	"sync"
+
+	"github.com/gobwas/ws"
+
+	"wsgate/handler"
+	"wsgate/poller"
+)
+
+// The write path (DESIGN.md invariant 5): a frame is compiled into one
+// buffer and written at once without blocking; what the socket does not
+// take is queued, bounded by MaxQueueBytes, and flushed when epoll reports
+// the socket writable. EPOLLOUT is armed only while the queue is not empty
+// (see Conn.settle and sendLocked). Any goroutine may send; mu serialises
+// the writers, and no one waits on the socket while holding it.
+
+// outEntry is one queued frame: b is the part not yet written; buf, if
+// not nil, is its pooled buffer, returned when b is done. Prepared
+// (broadcast) frames are shared and have no buf.
+type outEntry struct {
+	b   []byte
+	buf *buffer
+}
+
+// outQueue holds a connection's unsent frames, in order. Pooled: a
+// connection holds one only while something is queued.
+type outQueue struct {
+	q     []outEntry
+	head  int
+	bytes int
+}
+
+var outQueuePool = sync.Pool{New: func() any { return new(outQueue) }}
+
+func (q *outQueue) push(b []byte, buf *buffer) {
+	q.q = append(q.q, outEntry{b: b, buf: buf})
+	q.bytes += len(b)
+}
+
+func (q *outQueue) empty() bool { return q.head == len(q.q) }
+
+// reset releases every entry's buffer and returns how many bytes were
+// still unsent.
+func (q *outQueue) reset() int {
+	n := q.bytes
+	for i := q.head; i < len(q.q); i++ {
+		putBuffer(q.q[i].buf)
+	}
+	clear(q.q)
+	q.q, q.head, q.bytes = q.q[:0], 0, 0
+	return n
+}
+
+// Send frames p as one message and writes or queues it. It implements
+// handler.Conn.
+func (c *Conn) Send(t handler.MessageType, p []byte) error {
+	if t != handler.Text && t != handler.Binary {
+		return handler.ErrInvalidMessage
+	}
+	buf := compileFrame(ws.OpCode(t), p)
+	c.mu.Lock()
+	err := c.sendLocked(buf.b, buf, false)
+	c.mu.Unlock()
+	if err == nil {
+		c.srv.stats.msgsOut.Add(1)
+	}
+	return err
+}
+
+// SendPrepared queues the shared frame of m. It implements handler.Conn.
+func (c *Conn) SendPrepared(m *handler.PreparedMessage) error {
+	if m == nil || m.Frame() == nil {
+		return handler.ErrInvalidMessage
+	}
+	c.mu.Lock()
+	err := c.sendLocked(m.Frame(), nil, false)
+	c.mu.Unlock()
+	if err == nil {
+		c.srv.stats.msgsOut.Add(1)
+	}
+	return err
+}
+
+// compileFrame returns a pooled buffer holding one unmasked, final frame.
+func compileFrame(op ws.OpCode, p []byte) *buffer {
+	n := headerSize(len(p))
+	buf := getBuffer(n + len(p))
+	putHeader(buf.b, op, len(p))
+	copy(buf.b[n:], p)
+	return buf
+}
+
+// sendLocked writes b, or queues what the socket does not take. buf, if
+// not nil, is b's pooled buffer and is released exactly once whatever
+// happens. A close frame (isClose) passes the queue bound and is the last
+// frame accepted. c.mu must be held.
+func (c *Conn) sendLocked(b []byte, buf *buffer, isClose bool) error {
+	if c.wflags&(wfCloseSent|wfClosed|wfWriteFailed) != 0 {
+		putBuffer(buf)
+		return handler.ErrClosed
+	}
+	if c.out == nil {
+		n, err := c.Write(b)
+		c.srv.stats.bytesOut.Add(uint64(n))
+		switch {
+		case err != nil && !poller.IsWouldBlock(err):
+			putBuffer(buf)
+			c.writeFailedLocked(err)
+			return handler.ErrClosed
+		case n == len(b):
+			putBuffer(buf)
+			c.afterFlushLocked()
+			return nil
+		}
+		c.out = outQueuePool.Get().(*outQueue)
+		c.out.push(b[n:], buf)
+		c.srv.stats.queued.Add(int64(len(b) - n))
+		// Ask for EPOLLOUT. Safe while a worker runs this connection: a
+		// re-arm only merges one more event into its run.
+		_ = c.Rearm(true)
+		return nil
+	}
+	if !isClose && c.out.bytes+len(b) > c.srv.cfg.MaxQueueBytes {
+		putBuffer(buf)
+		c.slowConsumerLocked()
+		return handler.ErrSlowConsumer
+	}
+	c.out.push(b, buf)
+	c.srv.stats.queued.Add(int64(len(b)))
+	return nil
+}
+
+// flushLocked writes queued frames until the socket is full or the queue
+// is empty. c.mu must be held.
+func (c *Conn) flushLocked() {
+	q := c.out
+	if q == nil || c.wflags&wfClosed != 0 {
+		return
+	}
+	for !q.empty() {
+		e := &q.q[q.head]
+		n, err := c.Write(e.b)
+		c.srv.stats.bytesOut.Add(uint64(n))
+		c.srv.stats.queued.Add(-int64(n))
+		q.bytes -= n
+		if err != nil {
+			if !poller.IsWouldBlock(err) {
+				c.writeFailedLocked(err)
+			}
+			return
+		}
+		if n < len(e.b) {
+			e.b = e.b[n:]
+			return
+		}
+		putBuffer(e.buf)
+		*e = outEntry{}
+		q.head++
+	}
+	q.reset()
+	outQueuePool.Put(q)
+	c.out = nil
+	c.afterFlushLocked()
+}
+
+// afterFlushLocked runs when nothing is left to write: once the close frame
+// is out, send FIN (RFC 6455 section 7.1.1: the server closes first). c.mu
+// must be held.
+func (c *Conn) afterFlushLocked() {
+	if c.wflags&wfCloseSent != 0 && c.wflags&wfShutWr == 0 {
+		c.wflags |= wfShutWr
+		_ = c.ShutdownWrite()
+		c.Wake() // the owner decides whether the descriptor can be closed
+	}
+	if c.wflags&wfCloseAfter != 0 {
+		c.Wake()
+	}
+}
+
+// dropQueueLocked discards the queue and returns how many bytes were
+// unsent. c.mu must be held.
+func (c *Conn) dropQueueLocked() int {
+	if c.out == nil {
+		return 0
+	}
+	n := c.out.reset()
+	c.srv.stats.queued.Add(-int64(n))
+	outQueuePool.Put(c.out)
+	c.out = nil
+	return n
+}
+
+// writeFailedLocked records a socket write error (EPIPE, ECONNRESET): the
+// owner terminates the connection at its next event. c.mu must be held.
+func (c *Conn) writeFailedLocked(err error) {
+	c.wflags |= wfWriteFailed
+	if c.closing == nil {
+		c.closing = &closeState{}
+	}
+	if c.closing.cause == nil {
+		c.closing.cause = &CloseError{Code: ws.StatusAbnormalClosure, Err: err}
+	}
+	c.Wake()
+}
+
+// slowConsumerLocked closes a connection whose queue passed its bound with
+// 1008 "slow consumer". The queued frames are dropped (counted), except
+// one the socket already took part of: cutting it would corrupt the stream
+// before the close frame. c.mu must be held.
+func (c *Conn) slowConsumerLocked() {
+	c.srv.stats.slowConsumers.Add(1)
+	q := c.out
+	if q != nil && !q.empty() {
+		keep := q.q[q.head]
+		q.q[q.head] = outEntry{}
+		q.head++
+		dropped := q.reset()
+		c.srv.stats.queued.Add(-int64(dropped))
+		c.srv.stats.droppedBytes.Add(uint64(dropped))
+		q.push(keep.b, keep.buf)
+		c.srv.stats.queued.Add(int64(len(keep.b)))
+	}
+	c.sendCloseLocked(ws.StatusPolicyViolation, "slow consumer",
+		&CloseError{Code: ws.StatusPolicyViolation, Reason: "slow consumer", Err: ErrSlowConsumer})
+}
+
+// headerSize is the length of an unmasked frame header for an n-byte
+// payload.
+func headerSize(n int) int {
+	switch {
+	case n < 126:
+		return 2
+	case n <= 0xffff:
+		return 4
+	}
+	return 10
+}
+
+// putHeader writes a final, unmasked frame header for an n-byte payload
+// into p (RFC 6455 section 5.2) and returns its length.
+func putHeader(p []byte, op ws.OpCode, n int) int {
+	p[0] = 0x80 | byte(op)
+	switch {
+	case n < 126:
+		p[1] = byte(n)
+		return 2
+	case n <= 0xffff:
+		p[1] = 126
+		p[2], p[3] = byte(n>>8), byte(n)
+		return 4
+	}
+	p[1] = 127
+	for i := range 8 {
+		p[2+i] = byte(uint64(n) >> (56 - 8*i))
+	}
+	return 10
+}
