@@ -118,6 +118,9 @@ func (s *Server) Addr() *net.TCPAddr {
 	return nil
 }
 
+// Config returns the effective configuration, defaults filled in.
+func (s *Server) Config() Config { return s.cfg }
+
 // Poller returns the reactor the server runs on (nil before Start).
 func (s *Server) Poller() *poller.Poller {
 	s.mu.Lock()
