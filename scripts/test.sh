@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# test.sh: the whole test suite, exactly as CI runs it (.ci/run calls this).
+# Installs what the tests need (scripts/deps.sh), then lints, runs every
+# test with the race detector in random order, and smoke-fuzzes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/deps.sh
+scripts/lint.sh
+
+echo "== go test -race -shuffle=on ./..."
+go test -race -shuffle=on -count=1 -timeout 10m ./...
+
+scripts/fuzz-smoke.sh
+echo "== all tests passed"
