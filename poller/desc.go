@@ -39,10 +39,10 @@ type Handler interface {
 // (by value, so that a connection is one allocation) and register it with
 // Poller.Add. Its methods are safe for concurrent use.
 type Desc struct {
-	fd    int
+	fd    int32
+	state atomic.Uint32 // stateOwned | stateDead | pending Events
 	p     *Poller
 	h     Handler
-	state atomic.Uint32 // stateOwned | stateDead | pending Events
 }
 
 // Fd returns the descriptor, or -1 before Add.
@@ -50,7 +50,7 @@ func (d *Desc) Fd() int {
 	if d.p == nil {
 		return -1
 	}
-	return d.fd
+	return int(d.fd)
 }
 
 // Wake delivers EventWake to the Desc's handler from any goroutine. It

@@ -10,7 +10,7 @@ import (
 // socket error otherwise (ECONNRESET, ...). Only the worker that owns the
 // Desc may call it (one reader at a time).
 func (d *Desc) Read(p []byte) (int, error) {
-	n, err := readFd(d.fd, p)
+	n, err := readFd(int(d.fd), p)
 	switch {
 	case err != nil:
 		return 0, err
@@ -24,12 +24,12 @@ func (d *Desc) Read(p []byte) (int, error) {
 // socket took. It returns ErrWouldBlock when the socket took nothing
 // because its send buffer is full. The owner serialises writers.
 func (d *Desc) Write(p []byte) (int, error) {
-	return writeFd(d.fd, p)
+	return writeFd(int(d.fd), p)
 }
 
 // ShutdownWrite sends FIN (shutdown(2) SHUT_WR), keeping the read side
 // open, as a server does after its close frame (RFC 6455 section 7.1.1).
-func (d *Desc) ShutdownWrite() error { return shutdownWrite(d.fd) }
+func (d *Desc) ShutdownWrite() error { return shutdownWrite(int(d.fd)) }
 
 // IsWouldBlock reports whether err means "try again when ready".
 func IsWouldBlock(err error) bool { return errors.Is(err, ErrWouldBlock) }

@@ -167,7 +167,7 @@ func (l *Listener) HandleEvents(ev Event) {
 		return
 	}
 	for i := 0; i < l.cfg.Batch; i++ {
-		fd, remote, err := acceptFd(l.fd)
+		fd, remote, err := acceptFd(int(l.fd))
 		if err == ErrWouldBlock {
 			break
 		}

@@ -83,7 +83,7 @@ func (p *Poller) Add(d *Desc, fd int, h Handler) error {
 	if p.closed.Load() {
 		return ErrClosed
 	}
-	d.fd, d.p, d.h = fd, p, h
+	d.fd, d.p, d.h = int32(fd), p, h
 	if err := p.ep.add(d); err != nil {
 		d.state.Store(stateDead)
 		return fmt.Errorf("poller: failed to register fd %d: %w", fd, err)
@@ -99,7 +99,7 @@ func (d *Desc) Rearm(write bool) error {
 	if d.state.Load()&stateDead != 0 {
 		return ErrClosed
 	}
-	return d.p.ep.rearm(d.fd, write)
+	return d.p.ep.rearm(int(d.fd), write)
 }
 
 // Close ends d's generation (later events are dropped), removes the
@@ -114,8 +114,8 @@ func (d *Desc) Close() error {
 	if d.p == nil {
 		return nil
 	}
-	_ = d.p.ep.del(d.fd) // fails only if the poller closed first
-	return closeFd(d.fd)
+	_ = d.p.ep.del(int(d.fd)) // fails only if the poller closed first
+	return closeFd(int(d.fd))
 }
 
 // onReady runs on the reactor goroutine for every epoll event of d.

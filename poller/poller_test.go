@@ -104,7 +104,7 @@ func TestRunQueueFIFOAndGrowth(t *testing.T) {
 	var q runQueue
 	ds := make([]*Desc, 200)
 	for i := range ds {
-		ds[i] = &Desc{fd: i}
+		ds[i] = &Desc{fd: int32(i)}
 		q.push(ds[i])
 		if i%3 == 0 { // interleave pops so the ring wraps before it grows
 			if got := q.pop(); got != ds[i/3] {
@@ -114,7 +114,7 @@ func TestRunQueueFIFOAndGrowth(t *testing.T) {
 	}
 	next := 67
 	for d := q.pop(); d != nil; d = q.pop() {
-		if d.fd != next {
+		if int(d.fd) != next {
 			t.Fatalf("got fd %d, want %d", d.fd, next)
 		}
 		next++

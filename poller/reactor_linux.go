@@ -41,7 +41,7 @@ func newReactor() (reactor, error) {
 // not netpoll.Handle, which would dup the descriptor (DESIGN.md invariant 2).
 // The callback is a method value bound to d: it carries d's generation.
 func (r *epollReactor) add(d *Desc) error {
-	return r.ep.Add(d.fd, readMask, d.onEpoll)
+	return r.ep.Add(int(d.fd), readMask, d.onEpoll)
 }
 
 func (r *epollReactor) rearm(fd int, write bool) error {

@@ -49,15 +49,13 @@ type Conn struct {
 	srv    *Server
 	rt     *route // nil until the upgrade succeeded
 	id     uint64
-	remote netip.AddrPort
-	query  string
-	proto  string
-	reject bool     // over MaxConns: answer the handshake with 503
-	in     *inState // partial handshake, frame or message; nil when idle
+	in     *inState   // partial handshake, frame or message; nil when idle
+	extra  *connExtra // rarely set details; nil for most connections
+	reject bool       // over MaxConns: answer the handshake with 503
 
 	mu      sync.Mutex
-	out     *outQueue   // bytes the socket has not taken; nil when empty
 	wflags  uint8       // wf* flags
+	out     *outQueue   // bytes the socket has not taken; nil when empty
 	closing *closeState // allocated when the connection starts closing
 	value   any         // handler.Conn.SetValue
 
@@ -66,6 +64,34 @@ type Conn struct {
 	lastRead atomic.Int64 // coarse clock of the last byte read
 	pingAt   atomic.Int64 // when the unanswered heartbeat ping was sent, or 0
 	deadline atomic.Int64 // handshake or close deadline (unix ns), or 0
+
+	ip4  [4]byte // peer address if IPv4 (else in extra)
+	port uint16  // peer port
+}
+
+// connExtra holds what most connections do not have, to keep Conn small:
+// a query string, a subprotocol, an IPv6 peer address. Written by the
+// owner during the handshake, before OnOpen; read-only afterwards.
+type connExtra struct {
+	query string
+	proto string
+	ip6   netip.Addr
+}
+
+func (c *Conn) extras() *connExtra {
+	if c.extra == nil {
+		c.extra = &connExtra{}
+	}
+	return c.extra
+}
+
+func (c *Conn) setRemote(ap netip.AddrPort) {
+	c.port = ap.Port()
+	if a := ap.Addr(); a.Is4() {
+		c.ip4 = a.As4()
+	} else if a.IsValid() {
+		c.extras().ip6 = a
+	}
 }
 
 // closeState records the closing handshake. Guarded by Conn.mu.
@@ -98,7 +124,12 @@ func newRoute(path string, h handler.Handler) *route {
 func (c *Conn) ID() uint64 { return c.id }
 
 // RemoteAddr is the peer's address.
-func (c *Conn) RemoteAddr() netip.AddrPort { return c.remote }
+func (c *Conn) RemoteAddr() netip.AddrPort {
+	if c.extra != nil && c.extra.ip6.IsValid() {
+		return netip.AddrPortFrom(c.extra.ip6, c.port)
+	}
+	return netip.AddrPortFrom(netip.AddrFrom4(c.ip4), c.port)
+}
 
 // Path is the request path that selected the handler.
 func (c *Conn) Path() string {
@@ -109,10 +140,20 @@ func (c *Conn) Path() string {
 }
 
 // Query is the raw query string of the upgrade request.
-func (c *Conn) Query() string { return c.query }
+func (c *Conn) Query() string {
+	if c.extra == nil {
+		return ""
+	}
+	return c.extra.query
+}
 
 // Subprotocol is the negotiated subprotocol, or "".
-func (c *Conn) Subprotocol() string { return c.proto }
+func (c *Conn) Subprotocol() string {
+	if c.extra == nil {
+		return ""
+	}
+	return c.extra.proto
+}
 
 // Value returns the value stored by SetValue.
 func (c *Conn) Value() any {
@@ -130,7 +171,7 @@ func (c *Conn) SetValue(v any) {
 }
 
 // String identifies the connection in logs.
-func (c *Conn) String() string { return fmt.Sprintf("conn#%d(%s)", c.id, c.remote) }
+func (c *Conn) String() string { return fmt.Sprintf("conn#%d(%s)", c.id, c.RemoteAddr()) }
 
 // HandleEvents serves the socket's events. It implements poller.Handler and
 // runs on a pool worker, one call per connection at a time.

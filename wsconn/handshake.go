@@ -105,7 +105,7 @@ func (c *Conn) upgrade(req []byte) bool {
 				return errRejectNotFound
 			}
 			if len(query) > 0 {
-				c.query = string(query)
+				c.extras().query = string(query)
 			}
 			return nil
 		},
@@ -138,7 +138,9 @@ func (c *Conn) upgrade(req []byte) bool {
 		c.rejectRaw(resp, rejectStatus(err))
 		return false
 	}
-	c.proto = hs.Protocol
+	if hs.Protocol != "" {
+		c.extras().proto = hs.Protocol
+	}
 	c.rt = rt
 	c.deadline.Store(0)
 	c.phase.Store(phaseOpen)

@@ -134,7 +134,8 @@ func (s *Server) accept(fd int, remote netip.AddrPort) {
 		poller.CloseFd(fd)
 		return
 	}
-	c := &Conn{srv: s, id: s.nextID.Add(1), remote: remote}
+	c := &Conn{srv: s, id: s.nextID.Add(1)}
+	c.setRemote(remote)
 	now := time.Now().UnixNano()
 	c.lastRead.Store(now)
 	c.deadline.Store(now + int64(s.cfg.HandshakeTimeout))

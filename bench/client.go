@@ -1,0 +1,385 @@
+package main
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"wsgate/poller"
+)
+
+// A client connection held without a goroutine: a raw non-blocking socket
+// on the bench process's own wsgate poller, driven by readiness events
+// through connect, handshake and frames. Idle, it holds no buffer.
+
+const (
+	phConnecting uint8 = iota
+	phHandshake
+	phOpen
+	phClosed
+)
+
+// target is one server endpoint.
+type target struct {
+	url  string
+	sa   *unix.SockaddrInet4
+	path string
+	req  []byte // the upgrade request, built once
+}
+
+func parseTarget(raw string) (*target, error) {
+	rest, ok := bytes.CutPrefix([]byte(raw), []byte("ws://"))
+	if !ok {
+		return nil, fmt.Errorf("target %q: want ws://host:port/path", raw)
+	}
+	hostport, path, _ := bytes.Cut(rest, []byte("/"))
+	addr, err := net.ResolveTCPAddr("tcp4", string(hostport))
+	if err != nil {
+		return nil, fmt.Errorf("target %q: %w", raw, err)
+	}
+	sa := &unix.SockaddrInet4{Port: addr.Port}
+	copy(sa.Addr[:], addr.IP.To4())
+	t := &target{url: raw, sa: sa, path: "/" + string(path)}
+	t.req = []byte("GET " + t.path + " HTTP/1.1\r\nHost: " + string(hostport) +
+		"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: d3NnYXRlLWJlbmNoLWtleQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+	return t, nil
+}
+
+// fleet owns every client connection of this process.
+type fleet struct {
+	p       *poller.Poller
+	timeout time.Duration // connect + handshake
+
+	// onMessage, if set, is called on a pool worker for every text or
+	// binary message; payload is valid only during the call.
+	onMessage func(c *client, payload []byte)
+
+	mu      sync.Mutex // guards clients, fails, hsLat
+	clients []*client
+	fails   map[string]int
+	hsLat   []time.Duration // handshake latencies (connect start to 101)
+
+	open     atomic.Int64
+	dialed   atomic.Int64
+	closedBy atomic.Int64 // connections the server closed
+	pings    atomic.Int64
+}
+
+func newFleet(workers int, timeout time.Duration) (*fleet, error) {
+	p, err := poller.New(poller.Config{Workers: workers})
+	if err != nil {
+		return nil, err
+	}
+	return &fleet{p: p, timeout: timeout, fails: map[string]int{}}, nil
+}
+
+// client is one connection. Owned by the worker serving its Desc.
+type client struct {
+	poller.Desc
+	f       *fleet
+	t       *target
+	phase   atomic.Uint32
+	started int64  // unix ns of the connect
+	buf     []byte // partial handshake response or frame; nil when idle
+	id      int32  // index in the fleet, for the modes' bookkeeping
+	expired atomic.Bool
+	wmu     sync.Mutex // serialises writes with abort
+}
+
+// dial starts a non-blocking connect from src (nil: any) to t.
+func (f *fleet) dial(t *target, src net.IP, id int32) {
+	f.dialed.Add(1)
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		f.fail(classify(err))
+		return
+	}
+	if src != nil {
+		// Pick the source port at connect time, per destination, so that
+		// each source address gives ~28k ports per target, not per host.
+		_ = unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_BIND_ADDRESS_NO_PORT, 1)
+		sa := &unix.SockaddrInet4{}
+		copy(sa.Addr[:], src.To4())
+		if err := unix.Bind(fd, sa); err != nil {
+			unix.Close(fd)
+			f.fail(classify(err))
+			return
+		}
+	}
+	if err := unix.Connect(fd, t.sa); err != nil && err != unix.EINPROGRESS {
+		unix.Close(fd)
+		f.fail(classify(err))
+		return
+	}
+	c := &client{f: f, t: t, started: time.Now().UnixNano(), id: id}
+	f.mu.Lock()
+	f.clients = append(f.clients, c)
+	f.mu.Unlock()
+	if err := f.p.Add(&c.Desc, fd, c); err != nil {
+		unix.Close(fd)
+		c.phase.Store(uint32(phClosed))
+		f.fail("register")
+		return
+	}
+	_ = c.Rearm(true) // writable = connected (or failed)
+}
+
+func (f *fleet) fail(class string) {
+	f.mu.Lock()
+	f.fails[class]++
+	f.mu.Unlock()
+}
+
+// classify names a connection failure for the report.
+func classify(err error) string {
+	switch {
+	case errors.Is(err, unix.ECONNREFUSED):
+		return "refused"
+	case errors.Is(err, unix.ETIMEDOUT):
+		return "timeout"
+	case errors.Is(err, unix.ECONNRESET), errors.Is(err, unix.EPIPE):
+		return "reset"
+	case errors.Is(err, unix.EADDRNOTAVAIL), errors.Is(err, unix.EADDRINUSE):
+		return "no_source_port"
+	case errors.Is(err, unix.EMFILE), errors.Is(err, unix.ENFILE):
+		return "out_of_descriptors"
+	}
+	return "error:" + err.Error()
+}
+
+// HandleEvents drives the connection. It implements poller.Handler.
+func (c *client) HandleEvents(ev poller.Event) {
+	ph := uint8(c.phase.Load())
+	switch {
+	case ev&poller.EventClosed != 0:
+		c.abort("")
+		return
+	case c.expired.Load() && ph == phConnecting:
+		c.abort("connect_timeout")
+		return
+	case c.expired.Load() && ph == phHandshake:
+		c.abort("handshake_timeout")
+		return
+	}
+	switch ph {
+	case phConnecting:
+		c.connected()
+	case phHandshake:
+		c.readHandshake()
+	case phOpen:
+		c.readFrames()
+	case phClosed:
+		return
+	}
+	if uint8(c.phase.Load()) != phClosed {
+		_ = c.Rearm(false)
+	}
+}
+
+func (c *client) connected() {
+	soErr, err := unix.GetsockoptInt(c.Fd(), unix.SOL_SOCKET, unix.SO_ERROR)
+	if err == nil && soErr != 0 {
+		err = unix.Errno(soErr)
+	}
+	if err == nil {
+		_, err = c.Write(c.t.req)
+	}
+	if err != nil {
+		c.abort(classify(err))
+		return
+	}
+	c.phase.Store(uint32(phHandshake))
+}
+
+func (c *client) readHandshake() {
+	var tmp [1024]byte
+	n, err := c.Read(tmp[:])
+	switch {
+	case poller.IsWouldBlock(err):
+		return
+	case err != nil:
+		c.abort("handshake_" + classify(err))
+		return
+	}
+	c.buf = append(c.buf, tmp[:n]...)
+	end := bytes.Index(c.buf, []byte("\r\n\r\n"))
+	if end < 0 {
+		if len(c.buf) > 8192 {
+			c.abort("bad_response")
+		}
+		return
+	}
+	status := 0
+	if len(c.buf) >= 12 {
+		status, _ = strconv.Atoi(string(c.buf[9:12]))
+	}
+	if status != 101 {
+		c.abort("status_" + strconv.Itoa(status))
+		return
+	}
+	rest := c.buf[end+4:]
+	c.buf = nil
+	c.phase.Store(uint32(phOpen))
+	c.f.open.Add(1)
+	lat := time.Duration(time.Now().UnixNano() - c.started)
+	c.f.mu.Lock()
+	c.f.hsLat = append(c.f.hsLat, lat)
+	c.f.mu.Unlock()
+	if len(rest) > 0 {
+		c.frames(append([]byte(nil), rest...))
+	}
+}
+
+// readFrames reads what the socket has and handles complete frames.
+func (c *client) readFrames() {
+	var tmp [16 << 10]byte
+	for {
+		n, err := c.Read(tmp[:])
+		if poller.IsWouldBlock(err) {
+			return
+		}
+		if err != nil {
+			c.f.closedBy.Add(1)
+			c.abort("")
+			return
+		}
+		p := tmp[:n]
+		if len(c.buf) > 0 {
+			p = append(c.buf, p...)
+		}
+		c.buf = nil
+		c.frames(p)
+		if uint8(c.phase.Load()) == phClosed || n < len(tmp) {
+			return
+		}
+	}
+}
+
+// frames handles the complete server frames in p and keeps the rest.
+func (c *client) frames(p []byte) {
+	for len(p) >= 2 {
+		hl, plen := 2, int(p[1]&0x7f)
+		switch plen {
+		case 126:
+			hl = 4
+		case 127:
+			hl = 10
+		}
+		if len(p) < hl {
+			break
+		}
+		switch plen {
+		case 126:
+			plen = int(binary.BigEndian.Uint16(p[2:]))
+		case 127:
+			plen = int(binary.BigEndian.Uint64(p[2:]))
+		}
+		if len(p) < hl+plen {
+			break
+		}
+		c.frame(p[0]&0x0f, p[hl:hl+plen])
+		p = p[hl+plen:]
+	}
+	if len(p) > 0 && uint8(c.phase.Load()) != phClosed {
+		c.buf = append([]byte(nil), p...)
+	}
+}
+
+func (c *client) frame(op byte, payload []byte) {
+	switch op {
+	case 0x9: // ping: answer at once
+		c.f.pings.Add(1)
+		_ = c.send(0xA, payload)
+	case 0x8: // close: answer and let the server close TCP
+		_ = c.send(0x8, payload[:min(len(payload), 2)])
+	case 0x1, 0x2:
+		if c.f.onMessage != nil {
+			c.f.onMessage(c, payload)
+		}
+	}
+}
+
+// send writes one masked frame (the mask is all zero bytes, which leaves
+// the payload as it is: legal, and free).
+func (c *client) send(op byte, payload []byte) error {
+	var hdr [14]byte
+	hdr[0] = 0x80 | op
+	n := 2
+	switch l := len(payload); {
+	case l < 126:
+		hdr[1] = 0x80 | byte(l)
+	case l <= 0xffff:
+		hdr[1] = 0x80 | 126
+		binary.BigEndian.PutUint16(hdr[2:], uint16(l))
+		n = 4
+	default:
+		hdr[1] = 0x80 | 127
+		binary.BigEndian.PutUint64(hdr[2:], uint64(l))
+		n = 10
+	}
+	n += 4 // zero mask
+	frame := append(hdr[:n:n], payload...)
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if uint8(c.phase.Load()) == phClosed {
+		return errClosed
+	}
+	w, err := c.Write(frame)
+	if err == nil && w < len(frame) {
+		err = errShortWrite
+	}
+	return err
+}
+
+var (
+	errClosed     = errors.New("bench: connection closed")
+	errShortWrite = errors.New("bench: socket buffer full")
+)
+
+// abort closes the connection, counting a failure if class is not empty.
+func (c *client) abort(class string) {
+	c.wmu.Lock()
+	was := uint8(c.phase.Swap(uint32(phClosed)))
+	if was != phClosed {
+		_ = c.Desc.Close()
+	}
+	c.wmu.Unlock()
+	if was == phOpen {
+		c.f.open.Add(-1)
+	}
+	c.buf = nil
+	if class != "" && was != phOpen && was != phClosed {
+		c.f.fail(class)
+	}
+}
+
+// expire fails connections stuck in connect or handshake past the timeout.
+func (f *fleet) expire() {
+	now := time.Now().UnixNano()
+	f.mu.Lock()
+	clients := f.clients
+	f.mu.Unlock()
+	for _, c := range clients {
+		ph := uint8(c.phase.Load())
+		if (ph == phConnecting || ph == phHandshake) && now-c.started > int64(f.timeout) {
+			// Only the owner may close the socket: wake it.
+			c.expired.Store(true)
+			c.Wake()
+		}
+	}
+}
+
+// closeAll closes the poller, whose EventClosed makes every connection's
+// owner close it.
+func (f *fleet) closeAll() {
+	_ = f.p.Close(5 * time.Second)
+}
