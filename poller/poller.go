@@ -34,6 +34,7 @@ type counters struct {
 	overflow atomic.Uint64 // Descs queued while every worker was busy
 	panics   atomic.Uint64
 	submits  atomic.Uint64 // drainers started on the pool
+	lost     atomic.Uint64 // schedules after Close, never served
 }
 
 // Stats is a snapshot of a Poller's counters.
@@ -147,9 +148,11 @@ func (p *Poller) schedule(d *Desc) {
 	}
 	p.stats.submits.Add(1)
 	if err := p.pool.Submit(p.drainFn); err != nil {
-		// Only after Close released the pool: run it here rather than
-		// strand d. Close has already stopped the reactor.
-		p.drain()
+		// Only after Close released the pool. Running the drainer here
+		// could re-enter a lock the caller holds, so d stays queued:
+		// after Close every descriptor has been told EventClosed.
+		p.active.Add(-1)
+		p.stats.lost.Add(1)
 	}
 }
 
