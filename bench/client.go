@@ -59,16 +59,19 @@ type fleet struct {
 	p       *poller.Poller
 	timeout time.Duration // connect + handshake
 
-	// onMessage, if set, is called on a pool worker for every text or
-	// binary message; payload is valid only during the call.
+	// onOpen, if set, is called on a pool worker when a connection is
+	// upgraded; onMessage for every text or binary message, with a payload
+	// valid only during the call.
+	onOpen    func(c *client)
 	onMessage func(c *client, payload []byte)
 
-	mu      sync.Mutex // guards clients, fails, hsLat
+	mu      sync.Mutex // guards clients, fails
 	clients []*client
 	fails   map[string]int
-	hsLat   []time.Duration // handshake latencies (connect start to 101)
+	hsLat   *hist // handshake latencies, connect start to 101
 
 	open     atomic.Int64
+	peakOpen atomic.Int64
 	dialed   atomic.Int64
 	closedBy atomic.Int64 // connections the server closed
 	pings    atomic.Int64
@@ -79,7 +82,7 @@ func newFleet(workers int, timeout time.Duration) (*fleet, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &fleet{p: p, timeout: timeout, fails: map[string]int{}}, nil
+	return &fleet{p: p, timeout: timeout, fails: map[string]int{}, hsLat: newHist()}, nil
 }
 
 // client is one connection. Owned by the worker serving its Desc.
@@ -92,7 +95,12 @@ type client struct {
 	buf     []byte // partial handshake response or frame; nil when idle
 	id      int32  // index in the fleet, for the modes' bookkeeping
 	expired atomic.Bool
-	wmu     sync.Mutex // serialises writes with abort
+	// Broadcast bookkeeping, owned by the worker serving the client.
+	lastSeq  int64
+	received int64
+	dups     int64
+	ooo      int64
+	wmu      sync.Mutex // serialises writes with abort
 }
 
 // dial starts a non-blocking connect from src (nil: any) to t.
@@ -137,6 +145,30 @@ func (f *fleet) fail(class string) {
 	f.mu.Lock()
 	f.fails[class]++
 	f.mu.Unlock()
+}
+
+// failures returns a copy of the failure counts and their total.
+func (f *fleet) failures() (map[string]int, int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	m, n := make(map[string]int, len(f.fails)), 0
+	for k, v := range f.fails {
+		m[k] = v
+		n += v
+	}
+	return m, n
+}
+
+// each calls fn for every client that is open.
+func (f *fleet) each(fn func(*client)) {
+	f.mu.Lock()
+	clients := f.clients
+	f.mu.Unlock()
+	for _, c := range clients {
+		if uint8(c.phase.Load()) == phOpen {
+			fn(c)
+		}
+	}
 }
 
 // classify names a connection failure for the report.
@@ -229,11 +261,13 @@ func (c *client) readHandshake() {
 	rest := c.buf[end+4:]
 	c.buf = nil
 	c.phase.Store(uint32(phOpen))
-	c.f.open.Add(1)
-	lat := time.Duration(time.Now().UnixNano() - c.started)
-	c.f.mu.Lock()
-	c.f.hsLat = append(c.f.hsLat, lat)
-	c.f.mu.Unlock()
+	for n, p := c.f.open.Add(1), c.f.peakOpen.Load(); n > p && !c.f.peakOpen.CompareAndSwap(p, n); {
+		p = c.f.peakOpen.Load()
+	}
+	c.f.hsLat.record(time.Duration(time.Now().UnixNano() - c.started))
+	if c.f.onOpen != nil {
+		c.f.onOpen(c)
+	}
 	if len(rest) > 0 {
 		c.frames(append([]byte(nil), rest...))
 	}
@@ -308,9 +342,25 @@ func (c *client) frame(op byte, payload []byte) {
 	}
 }
 
-// send writes one masked frame (the mask is all zero bytes, which leaves
-// the payload as it is: legal, and free).
+// send writes one masked frame. It fails rather than queue: the bench
+// never sends more than the socket takes at once.
 func (c *client) send(op byte, payload []byte) error {
+	frame := clientFrame(op, payload)
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if uint8(c.phase.Load()) == phClosed {
+		return errClosed
+	}
+	w, err := c.Write(frame)
+	if err == nil && w < len(frame) {
+		err = errShortWrite
+	}
+	return err
+}
+
+// clientFrame compiles a final, masked client frame. The mask is all zero
+// bytes, which leaves the payload as it is: legal, and free.
+func clientFrame(op byte, payload []byte) []byte {
 	var hdr [14]byte
 	hdr[0] = 0x80 | op
 	n := 2
@@ -327,17 +377,37 @@ func (c *client) send(op byte, payload []byte) error {
 		n = 10
 	}
 	n += 4 // zero mask
-	frame := append(hdr[:n:n], payload...)
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	if uint8(c.phase.Load()) == phClosed {
-		return errClosed
+	return append(hdr[:n:n], payload...)
+}
+
+// dialBlocking opens an ordinary blocking connection to t and upgrades
+// it: for the one publisher, which needs no reactor.
+func dialBlocking(t *target) (net.Conn, error) {
+	addr := &net.TCPAddr{IP: net.IP(t.sa.Addr[:]), Port: t.sa.Port}
+	conn, err := net.DialTimeout("tcp", addr.String(), 5*time.Second)
+	if err != nil {
+		return nil, err
 	}
-	w, err := c.Write(frame)
-	if err == nil && w < len(frame) {
-		err = errShortWrite
+	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := conn.Write(t.req); err != nil {
+		conn.Close()
+		return nil, err
 	}
-	return err
+	var head []byte
+	one := make([]byte, 1)
+	for !bytes.HasSuffix(head, []byte("\r\n\r\n")) {
+		if _, err := conn.Read(one); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("publisher handshake: %w", err)
+		}
+		head = append(head, one[0])
+	}
+	if !bytes.HasPrefix(head, []byte("HTTP/1.1 101")) {
+		conn.Close()
+		return nil, fmt.Errorf("publisher handshake: got %q", bytes.SplitN(head, []byte("\r\n"), 2)[0])
+	}
+	_ = conn.SetDeadline(time.Time{})
+	return conn, nil
 }
 
 var (

@@ -1,13 +1,29 @@
 // Command bench is wsgate's load generator: it holds many WebSocket
-// connections without a goroutine each and measures the server.
+// connections without a goroutine each (raw sockets on wsgate's own epoll
+// poller), splits them over worker processes when one process cannot hold
+// them all, and measures the server.
 //
-//	go run ./bench idle -url ws://127.0.0.1:8080/ws -n 15000 -rate 2000 -hold 20s
+//	bench idle      -url ws://127.0.0.1:8080/ws -n 15000 -hold 20s
+//	bench echo      -url ws://127.0.0.1:8080/echo -n 1000 -duration 10s -size 64
+//	bench broadcast -url ws://127.0.0.1:8080/ws -n 15000 -messages 100 -pub-rate 20
+//	bench report    -o results/ run1.json run2.json
 //
 // Modes:
 //
-//	idle   open -n connections at -rate per second, hold them for -hold,
-//	       report connect rate, handshake latency, and the server's memory
-//	       per connection, CPU while idle and threads.
+//	idle       open -n connections at -rate per second, hold them for -hold:
+//	           connect rate, handshake latency, the server's memory per
+//	           connection, its CPU while idle, its threads.
+//	echo       -n connections each in a closed loop (one -size message in
+//	           flight): messages per second, round-trip percentiles, server
+//	           CPU time per message.
+//	broadcast  -n subscribers on one channel, one publisher sending -messages
+//	           messages at -pub-rate: delivery latency percentiles and
+//	           completeness (each subscriber got each message once, in order).
+//	report     render charts from saved JSON results, several runs side by side.
+//
+// Each run prints its result as JSON; -out DIR also saves the JSON and PNG
+// charts there. Failures are classified (refused, timeout, status_503, ...)
+// and nothing is retried.
 package main
 
 import (
@@ -25,85 +41,142 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: bench idle [flags]; bench idle -h for flags")
+		fmt.Fprintln(os.Stderr, "usage: bench idle|echo|broadcast|report [flags]  (bench MODE -h lists flags)")
 		os.Exit(2)
 	}
 	mode, args := os.Args[1], os.Args[2:]
-	var err error
-	switch mode {
-	case "idle":
-		var o idleOptions
-		if err = o.parse(args); err == nil {
-			err = runIdle(o)
-		} else if errors.Is(err, flag.ErrHelp) {
-			os.Exit(0)
-		} else {
-			fmt.Fprintf(os.Stderr, "bench: %v\n", err)
-			os.Exit(2)
+	if mode == "worker" {
+		if err := runWorker(); err != nil {
+			fmt.Fprintf(os.Stderr, "bench worker: %v\n", err)
+			os.Exit(1)
 		}
-	default:
-		fmt.Fprintf(os.Stderr, "bench: unknown mode %q: want idle\n", mode)
+		return
+	}
+	if mode == "report" {
+		exitOn(runReport(args))
+		return
+	}
+	o, err := parseOptions(mode, args)
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
 		os.Exit(2)
 	}
+	res, err := runParent(o)
+	if err == nil {
+		err = writeOutputs(res, o.out)
+	}
+	if err == nil {
+		err = printJSON(res, os.Stdout)
+	}
+	exitOn(err)
+}
+
+func exitOn(err error) {
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
 		os.Exit(1)
 	}
 }
 
-// common are the flags every mode has.
-type common struct {
-	urls     []*target
-	sources  []net.IP
-	n        int
-	rate     int
-	timeout  time.Duration
-	pids     []int
-	jsonPath string
-	workers  int
+// options are the parent's flags.
+type options struct {
+	mode       string
+	urlStrings []string
+	sources    []net.IP
+	n, rate    int
+	procs      int
+	pool       int
+	timeout    time.Duration
+	pids       []int
+	out, label string
+	hold       time.Duration // idle
+	duration   time.Duration // echo
+	size       int           // echo
+	messages   int           // broadcast
+	pubRate    int           // broadcast
+	channel    string        // broadcast
+	drain      time.Duration // broadcast
 }
 
-func (c *common) register(fs *flag.FlagSet, urls, src, pids *string) {
-	fs.StringVar(urls, "url", "ws://127.0.0.1:8080/ws", "server URL(s), comma-separated; connections are spread over them")
-	fs.StringVar(src, "src", "", "source addresses, a range 127.0.0.2-127.0.0.40 or a comma list (empty: kernel's choice)")
-	fs.IntVar(&c.n, "n", 1000, "connections")
-	fs.IntVar(&c.rate, "rate", 2000, "new connections per second")
-	fs.DurationVar(&c.timeout, "timeout", 10*time.Second, "connect + handshake timeout per connection")
-	fs.StringVar(pids, "pid", "", "server pid(s), comma-separated (empty: the processes listening on the first URL's port)")
-	fs.StringVar(&c.jsonPath, "json", "", "write the result as JSON to this file")
-	fs.IntVar(&c.workers, "pool", 8, "bench's own worker pool size")
+func parseOptions(mode string, args []string) (options, error) {
+	o := options{mode: mode}
+	switch mode {
+	case "idle", "echo", "broadcast":
+	default:
+		return o, fmt.Errorf("unknown mode %q: want idle, echo, broadcast or report", mode)
+	}
+	fs := flag.NewFlagSet("bench "+mode, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	defURL := "ws://127.0.0.1:8080/ws"
+	if mode == "echo" {
+		defURL = "ws://127.0.0.1:8080/echo"
+	}
+	urls := fs.String("url", defURL, "server URL(s), comma-separated; connections are spread over them")
+	src := fs.String("src", "", "source addresses: a range 127.0.0.2-127.0.0.40 or a comma list (empty: the kernel's choice)")
+	pids := fs.String("pid", "", "server pid(s), comma-separated (empty: the processes listening on the first URL's port)")
+	fs.IntVar(&o.n, "n", 1000, "connections (broadcast: subscribers)")
+	fs.IntVar(&o.rate, "rate", 2000, "new connections per second, all processes together")
+	fs.IntVar(&o.procs, "procs", 0, "bench worker processes (0: as few as the descriptor limit allows)")
+	fs.IntVar(&o.pool, "pool", 4, "worker pool size of each bench process")
+	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "connect + handshake timeout per connection")
+	fs.StringVar(&o.out, "out", "", "directory for the JSON result and PNG charts")
+	fs.StringVar(&o.label, "label", "", "name of this run in reports and charts")
+	fs.DurationVar(&o.hold, "hold", 20*time.Second, "idle: how long to hold the connections")
+	fs.DurationVar(&o.duration, "duration", 10*time.Second, "echo: how long to run")
+	fs.IntVar(&o.size, "size", 64, "echo: payload bytes (at least 8)")
+	fs.IntVar(&o.messages, "messages", 100, "broadcast: messages to publish")
+	fs.IntVar(&o.pubRate, "pub-rate", 10, "broadcast: messages per second")
+	fs.StringVar(&o.channel, "channel", "bench", "broadcast: channel name")
+	fs.DurationVar(&o.drain, "drain", 15*time.Second, "broadcast: how long to wait for deliveries after the last publish")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(os.Stderr)
+			fs.PrintDefaults()
+		}
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	return o, o.finish(*urls, *src, *pids)
 }
 
-func (c *common) finish(urls, src, pids string) error {
+func (o *options) finish(urls, src, pids string) error {
 	for _, u := range strings.Split(urls, ",") {
-		t, err := parseTarget(strings.TrimSpace(u))
-		if err != nil {
+		u = strings.TrimSpace(u)
+		if _, err := parseTarget(u); err != nil {
 			return err
 		}
-		c.urls = append(c.urls, t)
+		o.urlStrings = append(o.urlStrings, u)
 	}
 	var err error
-	if c.sources, err = parseSources(src); err != nil {
+	if o.sources, err = parseSources(src); err != nil {
 		return err
 	}
 	switch {
-	case c.n <= 0:
-		return fmt.Errorf("-n %d: want at least 1", c.n)
-	case c.rate <= 0:
-		return fmt.Errorf("-rate %d: want at least 1", c.rate)
+	case o.n <= 0:
+		return fmt.Errorf("-n %d: want at least 1", o.n)
+	case o.rate <= 0:
+		return fmt.Errorf("-rate %d: want at least 1", o.rate)
+	case o.procs < 0 || o.pool <= 0 || o.size < 0 || o.messages < 0 || o.pubRate <= 0:
+		return fmt.Errorf("-procs, -pool, -size, -messages and -pub-rate must not be negative (-pool, -pub-rate at least 1)")
 	}
-	if pids != "" {
-		for _, p := range strings.Split(pids, ",") {
-			pid, err := strconv.Atoi(strings.TrimSpace(p))
-			if err != nil {
-				return fmt.Errorf("-pid %q: %v", p, err)
-			}
-			c.pids = append(c.pids, pid)
+	if pids == "" {
+		t, _ := parseTarget(o.urlStrings[0])
+		o.pids, err = pidsListening(t.sa.Port)
+		return err
+	}
+	for _, p := range strings.Split(pids, ",") {
+		pid, err := strconv.Atoi(strings.TrimSpace(p))
+		if err != nil || pid <= 0 {
+			return fmt.Errorf("-pid %q: not a process id", p)
 		}
-		return nil
+		o.pids = append(o.pids, pid)
 	}
-	c.pids, err = pidsListening(c.urls[0].sa.Port)
-	return err
+	return nil
 }
 
 // parseSources reads "a.b.c.d-a.b.c.e" or "ip,ip,...".
@@ -117,7 +190,7 @@ func parseSources(s string) ([]net.IP, error) {
 			return nil, fmt.Errorf("-src %q: want an IPv4 range like 127.0.0.2-127.0.0.40", s)
 		}
 		lo, hi := ipToInt(a), ipToInt(b)
-		if hi < lo || hi-lo > 1<<16 {
+		if hi < lo || hi-lo >= 1<<16 {
 			return nil, fmt.Errorf("-src %q: empty or too large range", s)
 		}
 		var ips []net.IP
@@ -141,16 +214,44 @@ func ipToInt(ip net.IP) uint32 {
 	return uint32(ip[0])<<24 | uint32(ip[1])<<16 | uint32(ip[2])<<8 | uint32(ip[3])
 }
 
-func writeJSON(path string, v any, w io.Writer) error {
+func printJSON(v any, w io.Writer) error {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
 	}
-	if path != "" {
-		if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
-			return err
-		}
-	}
 	_, err = fmt.Fprintf(w, "%s\n", b)
 	return err
+}
+
+// runReport renders charts of saved results side by side.
+func runReport(args []string) error {
+	fs := flag.NewFlagSet("bench report", flag.ContinueOnError)
+	out := fs.String("o", ".", "output directory")
+	name := fs.String("name", "report", "file name prefix of the charts")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() == 0 {
+		return fmt.Errorf("report: name one or more result JSON files")
+	}
+	var runs []*Result
+	for _, path := range fs.Args() {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		var r Result
+		if err := json.Unmarshal(b, &r); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		runs = append(runs, &r)
+	}
+	if err := os.MkdirAll(*out, 0o755); err != nil {
+		return err
+	}
+	if err := renderCharts(runs, *out, *name); err != nil {
+		return err
+	}
+	progressf("wrote %s/%s-timeline.png and %s-latency.png", *out, *name, *name)
+	return nil
 }

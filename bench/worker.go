@@ -1,0 +1,331 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// A worker process holds its share of the connections and runs the mode.
+// It talks to the parent over stdin (lines "go", "stop") and stdout (one
+// JSON message per line): progress every 200ms, "ready" when its
+// connections are up (and subscribed), and the result at the end.
+
+// workerOptions is one worker's share of a run, passed as JSON in the
+// environment variable BENCH_WORKER.
+type workerOptions struct {
+	Mode      string        `json:"mode"`
+	Index     int           `json:"index"`
+	URLs      []string      `json:"urls"`
+	Sources   []string      `json:"sources"`
+	N         int           `json:"n"`
+	Rate      int           `json:"rate"`
+	Timeout   time.Duration `json:"timeout"`
+	Pool      int           `json:"pool"`
+	Size      int           `json:"size"`
+	Duration  time.Duration `json:"duration"`
+	Messages  int           `json:"messages"`
+	PubRate   int           `json:"pub_rate"`
+	Channel   string        `json:"channel"`
+	Drain     time.Duration `json:"drain"`
+	Publisher bool          `json:"publisher"`
+}
+
+// msg is one line from a worker to the parent.
+type msg struct {
+	Open      int64   `json:"open,omitempty"`
+	Delivered int64   `json:"delivered,omitempty"`
+	Ready     bool    `json:"ready,omitempty"`
+	Result    *Result `json:"result,omitempty"`
+	Err       string  `json:"err,omitempty"`
+}
+
+type worker struct {
+	o       workerOptions
+	f       *fleet
+	targets []*target
+	out     *json.Encoder
+	outMu   sync.Mutex
+	in      *bufio.Scanner
+	lat     *hist
+	acks    atomic.Int64 // subscribe acks (broadcast)
+	msgs    atomic.Int64 // echo replies or broadcast pushes
+	running atomic.Bool
+}
+
+func runWorker() error {
+	var o workerOptions
+	if err := json.Unmarshal([]byte(os.Getenv("BENCH_WORKER")), &o); err != nil {
+		return fmt.Errorf("worker: bad BENCH_WORKER: %w", err)
+	}
+	w := &worker{o: o, out: json.NewEncoder(os.Stdout), in: bufio.NewScanner(os.Stdin), lat: newHist()}
+	for _, u := range o.URLs {
+		t, err := parseTarget(u)
+		if err != nil {
+			return err
+		}
+		w.targets = append(w.targets, t)
+	}
+	f, err := newFleet(o.Pool, o.Timeout)
+	if err != nil {
+		return err
+	}
+	w.f = f
+	defer f.closeAll()
+	stop := w.reportProgress()
+	defer close(stop)
+	res, err := w.run()
+	if err != nil {
+		w.send(msg{Err: err.Error()})
+		return err
+	}
+	w.send(msg{Result: res})
+	return nil
+}
+
+func (w *worker) send(m msg) {
+	w.outMu.Lock()
+	_ = w.out.Encode(m)
+	w.outMu.Unlock()
+}
+
+func (w *worker) reportProgress() chan struct{} {
+	stop := make(chan struct{})
+	go func() {
+		t := time.NewTicker(200 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				w.send(msg{Open: w.f.open.Load(), Delivered: w.msgs.Load()})
+			}
+		}
+	}()
+	return stop
+}
+
+// waitLine blocks until the parent sends want (or closes stdin).
+func (w *worker) waitLine(want string) {
+	for w.in.Scan() {
+		if w.in.Text() == want {
+			return
+		}
+	}
+}
+
+func (w *worker) run() (*Result, error) {
+	switch w.o.Mode {
+	case "echo":
+		w.f.onMessage = w.onEcho
+	case "broadcast":
+		w.f.onOpen = func(c *client) {
+			_ = c.send(0x1, []byte(`{"op":"subscribe","channel":"`+w.o.Channel+`","id":1}`))
+		}
+		w.f.onMessage = w.onPush
+	}
+	start := time.Now()
+	w.ramp()
+	res := &Result{Mode: w.o.Mode, Target: w.o.N, PeakOpen: int(w.f.peakOpen.Load()),
+		RampSeconds: time.Since(start).Seconds()}
+	if w.o.Mode == "broadcast" {
+		w.waitFor(func() bool { return w.acks.Load() >= w.f.open.Load() }, w.o.Timeout)
+	}
+	w.send(msg{Ready: true})
+	w.waitLine("go")
+	switch w.o.Mode {
+	case "idle":
+		w.waitLine("stop")
+	case "echo":
+		res.Echo = w.runEcho()
+	case "broadcast":
+		res.Broadcast = w.runBroadcast()
+	}
+	res.Open = int(w.f.open.Load())
+	res.Failures, _ = w.f.failures()
+	res.HandshakeHist = w.f.hsLat.encode()
+	res.LatencyHist = w.lat.encode()
+	return res, nil
+}
+
+// ramp dials this worker's connections at its rate, spread over targets
+// and source addresses, and waits until each is open or has failed.
+func (w *worker) ramp() {
+	const tick = 10 * time.Millisecond
+	perTick := float64(w.o.Rate) * tick.Seconds()
+	var sources []net.IP
+	for _, s := range w.o.Sources {
+		sources = append(sources, net.ParseIP(s).To4())
+	}
+	next, budget := time.Now(), 0.0
+	for i := 0; i < w.o.N; {
+		budget += perTick
+		for ; budget >= 1 && i < w.o.N; budget-- {
+			var src net.IP
+			if len(sources) > 0 {
+				src = sources[i%len(sources)]
+			}
+			w.f.dial(w.targets[i%len(w.targets)], src, int32(i))
+			i++
+		}
+		next = next.Add(tick)
+		time.Sleep(time.Until(next))
+	}
+	w.waitFor(func() bool {
+		w.f.expire()
+		_, failed := w.f.failures()
+		return int(w.f.open.Load())+failed >= w.o.N
+	}, w.o.Timeout+time.Second)
+}
+
+func (w *worker) waitFor(cond func() bool, timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return true
+}
+
+// Echo mode: every connection runs a closed loop, one message in flight:
+// send a payload stamped with the time, get it back, record the RTT, send
+// the next.
+
+func (w *worker) echoPayload() []byte {
+	p := bytes.Repeat([]byte{'x'}, max(8, w.o.Size))
+	binary.LittleEndian.PutUint64(p, uint64(time.Now().UnixNano()))
+	return p
+}
+
+func (w *worker) onEcho(c *client, payload []byte) {
+	if len(payload) < 8 {
+		return
+	}
+	sent := int64(binary.LittleEndian.Uint64(payload))
+	w.lat.record(time.Duration(time.Now().UnixNano() - sent))
+	w.msgs.Add(1)
+	if w.running.Load() {
+		binary.LittleEndian.PutUint64(payload, uint64(time.Now().UnixNano()))
+		_ = c.send(0x2, payload)
+	}
+}
+
+func (w *worker) runEcho() *EchoFigures {
+	w.running.Store(true)
+	start := time.Now()
+	w.f.each(func(c *client) { _ = c.send(0x2, w.echoPayload()) })
+	time.Sleep(w.o.Duration)
+	w.running.Store(false)
+	secs := time.Since(start).Seconds()
+	time.Sleep(200 * time.Millisecond) // let the last round trips land
+	return &EchoFigures{Conns: int(w.f.open.Load()), PayloadBytes: max(8, w.o.Size),
+		Seconds: secs, Messages: w.msgs.Load()}
+}
+
+// Broadcast mode: every connection subscribes to one channel; the
+// publisher (one extra connection, in worker 0) publishes Messages
+// messages [seq, unix ns]; every subscriber checks it gets each seq once,
+// in order, and records the delivery latency.
+
+var (
+	ackPrefix  = []byte(`{"op":"ack"`)
+	dataPrefix = []byte(`"data":[`)
+)
+
+func (w *worker) onPush(c *client, payload []byte) {
+	if bytes.HasPrefix(payload, ackPrefix) {
+		w.acks.Add(1)
+		return
+	}
+	i := bytes.Index(payload, dataPrefix)
+	if i < 0 {
+		return
+	}
+	rest := payload[i+len(dataPrefix):]
+	comma := bytes.IndexByte(rest, ',')
+	end := bytes.IndexByte(rest, ']')
+	if comma < 0 || end < comma {
+		return
+	}
+	seq, err1 := strconv.ParseInt(string(rest[:comma]), 10, 64)
+	ts, err2 := strconv.ParseInt(string(rest[comma+1:end]), 10, 64)
+	if err1 != nil || err2 != nil {
+		return
+	}
+	w.lat.record(time.Duration(time.Now().UnixNano() - ts))
+	w.msgs.Add(1)
+	c.received++
+	switch {
+	case seq == c.lastSeq+1:
+		c.lastSeq = seq
+	case seq <= c.lastSeq:
+		c.dups++
+	default:
+		c.ooo++
+		c.lastSeq = seq
+	}
+}
+
+func (w *worker) runBroadcast() *BroadcastFigures {
+	subs := int(w.f.open.Load())
+	fig := &BroadcastFigures{Subscribers: subs, Messages: w.o.Messages,
+		Expected: int64(subs) * int64(w.o.Messages)}
+	if w.o.Publisher {
+		secs, err := w.publish()
+		fig.PublishSecs = secs
+		if err != nil {
+			w.send(msg{Err: "publisher: " + err.Error()})
+		}
+	}
+	w.waitFor(func() bool { return w.msgs.Load() >= fig.Expected }, w.o.Drain+
+		time.Duration(float64(w.o.Messages)/float64(max(1, w.o.PubRate))*float64(time.Second)))
+	w.f.each(func(c *client) {
+		fig.Received += c.received
+		fig.Duplicates += c.dups
+		fig.OutOfOrder += c.ooo
+		if c.received-c.dups < int64(w.o.Messages) {
+			fig.Incomplete++
+		}
+	})
+	fig.Incomplete += int64(w.o.N - subs) // never connected or dropped
+	fig.Missing = fig.Expected - (fig.Received - fig.Duplicates)
+	return fig
+}
+
+// publish connects the publisher and sends the messages at PubRate.
+func (w *worker) publish() (float64, error) {
+	pub, err := dialBlocking(w.targets[0])
+	if err != nil {
+		return 0, err
+	}
+	defer pub.Close()
+	go func() { _, _ = bufio.NewReader(pub).WriteTo(discard{}) }() // acks: not needed
+	interval := time.Second / time.Duration(max(1, w.o.PubRate))
+	start := time.Now()
+	next := start
+	for seq := 1; seq <= w.o.Messages; seq++ {
+		body := `{"op":"publish","channel":"` + w.o.Channel + `","data":[` + strconv.Itoa(seq) + `,` +
+			strconv.FormatInt(time.Now().UnixNano(), 10) + `]}`
+		if _, err := pub.Write(clientFrame(0x1, []byte(body))); err != nil {
+			return time.Since(start).Seconds(), err
+		}
+		next = next.Add(interval)
+		time.Sleep(time.Until(next))
+	}
+	return time.Since(start).Seconds(), nil
+}
+
+type discard struct{}
+
+func (discard) Write(p []byte) (int, error) { return len(p), nil }
