@@ -20,6 +20,7 @@
 //	           messages at -pub-rate: delivery latency percentiles and
 //	           completeness (each subscriber got each message once, in order).
 //	report     render charts from saved JSON results, several runs side by side.
+//	table      print a Markdown table comparing two labelled sets of results.
 //
 // Each run prints its result as JSON; -out DIR also saves the JSON and PNG
 // charts there. Failures are classified (refused, timeout, status_503, ...)
@@ -41,7 +42,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: bench idle|echo|broadcast|report [flags]  (bench MODE -h lists flags)")
+		fmt.Fprintln(os.Stderr, "usage: bench idle|echo|broadcast|report|table [flags]  (bench MODE -h lists flags)")
 		os.Exit(2)
 	}
 	mode, args := os.Args[1], os.Args[2:]
@@ -52,8 +53,12 @@ func main() {
 		}
 		return
 	}
-	if mode == "report" {
+	switch mode {
+	case "report":
 		exitOn(runReport(args))
+		return
+	case "table":
+		exitOn(runTable(args, os.Stdout))
 		return
 	}
 	o, err := parseOptions(mode, args)
