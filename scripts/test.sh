@@ -12,4 +12,7 @@ echo "== go test -race -shuffle=on ./..."
 go test -race -shuffle=on -count=1 -timeout 10m ./...
 
 scripts/fuzz-smoke.sh
+
+echo "== scripts/tune-linux_test.sh"
+scripts/tune-linux_test.sh
 echo "== all tests passed"
