@@ -70,13 +70,16 @@ func (cfg ChannelsConfig) validate() error {
 type Channels struct {
 	Base // OnOpen, OnError: nothing to do
 
-	cfg ChannelsConfig
-	hub *hub
+	cfg    ChannelsConfig
+	hub    *hub
+	broker Broker // nil: this process only; set by SetBroker before use
 
-	published atomic.Uint64
-	delivered atomic.Uint64
-	dropped   atomic.Uint64
-	rejected  atomic.Uint64
+	published    atomic.Uint64
+	delivered    atomic.Uint64
+	dropped      atomic.Uint64
+	rejected     atomic.Uint64
+	remote       atomic.Uint64
+	brokerFailed atomic.Uint64
 }
 
 // ChannelsStats is a snapshot of the counters of a Channels hub.
@@ -94,6 +97,12 @@ type ChannelsStats struct {
 	Subscriptions int64
 	// Channels is the number of channels now.
 	Channels int64
+	// Remote counts publishes received from other processes through the
+	// broker.
+	Remote uint64
+	// BrokerFailures counts publishes the broker could not send to other
+	// processes (it was disconnected); local delivery still happened.
+	BrokerFailures uint64
 }
 
 // subscriptions is one connection's channels by name, kept with
@@ -111,7 +120,24 @@ func NewChannels(cfg ChannelsConfig) (*Channels, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("failed to create channels: %w", err)
 	}
-	return &Channels{cfg: cfg, hub: newHub(cfg.Shards)}, nil
+	h := &Channels{cfg: cfg}
+	h.hub = newHub(cfg.Shards, h.interest)
+	return h, nil
+}
+
+// SetBroker makes h share publishes with other processes through b: b
+// learns which channels have local subscribers, every publish is also
+// handed to b, and b hands publishes from elsewhere to DeliverRemote. Call
+// it before h serves any connection.
+func (h *Channels) SetBroker(b Broker) { h.broker = b }
+
+// interest tells the broker about a channel gaining its first or losing its
+// last local subscriber. The hub calls it under the channel's shard lock,
+// so calls for one channel arrive in order.
+func (h *Channels) interest(channel string, on bool) {
+	if h.broker != nil {
+		h.broker.Interest(channel, on)
+	}
 }
 
 // OnMessage serves one request of the /ws protocol and answers c with an
@@ -170,7 +196,25 @@ func (h *Channels) Publish(channel string, data json.RawMessage) (delivered int,
 		return 0, ErrBadData
 	}
 	h.published.Add(1)
-	return h.deliverLocal(channel, preparePush(channel, data)), nil
+	buf := getBuf()
+	defer putBuf(buf)
+	*buf = appendPush(*buf, channel, data)
+	delivered = h.deliverLocal(channel, NewPreparedMessage(Text, *buf)) // framed once; copies
+	if h.broker != nil {
+		if err := h.broker.Publish(channel, *buf); err != nil {
+			h.brokerFailed.Add(1)
+		}
+	}
+	return delivered, nil
+}
+
+// DeliverRemote delivers a push that another process published (the JSON
+// bytes of {"channel":…,"data":…}, as the broker carried them) to this
+// process's subscribers of channel, framing it once. It returns how many
+// it was queued to. The broker calls it; push is not kept.
+func (h *Channels) DeliverRemote(channel string, push []byte) int {
+	h.remote.Add(1)
+	return h.deliverLocal(channel, NewPreparedMessage(Text, push))
 }
 
 // deliverLocal queues pm to the subscribers of channel on this process,
@@ -181,16 +225,6 @@ func (h *Channels) deliverLocal(channel string, pm *PreparedMessage) int {
 	h.delivered.Add(uint64(delivered))
 	h.dropped.Add(uint64(dropped))
 	return delivered
-}
-
-// preparePush builds the push for data on channel and frames it, once for
-// all subscribers (DESIGN.md invariant 7).
-func preparePush(channel string, data []byte) *PreparedMessage {
-	buf := getBuf()
-	*buf = appendPush(*buf, channel, data)
-	pm := NewPreparedMessage(Text, *buf) // copies
-	putBuf(buf)
-	return pm
 }
 
 // Subscribers returns the number of connections on this process
@@ -208,12 +242,14 @@ func (h *Channels) Channels() map[string]int {
 // Stats returns the hub's counters.
 func (h *Channels) Stats() ChannelsStats {
 	return ChannelsStats{
-		Published:     h.published.Load(),
-		Delivered:     h.delivered.Load(),
-		Dropped:       h.dropped.Load(),
-		Rejected:      h.rejected.Load(),
-		Subscriptions: h.hub.subscriptions.Load(),
-		Channels:      h.hub.channels.Load(),
+		Published:      h.published.Load(),
+		Delivered:      h.delivered.Load(),
+		Dropped:        h.dropped.Load(),
+		Rejected:       h.rejected.Load(),
+		Subscriptions:  h.hub.subscriptions.Load(),
+		Channels:       h.hub.channels.Load(),
+		Remote:         h.remote.Load(),
+		BrokerFailures: h.brokerFailed.Load(),
 	}
 }
 

@@ -22,5 +22,5 @@ func ExampleChannels_Publish() {
 	// Output:
 	// 0 <nil>
 	// handler: bad channel name
-	// {Published:1 Delivered:0 Dropped:0 Rejected:0 Subscriptions:0 Channels:0}
+	// {Published:1 Delivered:0 Dropped:0 Rejected:0 Subscriptions:0 Channels:0 Remote:0 BrokerFailures:0}
 }

@@ -24,6 +24,9 @@ import (
 type hub struct {
 	seed   maphash.Seed
 	shards []shard
+	// interest is told when a channel appears (first subscriber) and
+	// disappears (last one left), with the channel's shard locked.
+	interest func(name string, on bool)
 
 	subscriptions atomic.Int64 // (connection, channel) pairs
 	channels      atomic.Int64 // entries in all shards' maps
@@ -48,9 +51,13 @@ type channel struct {
 	dead bool          // guarded by mu (set with shard.mu held too)
 }
 
-// newHub returns a hub with n shards; n must be positive.
-func newHub(n int) *hub {
-	h := &hub{seed: maphash.MakeSeed(), shards: make([]shard, n)}
+// newHub returns a hub with n shards; n must be positive. interest, if not
+// nil, is told about channels appearing and disappearing.
+func newHub(n int, interest func(name string, on bool)) *hub {
+	if interest == nil {
+		interest = func(string, bool) {}
+	}
+	h := &hub{seed: maphash.MakeSeed(), shards: make([]shard, n), interest: interest}
 	for i := range h.shards {
 		h.shards[i].channels = make(map[string]*channel)
 	}
@@ -84,6 +91,7 @@ func (h *hub) lookupOrCreate(name string) *channel {
 		ch = &channel{name: name, shard: sh}
 		sh.channels[name] = ch
 		h.channels.Add(1)
+		h.interest(name, true)
 	}
 	return ch
 }
@@ -135,6 +143,7 @@ func (h *hub) removeIfEmpty(ch *channel) {
 	ch.dead = true
 	delete(ch.shard.channels, ch.name)
 	h.channels.Add(-1)
+	h.interest(ch.name, false)
 }
 
 // deliver queues pm to every subscriber of the channel called name and

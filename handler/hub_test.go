@@ -379,7 +379,7 @@ func shardEntries(h *Channels) int {
 // interleaving, a subscriber must always land in the channel that is in
 // the shard map.
 func TestHubChurnOneChannel(t *testing.T) {
-	h := newHub(1)
+	h := newHub(1, nil)
 	const goroutines, rounds = 4, 5000
 	var wg sync.WaitGroup
 	for range goroutines {
