@@ -1,0 +1,273 @@
+package broker
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// Errors returned by this package.
+var (
+	// ErrBadConfig wraps the reasons a Config is invalid.
+	ErrBadConfig = errors.New("broker: invalid config")
+	// ErrDisconnected is returned by Publish while NATS is unreachable.
+	ErrDisconnected = errors.New("broker: not connected to NATS")
+)
+
+// Config configures a NATS broker. Zero values give the defaults.
+type Config struct {
+	// URLs are the NATS servers, "nats://host:port". Required.
+	URLs []string
+	// Name is the connection's name in NATS monitoring. Default: "wsgate".
+	Name string
+	// SubjectPrefix is prepended to the encoded channel name. Processes
+	// that must share channels need the same prefix. Default: "wsgate.ch.".
+	SubjectPrefix string
+	// Dispatchers is how many goroutines deliver publishes that arrive from
+	// other processes; a channel always goes to the same one, so its
+	// messages stay in order. Default: 4.
+	Dispatchers int
+	// QueueLen bounds the messages waiting for each dispatcher; past it
+	// NATS drops messages for this process and Stats counts them (slow
+	// consumer). Default: 65536.
+	QueueLen int
+	// ReconnectWait is the pause between reconnection attempts. Default: 1s.
+	ReconnectWait time.Duration
+	// OnStateChange, if set, is called when the connection goes down (with
+	// the error, if any) or comes back. It runs on a NATS goroutine and
+	// must not block.
+	OnStateChange func(connected bool, err error)
+}
+
+func (c Config) withDefaults() Config {
+	if c.Name == "" {
+		c.Name = "wsgate"
+	}
+	if c.SubjectPrefix == "" {
+		c.SubjectPrefix = "wsgate.ch."
+	}
+	if c.Dispatchers == 0 {
+		c.Dispatchers = 4
+	}
+	if c.QueueLen == 0 {
+		c.QueueLen = 65536
+	}
+	if c.ReconnectWait == 0 {
+		c.ReconnectWait = time.Second
+	}
+	return c
+}
+
+func (c Config) validate() error {
+	switch {
+	case len(c.URLs) == 0:
+		return fmt.Errorf("%w: no NATS URL", ErrBadConfig)
+	case c.Dispatchers < 0 || c.Dispatchers > 1024:
+		return fmt.Errorf("%w: dispatchers %d outside 1..1024", ErrBadConfig, c.Dispatchers)
+	case c.QueueLen < 0:
+		return fmt.Errorf("%w: negative queue length", ErrBadConfig)
+	case c.ReconnectWait < 0:
+		return fmt.Errorf("%w: negative reconnect wait", ErrBadConfig)
+	case strings.ContainsAny(c.SubjectPrefix, " *>"):
+		return fmt.Errorf("%w: subject prefix %q has a space or wildcard", ErrBadConfig, c.SubjectPrefix)
+	}
+	for _, u := range c.URLs {
+		if !strings.Contains(u, "://") {
+			return fmt.Errorf("%w: NATS URL %q: want nats://host:port", ErrBadConfig, u)
+		}
+	}
+	return nil
+}
+
+// NATS is a handler.Broker over one NATS connection.
+type NATS struct {
+	cfg     Config
+	nc      *nats.Conn
+	deliver func(channel string, push []byte) int
+	seed    maphash.Seed
+
+	mu   sync.Mutex                    // guards subs
+	subs map[string]*nats.Subscription // by channel; only channels with local subscribers
+
+	queues []chan *nats.Msg
+	wg     sync.WaitGroup // dispatchers
+
+	connected   atomic.Bool
+	published   atomic.Uint64
+	pubFailed   atomic.Uint64
+	received    atomic.Uint64
+	slow        atomic.Uint64
+	subFailures atomic.Uint64
+}
+
+// Stats is a snapshot of a broker's counters.
+type Stats struct {
+	Connected      bool   // connected to NATS now
+	Subjects       int    // channels subscribed to now
+	Published      uint64 // publishes handed to NATS
+	PublishFailed  uint64 // publishes refused while disconnected
+	Received       uint64 // publishes received from other processes
+	Dropped        uint64 // publishes NATS dropped because the dispatchers were behind
+	SubscribeFails uint64 // subscriptions NATS refused
+}
+
+// NewNATS connects to NATS (in the background: it does not fail if NATS is
+// down, it retries) and returns a broker that hands publishes from other
+// processes to deliver.
+func NewNATS(cfg Config, deliver func(channel string, push []byte) int) (*NATS, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	b := &NATS{cfg: cfg, deliver: deliver, seed: maphash.MakeSeed(), subs: map[string]*nats.Subscription{}}
+	b.queues = make([]chan *nats.Msg, cfg.Dispatchers)
+	for i := range b.queues {
+		b.queues[i] = make(chan *nats.Msg, cfg.QueueLen)
+		b.wg.Add(1)
+		go b.dispatch(b.queues[i])
+	}
+	nc, err := nats.Connect(strings.Join(cfg.URLs, ","),
+		nats.Name(cfg.Name),
+		nats.NoEcho(), // never our own publishes: no double delivery
+		nats.RetryOnFailedConnect(true),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(cfg.ReconnectWait),
+		nats.ReconnectBufSize(-1), // fail publishes while disconnected, don't hold them
+		nats.ConnectHandler(func(*nats.Conn) { b.setState(true, nil) }),
+		nats.ReconnectHandler(func(*nats.Conn) { b.setState(true, nil) }),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { b.setState(false, err) }),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			if errors.Is(err, nats.ErrSlowConsumer) {
+				b.slow.Add(1)
+			}
+		}),
+	)
+	if err != nil {
+		b.stopDispatchers()
+		return nil, fmt.Errorf("broker: failed to set up NATS connection: %w", err)
+	}
+	b.nc = nc
+	if nc.IsConnected() {
+		b.setState(true, nil)
+	}
+	return b, nil
+}
+
+func (b *NATS) setState(up bool, err error) {
+	if b.connected.Swap(up) == up {
+		return
+	}
+	if b.cfg.OnStateChange != nil {
+		b.cfg.OnStateChange(up, err)
+	}
+}
+
+// subject maps a channel name to its NATS subject. The name is encoded
+// (base64url) so that any channel name is a single valid subject token.
+func (b *NATS) subject(channel string) string {
+	return b.cfg.SubjectPrefix + base64.RawURLEncoding.EncodeToString([]byte(channel))
+}
+
+func (b *NATS) channelOf(subject string) (string, bool) {
+	enc, ok := strings.CutPrefix(subject, b.cfg.SubjectPrefix)
+	if !ok {
+		return "", false
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(enc)
+	return string(raw), err == nil
+}
+
+// Interest subscribes to channel's subject while it has local
+// subscribers. It implements handler.Broker.
+func (b *NATS) Interest(channel string, on bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !on {
+		if sub := b.subs[channel]; sub != nil {
+			_ = sub.Unsubscribe()
+			delete(b.subs, channel)
+		}
+		return
+	}
+	if b.subs[channel] != nil {
+		return
+	}
+	q := b.queues[maphash.String(b.seed, channel)%uint64(len(b.queues))]
+	sub, err := b.nc.ChanSubscribe(b.subject(channel), q)
+	if err != nil {
+		b.subFailures.Add(1)
+		return
+	}
+	b.subs[channel] = sub
+}
+
+// Publish hands push to NATS for the other processes. It implements
+// handler.Broker.
+func (b *NATS) Publish(channel string, push []byte) error {
+	if !b.nc.IsConnected() {
+		b.pubFailed.Add(1)
+		return ErrDisconnected
+	}
+	if err := b.nc.Publish(b.subject(channel), push); err != nil {
+		b.pubFailed.Add(1)
+		return fmt.Errorf("broker: failed to publish: %w", err)
+	}
+	b.published.Add(1)
+	return nil
+}
+
+// dispatch delivers the messages of one queue, in order.
+func (b *NATS) dispatch(q chan *nats.Msg) {
+	defer b.wg.Done()
+	for m := range q {
+		channel, ok := b.channelOf(m.Subject)
+		if !ok {
+			continue
+		}
+		b.received.Add(1)
+		b.deliver(channel, m.Data)
+	}
+}
+
+// Connected reports whether NATS is reachable now.
+func (b *NATS) Connected() bool { return b.connected.Load() }
+
+// Stats returns the broker's counters.
+func (b *NATS) Stats() Stats {
+	b.mu.Lock()
+	n := len(b.subs)
+	b.mu.Unlock()
+	return Stats{
+		Connected: b.Connected(), Subjects: n,
+		Published: b.published.Load(), PublishFailed: b.pubFailed.Load(),
+		Received: b.received.Load(), Dropped: b.slow.Load(), SubscribeFails: b.subFailures.Load(),
+	}
+}
+
+// Close flushes what was published, closes the connection and stops the
+// dispatchers.
+func (b *NATS) Close() error {
+	if b.nc.IsConnected() {
+		_ = b.nc.FlushTimeout(time.Second)
+	}
+	b.nc.Close()
+	b.mu.Lock()
+	b.subs = map[string]*nats.Subscription{}
+	b.mu.Unlock()
+	b.stopDispatchers()
+	return nil
+}
+
+func (b *NATS) stopDispatchers() {
+	for _, q := range b.queues {
+		close(q)
+	}
+	b.wg.Wait()
+}
