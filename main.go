@@ -2,6 +2,10 @@
 // echo at /echo, publish/subscribe channels at /ws, one epoll reactor and a
 // bounded worker pool for every connection.
 //
+// With -workers N it runs as a supervisor of N worker processes sharing the
+// port (SO_REUSEPORT), joined by NATS: an embedded NATS server unless -nats
+// names an external cluster. A single process with -nats joins other nodes.
+//
 // Every flag has an environment variable: -max-conns is WSGATE_MAX_CONNS.
 // A flag given on the command line wins over the environment.
 package main
@@ -11,16 +15,19 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"wsgate/broker"
 	"wsgate/handler"
+	"wsgate/prefork"
 	"wsgate/wsconn"
 )
 
@@ -29,10 +36,16 @@ type options struct {
 	ws              wsconn.Config
 	channels        handler.ChannelsConfig
 	origins         string
+	workers         int // 0: auto
+	nats            []string
 	shutdownTimeout time.Duration
 	logLevel        string
 	logFormat       string
 }
+
+// envWorkerMaxConns carries a worker's share of -max-conns from the
+// supervisor.
+const envWorkerMaxConns = "WSGATE_WORKER_MAX_CONNS"
 
 func main() {
 	opts, err := parseFlags(os.Args[1:], os.Getenv)
@@ -40,47 +53,70 @@ func main() {
 		os.Exit(0)
 	}
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "wsgate: %v\n", err)
-		os.Exit(2)
+		fail(err)
 	}
 	log, err := newLogger(os.Stderr, opts.logLevel, opts.logFormat)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "wsgate: %v\n", err)
-		os.Exit(2)
+		fail(err)
 	}
-	srv, err := build(opts)
+	id, isWorker := prefork.WorkerID()
+	if isWorker {
+		log = log.With("worker", id)
+	}
+	if opts.workers != 1 && !isWorker {
+		err = runSupervisor(opts, log)
+	} else {
+		err = runServer(opts, log, id, isWorker)
+	}
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "wsgate: %v\n", err)
-		os.Exit(2)
-	}
-	if err := run(srv, opts, log); err != nil {
 		log.Error("wsgate stopped", "err", err)
 		os.Exit(1)
 	}
 }
 
-// build wires the handlers into a server. Its errors are configuration
-// errors.
-func build(opts options) (*wsconn.Server, error) {
-	channels, err := handler.NewChannels(opts.channels)
-	if err != nil {
-		return nil, err
-	}
-	opts.ws.Routes = map[string]handler.Handler{"/ws": channels, "/echo": handler.Echo{}}
-	return wsconn.New(opts.ws)
+// fail reports a configuration error in one line and exits with status 2.
+func fail(err error) {
+	fmt.Fprintf(os.Stderr, "wsgate: %v\n", err)
+	os.Exit(2)
 }
 
-// run serves until SIGTERM or SIGINT, then shuts down within the shutdown
-// timeout.
-func run(srv *wsconn.Server, opts options, log *slog.Logger) error {
+// runServer serves in this process (alone, or as one worker) until
+// SIGTERM or SIGINT.
+func runServer(opts options, log *slog.Logger, id int, isWorker bool) error {
+	sig := notifySignals() // before Start: a SIGTERM right after must shut down cleanly
+	channels, err := handler.NewChannels(opts.channels)
+	if err != nil {
+		fail(err)
+	}
+	cfg := opts.ws
+	cfg.Routes = map[string]handler.Handler{"/ws": channels, "/echo": handler.Echo{}}
+	if isWorker {
+		cfg.ReusePort = true
+		cfg.ResponseHeader = http.Header{"X-Wsgate-Worker": {strconv.Itoa(id)}}
+		if n, err := strconv.Atoi(os.Getenv(envWorkerMaxConns)); err == nil {
+			cfg.MaxConns = n
+		}
+	}
+	srv, err := wsconn.New(cfg)
+	if err != nil {
+		fail(err)
+	}
+	if len(opts.nats) > 0 {
+		b, err := broker.NewNATS(broker.Config{URLs: opts.nats, OnStateChange: brokerLogger(log)}, channels.DeliverRemote)
+		if err != nil {
+			fail(err)
+		}
+		defer b.Close()
+		channels.SetBroker(b)
+	}
 	if err := srv.Start(); err != nil {
 		return err
 	}
 	log.Info("wsgate listening", "addr", srv.Addr().String(), "routes", "/ws /echo",
-		"max_conns", srv.Config().MaxConns, "pool", srv.Poller().Stats().Workers)
-
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+		"max_conns", srv.Config().MaxConns, "pool", srv.Poller().Stats().Workers, "nats", opts.nats)
+	if err := prefork.Ready(); err != nil {
+		return fmt.Errorf("failed to report ready to the supervisor: %w", err)
+	}
 	s := <-sig
 	log.Info("shutting down", "signal", s.String(), "conns", srv.Conns(), "timeout", opts.shutdownTimeout)
 	ctx, cancel := context.WithTimeout(context.Background(), opts.shutdownTimeout)
@@ -92,154 +128,81 @@ func run(srv *wsconn.Server, opts options, log *slog.Logger) error {
 	return nil
 }
 
-// parseFlags reads flags, falling back to WSGATE_* environment variables.
-func parseFlags(args []string, getenv func(string) string) (options, error) {
-	var o options
-	fs := flag.NewFlagSet("wsgate", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	w := &o.ws
-	fs.StringVar(&w.Addr, "addr", wsconn.DefaultAddr, "WebSocket listen address, host:port")
-	fs.BoolVar(&w.ReusePort, "reuse-port", false, "set SO_REUSEPORT on the listener")
-	fs.IntVar(&w.Workers, "pool", 0, "worker pool size (0: max(16, 8*GOMAXPROCS))")
-	fs.IntVar(&w.MaxConns, "max-conns", 0, "connection cap, 503 past it (0: descriptor limit - 128)")
-	fs.Var(sizeFlag{&w.MaxMessageSize}, "max-message", "largest message, bytes (K/M suffixes ok); 1009 past it")
-	fs.Var(sizeFlag{&w.MaxFrameSize}, "max-frame", "largest frame payload (0: -max-message)")
-	fs.Var(intSizeFlag{&w.MaxQueueBytes}, "max-queue", "outbound queue per connection, bytes; 1008 past it (0: 4M)")
-	fs.Var(intSizeFlag{&w.MaxHandshakeSize}, "max-handshake", "largest upgrade request, bytes; 431 past it (0: 8K)")
-	fs.DurationVar(&w.HandshakeTimeout, "handshake-timeout", wsconn.DefaultHandshakeTimeout, "time allowed for the upgrade request")
-	fs.DurationVar(&w.PingInterval, "ping-interval", wsconn.DefaultPingInterval, "ping a connection silent this long (negative: never)")
-	fs.DurationVar(&w.PongTimeout, "pong-timeout", wsconn.DefaultPongTimeout, "close a pinged connection silent this long")
-	fs.DurationVar(&w.CloseTimeout, "close-timeout", wsconn.DefaultCloseTimeout, "wait this long for the peer's close frame")
-	fs.DurationVar(&w.SweepInterval, "sweep-interval", wsconn.DefaultSweepInterval, "tick of the timer sweep")
-	fs.StringVar(&o.origins, "origins", "", "comma-separated allowed Origin values (empty: any)")
-	fs.IntVar(&o.channels.MaxSubscriptions, "max-subs", 64, "channel subscriptions per connection")
-	fs.IntVar(&o.channels.MaxChannelLen, "max-channel-len", 128, "longest channel name, bytes")
-	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 10*time.Second, "graceful shutdown deadline")
-	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
-	fs.StringVar(&o.logFormat, "log-format", "text", "text or json")
-	fs.Usage = func() {} // errors are one line; -h prints usage below
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			usage(fs)
+// brokerLogger logs each change of the NATS connection once.
+func brokerLogger(log *slog.Logger) func(bool, error) {
+	return func(up bool, err error) {
+		if up {
+			log.Info("NATS connected: cross-process delivery on")
+		} else {
+			log.Warn("NATS unreachable: delivering locally only, cross-process publishes are counted as failed", "err", err)
 		}
-		return o, err
 	}
-	if fs.NArg() > 0 {
-		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
-	if err := applyEnv(fs, getenv); err != nil {
-		return o, err
-	}
-	if o.origins != "" {
-		w.AllowedOrigins = strings.Split(o.origins, ",")
-	}
-	return o, nil
 }
 
-// applyEnv sets every flag not given on the command line from its
-// WSGATE_* variable, if set.
-func applyEnv(fs *flag.FlagSet, getenv func(string) string) error {
-	given := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
-	var err error
-	fs.VisitAll(func(f *flag.Flag) {
-		if given[f.Name] || err != nil {
-			return
+// runSupervisor runs the workers and, without -nats, the embedded NATS
+// server that joins them.
+func runSupervisor(opts options, log *slog.Logger) error {
+	n := opts.workers
+	if n == 0 {
+		n = autoWorkers(opts.ws.MaxConns)
+	}
+	nats := opts.nats
+	if len(nats) == 0 {
+		emb, err := broker.StartEmbedded("127.0.0.1", 0)
+		if err != nil {
+			return err
 		}
-		name := envName(f.Name)
-		if v := getenv(name); v != "" {
-			if e := fs.Set(f.Name, v); e != nil {
-				err = fmt.Errorf("invalid value %q for %s: %v", v, name, e)
-			}
-		}
+		defer emb.Shutdown()
+		nats = []string{emb.URL()}
+		log.Info("embedded NATS started", "url", emb.URL())
+	}
+	env := []string{"WSGATE_NATS=" + strings.Join(nats, ",")}
+	if opts.ws.MaxConns > 0 {
+		env = append(env, envWorkerMaxConns+"="+strconv.Itoa((opts.ws.MaxConns+n-1)/n))
+	}
+	sig := notifySignals()
+	sup, err := prefork.Start(prefork.Config{
+		Workers: n,
+		Args:    os.Args[1:],
+		Env:     func(int) []string { return env },
+		OnEvent: func(e prefork.Event) { logWorkerEvent(log, e) },
 	})
-	return err
-}
-
-func envName(flagName string) string {
-	return "WSGATE_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
-}
-
-func usage(fs *flag.FlagSet) {
-	fmt.Fprintf(os.Stderr, "usage: wsgate [flags]\n\nflags (environment variable in brackets):\n")
-	fs.VisitAll(func(f *flag.Flag) {
-		fmt.Fprintf(os.Stderr, "  -%s [%s]\n    \t%s (default %q)\n", f.Name, envName(f.Name), f.Usage, f.DefValue)
-	})
-}
-
-func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("invalid -log-level %q: want debug, info, warn or error", level)
+	if err != nil {
+		return err
 	}
-	opts := &slog.HandlerOptions{Level: l}
-	switch format {
-	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
-	}
-	return nil, fmt.Errorf("invalid -log-format %q: want text or json", format)
+	log.Info("supervisor running", "workers", n, "pids", sup.Pids(), "nats", nats)
+	s := <-sig
+	log.Info("stopping workers", "signal", s.String())
+	ctx, cancel := context.WithTimeout(context.Background(), opts.shutdownTimeout+5*time.Second)
+	defer cancel()
+	return sup.Shutdown(ctx)
 }
 
-// sizeFlag parses a byte count with an optional K, M or G suffix (powers
-// of 1024; "KiB" and "KB" mean the same).
-type sizeFlag struct{ v *int64 }
-
-func (f sizeFlag) String() string {
-	if f.v == nil {
-		return "0"
+// autoWorkers is enough workers for maxConns connections under the
+// descriptor limit, or one per CPU without a target.
+func autoWorkers(maxConns int) int {
+	per := wsconn.DefaultMaxConns()
+	if maxConns <= 0 || per <= 0 {
+		return max(1, runtime.NumCPU())
 	}
-	return strconv.FormatInt(*f.v, 10)
+	return (maxConns + per - 1) / per
 }
 
-func (f sizeFlag) Set(s string) error {
-	n, err := parseSize(s)
-	if err == nil {
-		*f.v = n
-	}
-	return err
-}
-
-// intSizeFlag is sizeFlag for an int field.
-type intSizeFlag struct{ v *int }
-
-func (f intSizeFlag) String() string {
-	if f.v == nil {
-		return "0"
-	}
-	return strconv.Itoa(*f.v)
-}
-
-func (f intSizeFlag) Set(s string) error {
-	n, err := parseSize(s)
-	if err == nil && n > 1<<31-1 {
-		err = errors.New("too large")
-	}
-	if err == nil {
-		*f.v = int(n)
-	}
-	return err
-}
-
-func parseSize(s string) (int64, error) {
-	t := strings.ToUpper(strings.TrimSpace(s))
-	t = strings.TrimSuffix(strings.TrimSuffix(t, "B"), "I")
-	mult := int64(1)
+func logWorkerEvent(log *slog.Logger, e prefork.Event) {
 	switch {
-	case strings.HasSuffix(t, "K"):
-		mult = 1 << 10
-	case strings.HasSuffix(t, "M"):
-		mult = 1 << 20
-	case strings.HasSuffix(t, "G"):
-		mult = 1 << 30
+	case e.Kind == "exited" && e.Stopping:
+		log.Info("worker stopped", "worker", e.Worker, "pid", e.Pid, "status", e.Err)
+	case e.Kind == "exited":
+		log.Warn("worker exited", "worker", e.Worker, "pid", e.Pid, "err", e.Err)
+	case e.Kind == "restarting":
+		log.Warn("restarting worker", "worker", e.Worker, "after", e.Wait)
+	default:
+		log.Debug("worker "+e.Kind, "worker", e.Worker, "pid", e.Pid)
 	}
-	if mult > 1 {
-		t = t[:len(t)-1]
-	}
-	n, err := strconv.ParseInt(t, 10, 64)
-	if err != nil || n < 0 || n > (1<<40)/mult {
-		return 0, fmt.Errorf("bad size %q: want a byte count such as 1048576 or 1M", s)
-	}
-	return n * mult, nil
+}
+
+func notifySignals() <-chan os.Signal {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	return sig
 }

@@ -100,6 +100,7 @@ type NATS struct {
 	wg     sync.WaitGroup // dispatchers
 
 	connected   atomic.Bool
+	closing     atomic.Bool
 	published   atomic.Uint64
 	pubFailed   atomic.Uint64
 	received    atomic.Uint64
@@ -161,7 +162,7 @@ func NewNATS(cfg Config, deliver func(channel string, push []byte) int) (*NATS, 
 }
 
 func (b *NATS) setState(up bool, err error) {
-	if b.connected.Swap(up) == up {
+	if b.connected.Swap(up) == up || b.closing.Load() {
 		return
 	}
 	if b.cfg.OnStateChange != nil {
@@ -254,6 +255,7 @@ func (b *NATS) Stats() Stats {
 // Close flushes what was published, closes the connection and stops the
 // dispatchers.
 func (b *NATS) Close() error {
+	b.closing.Store(true)
 	if b.nc.IsConnected() {
 		_ = b.nc.FlushTimeout(time.Second)
 	}

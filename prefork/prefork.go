@@ -96,6 +96,8 @@ type Event struct {
 	Kind   string        // "started", "ready", "exited", "restarting"
 	Err    error         // why it exited, for "exited"
 	Wait   time.Duration // the backoff, for "restarting"
+	// Stopping is set on events during Shutdown, when exits are expected.
+	Stopping bool
 }
 
 // Supervisor runs the workers.
@@ -142,6 +144,7 @@ func (s *Supervisor) Pids() []int {
 }
 
 func (s *Supervisor) event(e Event) {
+	e.Stopping = s.isStopping()
 	if s.cfg.OnEvent != nil {
 		s.cfg.OnEvent(e)
 	}

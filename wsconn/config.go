@@ -2,6 +2,7 @@ package wsconn
 
 import (
 	"fmt"
+	"net/http"
 	"strings"
 	"time"
 
@@ -91,6 +92,9 @@ type Config struct {
 	// allows any). A request with another Origin gets 403. Requests without
 	// Origin (non-browser clients) are allowed. Default: allow all.
 	AllowedOrigins []string
+	// ResponseHeader holds extra header fields for every handshake
+	// response, such as the worker's identity. Default: none.
+	ResponseHeader http.Header
 	// SelectProtocol, if set, is called with each subprotocol the client
 	// offers in Sec-WebSocket-Protocol, in order; the first for which it
 	// returns true is chosen. The argument is only valid during the call.
@@ -103,7 +107,7 @@ func (c Config) withDefaults() Config {
 		c.Addr = DefaultAddr
 	}
 	if c.MaxConns == 0 {
-		c.MaxConns = max(1, poller.DescriptorLimit()-DescriptorHeadroom)
+		c.MaxConns = DefaultMaxConns()
 	}
 	if c.MaxHandshakeSize == 0 {
 		c.MaxHandshakeSize = DefaultMaxHandshakeSize
@@ -174,3 +178,7 @@ func (c Config) validate() error {
 	}
 	return nil
 }
+
+// DefaultMaxConns is MaxConns's default: the descriptor limit minus
+// DescriptorHeadroom.
+func DefaultMaxConns() int { return max(1, poller.DescriptorLimit()-DescriptorHeadroom) }

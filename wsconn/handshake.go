@@ -125,6 +125,9 @@ func (c *Conn) upgrade(req []byte) bool {
 			return nil, nil
 		},
 	}
+	if len(srv.cfg.ResponseHeader) > 0 {
+		u.Header = ws.HandshakeHeaderHTTP(srv.cfg.ResponseHeader)
+	}
 	if srv.cfg.SelectProtocol != nil {
 		u.ProtocolCustom = func(v []byte) (string, bool) { return srv.selectProtocol(v) }
 	}

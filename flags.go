@@ -1,0 +1,215 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"wsgate/wsconn"
+)
+
+// parseFlags reads flags, falling back to WSGATE_* environment variables.
+func parseFlags(args []string, getenv func(string) string) (options, error) {
+	o := options{workers: 1}
+	fs := flag.NewFlagSet("wsgate", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	w := &o.ws
+	fs.StringVar(&w.Addr, "addr", wsconn.DefaultAddr, "WebSocket listen address, host:port")
+	fs.BoolVar(&w.ReusePort, "reuse-port", false, "set SO_REUSEPORT on the listener")
+	fs.IntVar(&w.Workers, "pool", 0, "worker pool size (0: max(16, 8*GOMAXPROCS))")
+	fs.IntVar(&w.MaxConns, "max-conns", 0, "connection cap, 503 past it (0: descriptor limit - 128)")
+	fs.Var(sizeFlag{&w.MaxMessageSize}, "max-message", "largest message, bytes (K/M suffixes ok); 1009 past it")
+	fs.Var(sizeFlag{&w.MaxFrameSize}, "max-frame", "largest frame payload (0: -max-message)")
+	fs.Var(intSizeFlag{&w.MaxQueueBytes}, "max-queue", "outbound queue per connection, bytes; 1008 past it (0: 4M)")
+	fs.Var(intSizeFlag{&w.MaxHandshakeSize}, "max-handshake", "largest upgrade request, bytes; 431 past it (0: 8K)")
+	fs.DurationVar(&w.HandshakeTimeout, "handshake-timeout", wsconn.DefaultHandshakeTimeout, "time allowed for the upgrade request")
+	fs.DurationVar(&w.PingInterval, "ping-interval", wsconn.DefaultPingInterval, "ping a connection silent this long (negative: never)")
+	fs.DurationVar(&w.PongTimeout, "pong-timeout", wsconn.DefaultPongTimeout, "close a pinged connection silent this long")
+	fs.DurationVar(&w.CloseTimeout, "close-timeout", wsconn.DefaultCloseTimeout, "wait this long for the peer's close frame")
+	fs.DurationVar(&w.SweepInterval, "sweep-interval", wsconn.DefaultSweepInterval, "tick of the timer sweep")
+	fs.Var(workersFlag{&o.workers}, "workers", "worker processes on the port (SO_REUSEPORT), joined by NATS; auto: enough for -max-conns")
+	fs.Var(listFlag{&o.nats}, "nats", "NATS URLs, comma-separated, to join other workers or nodes (default with -workers: embedded)")
+	fs.StringVar(&o.origins, "origins", "", "comma-separated allowed Origin values (empty: any)")
+	fs.IntVar(&o.channels.MaxSubscriptions, "max-subs", 64, "channel subscriptions per connection")
+	fs.IntVar(&o.channels.MaxChannelLen, "max-channel-len", 128, "longest channel name, bytes")
+	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 10*time.Second, "graceful shutdown deadline")
+	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&o.logFormat, "log-format", "text", "text or json")
+	fs.Usage = func() {} // errors are one line; -h prints usage below
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			usage(fs)
+		}
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if err := applyEnv(fs, getenv); err != nil {
+		return o, err
+	}
+	if o.origins != "" {
+		w.AllowedOrigins = strings.Split(o.origins, ",")
+	}
+	return o, nil
+}
+
+// applyEnv sets every flag not given on the command line from its
+// WSGATE_* variable, if set.
+func applyEnv(fs *flag.FlagSet, getenv func(string) string) error {
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		if given[f.Name] || err != nil {
+			return
+		}
+		name := envName(f.Name)
+		if v := getenv(name); v != "" {
+			if e := fs.Set(f.Name, v); e != nil {
+				err = fmt.Errorf("invalid value %q for %s: %v", v, name, e)
+			}
+		}
+	})
+	return err
+}
+
+func envName(flagName string) string {
+	return "WSGATE_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+func usage(fs *flag.FlagSet) {
+	fmt.Fprintf(os.Stderr, "usage: wsgate [flags]\n\nflags (environment variable in brackets):\n")
+	fs.VisitAll(func(f *flag.Flag) {
+		fmt.Fprintf(os.Stderr, "  -%s [%s]\n    \t%s (default %q)\n", f.Name, envName(f.Name), f.Usage, f.DefValue)
+	})
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("invalid -log-level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: l}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("invalid -log-format %q: want text or json", format)
+}
+
+// sizeFlag parses a byte count with an optional K, M or G suffix (powers
+// of 1024; "KiB" and "KB" mean the same).
+type sizeFlag struct{ v *int64 }
+
+func (f sizeFlag) String() string {
+	if f.v == nil {
+		return "0"
+	}
+	return strconv.FormatInt(*f.v, 10)
+}
+
+func (f sizeFlag) Set(s string) error {
+	n, err := parseSize(s)
+	if err == nil {
+		*f.v = n
+	}
+	return err
+}
+
+// intSizeFlag is sizeFlag for an int field.
+type intSizeFlag struct{ v *int }
+
+func (f intSizeFlag) String() string {
+	if f.v == nil {
+		return "0"
+	}
+	return strconv.Itoa(*f.v)
+}
+
+func (f intSizeFlag) Set(s string) error {
+	n, err := parseSize(s)
+	if err == nil && n > 1<<31-1 {
+		err = errors.New("too large")
+	}
+	if err == nil {
+		*f.v = int(n)
+	}
+	return err
+}
+
+func parseSize(s string) (int64, error) {
+	t := strings.ToUpper(strings.TrimSpace(s))
+	t = strings.TrimSuffix(strings.TrimSuffix(t, "B"), "I")
+	mult := int64(1)
+	switch {
+	case strings.HasSuffix(t, "K"):
+		mult = 1 << 10
+	case strings.HasSuffix(t, "M"):
+		mult = 1 << 20
+	case strings.HasSuffix(t, "G"):
+		mult = 1 << 30
+	}
+	if mult > 1 {
+		t = t[:len(t)-1]
+	}
+	n, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || n < 0 || n > (1<<40)/mult {
+		return 0, fmt.Errorf("bad size %q: want a byte count such as 1048576 or 1M", s)
+	}
+	return n * mult, nil
+}
+
+// workersFlag parses -workers: a count, or "auto" (stored as 0).
+type workersFlag struct{ v *int }
+
+func (f workersFlag) String() string {
+	if f.v == nil || *f.v == 1 {
+		return "1"
+	}
+	if *f.v == 0 {
+		return "auto"
+	}
+	return strconv.Itoa(*f.v)
+}
+
+func (f workersFlag) Set(s string) error {
+	if s == "auto" {
+		*f.v = 0
+		return nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > 4096 {
+		return fmt.Errorf("want a number from 1 to 4096, or auto")
+	}
+	*f.v = n
+	return nil
+}
+
+// listFlag parses a comma-separated list.
+type listFlag struct{ v *[]string }
+
+func (f listFlag) String() string {
+	if f.v == nil {
+		return ""
+	}
+	return strings.Join(*f.v, ",")
+}
+
+func (f listFlag) Set(s string) error {
+	*f.v = nil
+	for _, part := range strings.Split(s, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			*f.v = append(*f.v, part)
+		}
+	}
+	return nil
+}
