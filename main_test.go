@@ -1,0 +1,378 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"go.uber.org/goleak"
+
+	"wsgate/broker"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, goleak.IgnoreCurrent())
+}
+
+func TestParseFlags(t *testing.T) {
+	env := map[string]string{"WSGATE_MAX_CONNS": "100", "WSGATE_ADDR": ":9000", "WSGATE_NATS": "nats://a:1,nats://b:2"}
+	getenv := func(k string) string { return env[k] }
+	tests := []struct {
+		name    string
+		args    []string
+		check   func(options) error
+		wantErr string
+	}{
+		{name: "env fills what flags leave", args: nil, check: func(o options) error {
+			if o.ws.MaxConns != 100 || o.ws.Addr != ":9000" || len(o.nats) != 2 {
+				return fmt.Errorf("got max-conns %d addr %q nats %v", o.ws.MaxConns, o.ws.Addr, o.nats)
+			}
+			return nil
+		}},
+		{name: "flag beats env", args: []string{"-max-conns", "7"}, check: func(o options) error {
+			if o.ws.MaxConns != 7 {
+				return fmt.Errorf("got max-conns %d, want 7", o.ws.MaxConns)
+			}
+			return nil
+		}},
+		{name: "sizes", args: []string{"-max-message", "2M", "-max-queue", "64KiB"}, check: func(o options) error {
+			if o.ws.MaxMessageSize != 2<<20 || o.ws.MaxQueueBytes != 64<<10 {
+				return fmt.Errorf("got %d and %d", o.ws.MaxMessageSize, o.ws.MaxQueueBytes)
+			}
+			return nil
+		}},
+		{name: "workers auto", args: []string{"-workers", "auto"}, check: func(o options) error {
+			if o.workers != 0 {
+				return fmt.Errorf("got workers %d, want 0 (auto)", o.workers)
+			}
+			return nil
+		}},
+		{name: "bad size", args: []string{"-max-message", "lots"}, wantErr: "bad size"},
+		{name: "bad workers", args: []string{"-workers", "0"}, wantErr: "want a number from 1 to 4096"},
+		{name: "unknown flag", args: []string{"-nope"}, wantErr: "not defined"},
+		{name: "stray argument", args: []string{"extra"}, wantErr: "unexpected argument"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o, err := parseFlags(tt.args, getenv)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("got error %v, want one containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := tt.check(o); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// Process-level tests: the real binary, as a supervisor of workers.
+
+var buildOnce = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "wsgate-test")
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "wsgate")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("go build: %v\n%s", err, out)
+	}
+	return bin, nil
+})
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// startGate runs the wsgate binary with args on a free port and stops it
+// (SIGTERM) when the test ends. It returns the address and the process.
+func startGate(t *testing.T, args ...string) (string, *exec.Cmd) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts wsgate processes")
+	}
+	bin, err := buildOnce()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	cmd := exec.Command(bin, append([]string{"-addr", addr, "-log-level", "warn"}, args...)...)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+			t.Error("wsgate did not stop within 15s of SIGTERM")
+		}
+	})
+	eventually(t, 10*time.Second, "wsgate listening", func() bool {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+	return addr, cmd
+}
+
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v: %s", timeout, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// client is a WebSocket client that knows which worker it landed on.
+type client struct {
+	c      *websocket.Conn
+	worker string
+	msgs   chan string
+}
+
+func dial(t *testing.T, addr, path string) *client {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, resp, err := websocket.Dial(ctx, "ws://"+addr+path, nil)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	cl := &client{c: c, worker: resp.Header.Get("X-Wsgate-Worker"), msgs: make(chan string, 1000)}
+	go func() {
+		defer close(cl.msgs)
+		for {
+			_, p, err := c.Read(context.Background())
+			if err != nil {
+				return
+			}
+			cl.msgs <- string(p)
+		}
+	}()
+	t.Cleanup(func() { _ = c.CloseNow() })
+	return cl
+}
+
+func (c *client) send(t *testing.T, msg string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.c.Write(ctx, websocket.MessageText, []byte(msg)); err != nil {
+		t.Fatalf("write: %v", err)
+	}
+}
+
+// next returns the next message, or "" after timeout.
+func (c *client) next(timeout time.Duration) string {
+	select {
+	case m := <-c.msgs:
+		return m
+	case <-time.After(timeout):
+		return ""
+	}
+}
+
+// onWorkers dials until it has one client on each of the given workers.
+func onWorkers(t *testing.T, addr, path string, workers ...string) map[string]*client {
+	t.Helper()
+	got := map[string]*client{}
+	for i := 0; i < 200 && len(got) < len(workers); i++ {
+		c := dial(t, addr, path)
+		if _, ok := got[c.worker]; !ok {
+			got[c.worker] = c
+			continue
+		}
+		_ = c.c.CloseNow()
+	}
+	for _, w := range workers {
+		if got[w] == nil {
+			t.Fatalf("no connection landed on worker %q in 200 tries (got %v)", w, keys(got))
+		}
+	}
+	return got
+}
+
+func keys(m map[string]*client) []string {
+	var k []string
+	for w := range m {
+		k = append(k, w)
+	}
+	return k
+}
+
+// subscribe subscribes c to channel and waits for the ack.
+func subscribe(t *testing.T, c *client, channel string) {
+	t.Helper()
+	c.send(t, `{"op":"subscribe","channel":"`+channel+`","id":"s"}`)
+	if m := c.next(5 * time.Second); m != `{"op":"ack","id":"s"}` {
+		t.Fatalf("subscribe: got %q, want the ack", m)
+	}
+}
+
+// crossDelivered publishes from pub until sub (on another worker) gets a
+// push, then checks that one last publish reaches each subscriber exactly
+// once.
+func crossDelivered(t *testing.T, pub *client, subs ...*client) {
+	t.Helper()
+	probe := 0
+	eventually(t, 10*time.Second, "a publish on one worker reaches the other", func() bool {
+		probe++
+		pub.send(t, fmt.Sprintf(`{"op":"publish","channel":"room","data":"probe %d"}`, probe))
+		return strings.Contains(subs[len(subs)-1].next(200*time.Millisecond), "probe")
+	})
+	for _, s := range subs { // forget the probes
+		for s.next(300*time.Millisecond) != "" {
+		}
+	}
+	pub.send(t, `{"op":"publish","channel":"room","data":"final"}`)
+	for i, s := range subs {
+		want := `{"channel":"room","data":"final"}`
+		if got := s.next(5 * time.Second); got != want {
+			t.Fatalf("subscriber %d (worker %s): got %q, want %q", i, s.worker, got, want)
+		}
+		if extra := s.next(300 * time.Millisecond); extra != "" {
+			t.Fatalf("subscriber %d (worker %s) got the message twice: %q", i, s.worker, extra)
+		}
+	}
+}
+
+// TestWorkersShareChannels: two workers with embedded NATS; a subscriber
+// on each; a publish on one reaches both, exactly once.
+func TestWorkersShareChannels(t *testing.T) {
+	addr, _ := startGate(t, "-workers", "2")
+	cs := onWorkers(t, addr, "/ws", "0", "1")
+	subscribe(t, cs["0"], "room")
+	subscribe(t, cs["1"], "room")
+	crossDelivered(t, cs["0"], cs["0"], cs["1"])
+}
+
+// TestBrokerRestart: workers joined by an external NATS that goes away and
+// comes back: local delivery goes on meanwhile, cross-worker delivery
+// resumes afterwards.
+func TestBrokerRestart(t *testing.T) {
+	nats, err := broker.StartEmbedded("127.0.0.1", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, _ := url.Parse(nats.URL())
+	port, _ := strconv.Atoi(u.Port())
+	addr, _ := startGate(t, "-workers", "2", "-nats", nats.URL())
+	cs := onWorkers(t, addr, "/ws", "0", "1")
+	subscribe(t, cs["0"], "room")
+	subscribe(t, cs["1"], "room")
+	crossDelivered(t, cs["0"], cs["0"], cs["1"])
+
+	nats.Shutdown()
+	time.Sleep(200 * time.Millisecond) // let the workers notice
+	cs["0"].send(t, `{"op":"publish","channel":"room","data":"local","id":1}`)
+	if m := cs["0"].next(5 * time.Second); m != `{"channel":"room","data":"local"}` {
+		t.Fatalf("with NATS down, the publisher's own worker: got %q, want the push", m)
+	}
+	if m := cs["0"].next(5 * time.Second); m != `{"op":"ack","id":1,"delivered":1}` {
+		t.Fatalf("with NATS down: got %q, want an ack with one local delivery", m)
+	}
+
+	again, err := broker.StartEmbedded("127.0.0.1", port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Shutdown()
+	crossDelivered(t, cs["0"], cs["0"], cs["1"])
+}
+
+// TestKilledWorkerRestarts: SIGKILL one worker; its clients lose their
+// connection, the other worker's clients see nothing, and the supervisor
+// starts a new worker in its place.
+func TestKilledWorkerRestarts(t *testing.T) {
+	addr, sup := startGate(t, "-workers", "2")
+	cs := onWorkers(t, addr, "/echo", "0", "1")
+	victim := workerPid(t, sup.Process.Pid, "1")
+	if err := syscall.Kill(victim, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if m, ok := <-cs["1"].msgs; ok {
+		t.Fatalf("client of the killed worker got %q, want its connection closed", m)
+	}
+	for i := 0; i < 5; i++ { // the survivor's connection is untouched
+		cs["0"].send(t, "still here "+strconv.Itoa(i))
+		if m := cs["0"].next(5 * time.Second); m != "still here "+strconv.Itoa(i) {
+			t.Fatalf("client of worker 0: got %q", m)
+		}
+	}
+	eventually(t, 10*time.Second, "worker 1 restarted", func() bool {
+		pid := findWorker(sup.Process.Pid, "1")
+		return pid != 0 && pid != victim
+	})
+	eventually(t, 10*time.Second, "the new worker 1 serves", func() bool {
+		c := dial(t, addr, "/echo")
+		defer c.c.CloseNow()
+		return c.worker == "1"
+	})
+}
+
+// workerPid finds the pid of worker id among the supervisor's children.
+func workerPid(t *testing.T, parent int, id string) int {
+	t.Helper()
+	var pid int
+	eventually(t, 5*time.Second, "worker "+id+" found", func() bool {
+		pid = findWorker(parent, id)
+		return pid != 0
+	})
+	return pid
+}
+
+func findWorker(parent int, id string) int {
+	dirs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, d := range dirs {
+		stat, err := os.ReadFile(d + "/stat")
+		if err != nil {
+			continue
+		}
+		f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+2:]))
+		if len(f) < 2 || f[1] != strconv.Itoa(parent) || f[0] == "Z" {
+			continue
+		}
+		env, _ := os.ReadFile(d + "/environ")
+		for _, kv := range strings.Split(string(env), "\x00") {
+			if kv == "WSGATE_WORKER_ID="+id {
+				pid, _ := strconv.Atoi(filepath.Base(d))
+				return pid
+			}
+		}
+	}
+	return 0
+}
