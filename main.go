@@ -16,6 +16,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"os"
 	"os/signal"
@@ -158,7 +159,7 @@ func runSupervisor(opts options, log *slog.Logger) error {
 	}
 	env := []string{"WSGATE_NATS=" + strings.Join(nats, ",")}
 	if opts.ws.MaxConns > 0 {
-		env = append(env, envWorkerMaxConns+"="+strconv.Itoa((opts.ws.MaxConns+n-1)/n))
+		env = append(env, envWorkerMaxConns+"="+strconv.Itoa(workerShare(opts.ws.MaxConns, n)))
 	}
 	sig := notifySignals()
 	sup, err := prefork.Start(prefork.Config{
@@ -178,14 +179,25 @@ func runSupervisor(opts options, log *slog.Logger) error {
 	return sup.Shutdown(ctx)
 }
 
+// spreadSlack is the headroom each worker gets over an even share of the
+// connections: the kernel spreads SO_REUSEPORT connections by a hash, not
+// evenly.
+const spreadSlack = 1.10
+
 // autoWorkers is enough workers for maxConns connections under the
-// descriptor limit, or one per CPU without a target.
+// descriptor limit, with spreadSlack, or one per CPU without a target.
 func autoWorkers(maxConns int) int {
 	per := wsconn.DefaultMaxConns()
-	if maxConns <= 0 || per <= 0 {
+	if maxConns <= 0 {
 		return max(1, runtime.NumCPU())
 	}
-	return (maxConns + per - 1) / per
+	return int(math.Ceil(float64(maxConns) * spreadSlack / float64(per)))
+}
+
+// workerShare is one worker's connection cap: an even share of the total
+// plus spreadSlack, within the descriptor limit.
+func workerShare(total, workers int) int {
+	return min(wsconn.DefaultMaxConns(), int(math.Ceil(float64(total)/float64(workers)*spreadSlack)))
 }
 
 func logWorkerEvent(log *slog.Logger, e prefork.Event) {

@@ -19,6 +19,7 @@ import (
 	"go.uber.org/goleak"
 
 	"wsgate/broker"
+	"wsgate/wsconn"
 )
 
 func TestMain(m *testing.M) {
@@ -375,4 +376,17 @@ func findWorker(parent int, id string) int {
 		}
 	}
 	return 0
+}
+
+func TestWorkerArithmetic(t *testing.T) {
+	per := wsconn.DefaultMaxConns() // under this machine's descriptor limit
+	if got := autoWorkers(1_000_000); got*per < 1_100_000 || (got-1)*per >= 1_100_000 {
+		t.Errorf("autoWorkers(1M) = %d: want the fewest workers holding 1.1M at %d each", got, per)
+	}
+	if got, want := workerShare(1_000_000, 56), min(per, 19643); got != want {
+		t.Errorf("workerShare(1M, 56) = %d, want %d", got, want)
+	}
+	if got := workerShare(10_000_000, 2); got != per {
+		t.Errorf("workerShare past the descriptor limit = %d, want the limit %d", got, per)
+	}
 }

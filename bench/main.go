@@ -129,7 +129,11 @@ func parseOptions(mode string, args []string) (options, error) {
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "connect + handshake timeout per connection")
 	fs.StringVar(&o.out, "out", "", "directory for the JSON result and PNG charts")
 	fs.StringVar(&o.label, "label", "", "name of this run in reports and charts")
-	fs.DurationVar(&o.hold, "hold", 20*time.Second, "idle: how long to hold the connections")
+	defHold := time.Duration(0)
+	if mode == "idle" {
+		defHold = 20 * time.Second
+	}
+	fs.DurationVar(&o.hold, "hold", defHold, "how long to hold the connections once open (echo, broadcast: before the run)")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "echo: how long to run")
 	fs.IntVar(&o.size, "size", 64, "echo: payload bytes (at least 8)")
 	fs.IntVar(&o.messages, "messages", 100, "broadcast: messages to publish")

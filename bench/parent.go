@@ -141,6 +141,7 @@ func runParent(o options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	slab0, _ := kernelMemory()
 	r := &run{o: o, start: time.Now(), phase: "ramp"}
 	defer r.stopChildren()
 	if err := r.spawn(ctx); err != nil {
@@ -154,10 +155,20 @@ func runParent(o options) (*Result, error) {
 	}
 	bar.finish()
 	time.Sleep(2 * time.Second) // let the server settle (pools, GC) before reading it
+	if o.mode != "idle" && o.hold > 0 {
+		r.setPhase("hold")
+		progressf("holding %d connections for %v before the %s run", r.open(), o.hold, o.mode)
+		select {
+		case <-time.After(o.hold):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 	afterRamp, err := sumProcs(o.pids)
 	if err != nil {
 		return nil, err
 	}
+	slab1, tcp1 := kernelMemory()
 	r.setPhase("run")
 	runStart := time.Now()
 	for _, c := range r.children {
@@ -183,7 +194,14 @@ func runParent(o options) (*Result, error) {
 		return nil, r.failure(ctx)
 	}
 	bar.finish()
-	return r.report(before, afterRamp, end, time.Since(runStart))
+	res, err := r.report(before, afterRamp, end, time.Since(runStart))
+	if err == nil {
+		res.Server.SlabBeforeKiB, res.Server.SlabAfterKiB, res.Server.TCPBufAfterKiB = slab0, slab1, tcp1
+		if res.PeakOpen > 0 {
+			res.Server.KernelKiBPerConn = float64(slab1-slab0) / float64(res.PeakOpen)
+		}
+	}
+	return res, err
 }
 
 // spawn starts the worker processes with their shares.

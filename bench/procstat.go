@@ -125,3 +125,29 @@ func listenInodes(file string, port int, into map[string]bool) error {
 	}
 	return sc.Err()
 }
+
+// kernelMemory reads the machine's kernel memory in slabs (where socket
+// structures live) and the pages TCP buffers hold, from /proc.
+func kernelMemory() (slabKiB, tcpBufKiB int64) {
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(line); len(f) >= 2 && f[0] == "Slab:" {
+				slabKiB, _ = strconv.ParseInt(f[1], 10, 64)
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/net/sockstat"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			f := strings.Fields(line)
+			if len(f) > 0 && f[0] == "TCP:" {
+				for i := 1; i+1 < len(f); i += 2 {
+					if f[i] == "mem" {
+						pages, _ := strconv.ParseInt(f[i+1], 10, 64)
+						tcpBufKiB = pages * int64(os.Getpagesize()) / 1024
+					}
+				}
+			}
+		}
+	}
+	return slabKiB, tcpBufKiB
+}

@@ -59,6 +59,12 @@ type ServerFigures struct {
 	RunSeconds  float64    `json:"run_seconds"`
 	PeakRSSKiB  int64      `json:"peak_rss_kib"`
 	PeakThreads int        `json:"peak_threads"`
+	// Kernel memory of the whole machine (both ends' sockets), from
+	// /proc/meminfo Slab and /proc/net/sockstat, before and after the ramp.
+	SlabBeforeKiB    int64   `json:"kernel_slab_before_kib"`
+	SlabAfterKiB     int64   `json:"kernel_slab_after_ramp_kib"`
+	TCPBufAfterKiB   int64   `json:"kernel_tcp_buffers_after_ramp_kib"`
+	KernelKiBPerConn float64 `json:"kernel_kib_per_conn"`
 }
 
 // Sample is one point of the timeline, taken every second by the parent.
