@@ -181,20 +181,21 @@ func runParent(o options) (*Result, error) {
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
-	}
-	end, err := sumProcs(o.pids)
-	if err != nil {
-		return nil, err
-	}
-	for _, c := range r.children {
-		c.say("stop")
+		for _, c := range r.children {
+			c.say("stop")
+		}
 	}
 	bar = newProgress(0, o.mode)
 	if !r.wait(ctx, bar, func(int64, bool) bool { return r.allDone() }) {
 		return nil, r.failure(ctx)
 	}
+	runDur := time.Since(runStart)
+	end, err := sumProcs(o.pids)
+	if err != nil {
+		return nil, err
+	}
 	bar.finish()
-	res, err := r.report(before, afterRamp, end, time.Since(runStart))
+	res, err := r.report(before, afterRamp, end, runDur)
 	if err == nil {
 		res.Server.SlabBeforeKiB, res.Server.SlabAfterKiB, res.Server.TCPBufAfterKiB = slab0, slab1, tcp1
 		if res.PeakOpen > 0 {

@@ -116,5 +116,13 @@ print(f"broadcast:                  {b['messages']} messages x {b['subscribers']
       f"out of order {b['out_of_order']}")
 l = b["delivery_ms"]
 print(f"delivery latency:           p50 {l['p50']:.0f} ms, p99 {l['p99']:.0f} ms, max {l['max']:.0f} ms")
+problems = []
+if peak < r["target_conns"]:
+    problems.append(f"only {peak} of {r['target_conns']} connections opened")
+if b["missing"] or b["duplicates"] or b["out_of_order"] or b["incomplete_subscribers"]:
+    problems.append("broadcast deliveries were lost, duplicated or reordered")
+if problems:
+    print("FAILED: " + "; ".join(problems))
+    sys.exit(1)
 EOF
 say "results in $OUT"
