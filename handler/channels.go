@@ -105,13 +105,36 @@ type ChannelsStats struct {
 	BrokerFailures uint64
 }
 
-// subscriptions is one connection's channels by name, kept with
-// Conn.SetValue. It is created by the first subscribe and dropped with the
-// last unsubscribe, so a connection subscribed to nothing holds nothing.
+// subscriptions is one connection's channels, kept with Conn.SetValue. It
+// is created by the first subscribe and dropped with the last unsubscribe,
+// so a connection subscribed to nothing holds nothing. A short slice, not a
+// map: a connection has a few subscriptions (MaxSubscriptions at most), and
+// a one-entry slice costs 32 bytes where a map costs ten times that, for
+// every connection of a push gateway.
 //
 // It is touched only from the connection's own handler calls, which the
 // server makes one at a time, so it needs no lock.
-type subscriptions map[string]*channel
+type subscriptions struct {
+	list []*channel
+}
+
+// find returns the position of the channel called name, or -1.
+func (s *subscriptions) find(name string) int {
+	for i, ch := range s.list {
+		if ch.name == name {
+			return i
+		}
+	}
+	return -1
+}
+
+// removeAt deletes the entry at i, moving the last one into its place.
+func (s *subscriptions) removeAt(i int) {
+	last := len(s.list) - 1
+	s.list[i] = s.list[last]
+	s.list[last] = nil
+	s.list = s.list[:last]
+}
 
 // NewChannels returns a Channels hub configured by cfg, or an error
 // wrapping ErrInvalidConfig.
@@ -174,13 +197,14 @@ func (h *Channels) OnMessage(c Conn, t MessageType, data []byte) {
 
 // OnClose removes all of c's subscriptions.
 func (h *Channels) OnClose(c Conn, _ ws.StatusCode, _ string) {
-	subs, _ := c.Value().(subscriptions)
-	for _, ch := range subs {
+	subs, _ := c.Value().(*subscriptions)
+	if subs == nil {
+		return
+	}
+	for _, ch := range subs.list {
 		h.hub.unsubscribe(ch, c)
 	}
-	if subs != nil {
-		c.SetValue(nil)
-	}
+	c.SetValue(nil)
 }
 
 // Publish sends data to every subscriber of channel on this process and
@@ -259,19 +283,19 @@ func (h *Channels) subscribe(c Conn, channel string) error {
 	if !validChannel(channel, h.cfg.MaxChannelLen) {
 		return ErrBadChannel
 	}
-	subs, _ := c.Value().(subscriptions)
-	if _, ok := subs[channel]; ok {
+	subs, _ := c.Value().(*subscriptions)
+	if subs == nil {
+		subs = &subscriptions{}
+	} else if subs.find(channel) >= 0 {
 		return nil
 	}
-	if len(subs) >= h.cfg.MaxSubscriptions {
+	if len(subs.list) >= h.cfg.MaxSubscriptions {
 		return ErrTooManySubscriptions
 	}
-	if subs == nil {
-		subs = make(subscriptions)
+	if len(subs.list) == 0 {
 		c.SetValue(subs)
 	}
-	ch := h.hub.subscribe(channel, c)
-	subs[ch.name] = ch
+	subs.list = append(subs.list, h.hub.subscribe(channel, c))
 	return nil
 }
 
@@ -281,14 +305,18 @@ func (h *Channels) unsubscribe(c Conn, channel string) error {
 	if !validChannel(channel, h.cfg.MaxChannelLen) {
 		return ErrBadChannel
 	}
-	subs, _ := c.Value().(subscriptions)
-	ch, ok := subs[channel]
-	if !ok {
+	subs, _ := c.Value().(*subscriptions)
+	i := -1
+	if subs != nil {
+		i = subs.find(channel)
+	}
+	if i < 0 {
 		return ErrNotSubscribed
 	}
-	delete(subs, channel)
+	ch := subs.list[i]
+	subs.removeAt(i)
 	h.hub.unsubscribe(ch, c)
-	if len(subs) == 0 {
+	if len(subs.list) == 0 {
 		c.SetValue(nil) // an idle connection holds nothing
 	}
 	return nil
