@@ -38,10 +38,14 @@ func runTable(args []string, w io.Writer) error {
 	row := func(name string, x, y float64, unit string, lowerIsBetter bool) {
 		ratio := "–"
 		if x > 0 && y > 0 {
+			better, worse, f := labels[0], labels[1], y/x
+			if lowerIsBetter == (x > y) {
+				better, worse, f = labels[1], labels[0], x/y
+			}
 			if lowerIsBetter {
-				ratio = fmt.Sprintf("%s %.1f× less", labels[0], y/x)
+				ratio = fmt.Sprintf("%s %.1f× less than %s", better, max(f, 1/f), worse)
 			} else {
-				ratio = fmt.Sprintf("%s %.1f× more", labels[0], x/y)
+				ratio = fmt.Sprintf("%s %.1f× more than %s", better, max(f, 1/f), worse)
 			}
 		}
 		fmt.Fprintf(w, "| %s | %.3g %s | %.3g %s | %s |\n", name, x, unit, y, unit, ratio)

@@ -11,7 +11,7 @@
 #             gorilla/websocket baseline, then a comparison table)
 #
 # Sizes (environment): IDLE_N=15000 ECHO_N=1000 BCAST_N=15000 HOLD=20s
-# DURATION=10s SIZE=64 MESSAGES=100 PUB_RATE=10 RATE=3000
+# DURATION=10s SIZE=64 MESSAGES=40 PUB_RATE=2 RATE=3000
 # SRC=127.0.0.2-127.0.0.33 OUT=results/<date>
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,7 +23,7 @@ case "$server" in wsgate|baseline|both) ;; *) echo "loadtest: unknown server '$s
 
 IDLE_N="${IDLE_N:-15000}" ECHO_N="${ECHO_N:-1000}" BCAST_N="${BCAST_N:-15000}"
 HOLD="${HOLD:-20s}" DURATION="${DURATION:-10s}" SIZE="${SIZE:-64}"
-MESSAGES="${MESSAGES:-100}" PUB_RATE="${PUB_RATE:-10}" RATE="${RATE:-3000}"
+MESSAGES="${MESSAGES:-40}" PUB_RATE="${PUB_RATE:-2}" RATE="${RATE:-3000}"
 SRC="${SRC:-127.0.0.2-127.0.0.33}"
 OUT="${OUT:-results/$(date -u +%Y%m%d-%H%M%S)}"
 WSGATE_PORT="${WSGATE_PORT:-18080}" BASELINE_PORT="${BASELINE_PORT:-18090}"
