@@ -149,13 +149,25 @@ func (s *Server) accept(fd int, remote netip.AddrPort) {
 		}
 	}
 	s.stats.accepted.Add(1)
-	s.table.put(fd, c)
-	// The table entry exists before the first event can arrive.
 	if err := s.p.Add(&c.Desc, fd, c); err != nil {
 		s.stats.registerErrors.Add(1)
-		_ = c.Desc.Close()
-		s.table.remove(fd, c)
+		poller.CloseFd(fd) // Add failed: the Desc does not own fd
 		s.release(c)
+		return
+	}
+	// The table entry is published only after Add wrote the Desc, which
+	// the sweeper and Shutdown read through it. The connection may have
+	// ended already (its connClosed found no entry to remove): then the
+	// entry is taken out again. The listener accepts one connection at a
+	// time, so fd cannot belong to a newer connection yet. A Shutdown
+	// that began meanwhile may have walked the table before the entry
+	// was there: then the connection asks for its own shutdown.
+	s.table.put(fd, c)
+	if c.phase.Load() == phaseClosed {
+		s.table.remove(fd, c)
+	} else if s.shuttingDown.Load() {
+		c.reqs.Or(reqShutdown)
+		c.Wake()
 	}
 }
 
