@@ -50,7 +50,7 @@ func benchConn(b *testing.B, srv *Server, path string) (*Conn, int) {
 			c = x
 		}
 	})
-	if c == nil || c.phase.Load() != phaseOpen {
+	if c == nil || c.phaseNow() != phaseOpen {
 		b.Fatalf("connection not open after %q", resp)
 	}
 	return c, peer

@@ -2,7 +2,6 @@ package wsconn
 
 import (
 	"encoding/binary"
-	"time"
 	"unicode/utf8"
 
 	"github.com/gobwas/ws"
@@ -62,17 +61,14 @@ func (c *Conn) sendCloseLocked(code ws.StatusCode, reason string, cause error) b
 	if c.wflags&(wfCloseSent|wfClosed) != 0 {
 		return false
 	}
-	if c.closing == nil {
-		c.closing = &closeState{}
-	}
-	st := c.closing
+	st := c.closingLocked()
 	if st.cause == nil {
 		st.cause = cause
 	}
 	reason = truncateUTF8(reason, maxCloseReason)
 	st.sentCode, st.sentReason = code, reason
-	c.phase.Store(phaseClosing)
-	c.deadline.Store(time.Now().Add(c.srv.cfg.CloseTimeout).UnixNano())
+	c.setPhase(phaseClosing)
+	c.deadline.Store(c.srv.after(c.srv.cfg.CloseTimeout))
 	buf := closeFrame(code, reason, st.recvd && st.recvCode == ws.StatusNoStatusRcvd)
 	_ = c.sendLocked(buf.b, buf, true)
 	c.wflags |= wfCloseSent
@@ -121,10 +117,8 @@ func (c *Conn) onCloseFrame(payload []byte) {
 	}
 	c.in.discard = true // nothing after a close frame is read (section 5.5.1)
 	c.mu.Lock()
-	if c.closing == nil {
-		c.closing = &closeState{}
-	}
-	c.closing.recvd, c.closing.recvCode, c.closing.recvReason = true, code, reason
+	cs := c.closingLocked()
+	cs.recvd, cs.recvCode, cs.recvReason = true, code, reason
 	echo := code
 	if echo == ws.StatusNoStatusRcvd {
 		echo = ws.StatusNormalClosure // only for the record: the frame goes out empty

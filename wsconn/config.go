@@ -30,6 +30,9 @@ const (
 	// once only to answer them 503; past that the listener pauses.
 	rejectSlack    = 64
 	maxFrameHeader = 14
+	// maxTimer bounds every timeout and interval: connection times are
+	// 32-bit milliseconds (see heartbeat.go).
+	maxTimer = 24 * time.Hour
 )
 
 // Config configures a Server. The zero value of every field except Routes
@@ -168,6 +171,8 @@ func (c Config) validate() error {
 		return bad("negative timeout")
 	case c.SweepInterval < time.Millisecond:
 		return bad("sweep interval %v is below 1ms", c.SweepInterval)
+	case max(c.HandshakeTimeout, c.PingInterval, c.PongTimeout, c.CloseTimeout, c.SweepInterval) > maxTimer:
+		return bad("timeouts and intervals must be at most %v", maxTimer)
 	case c.ReadBufferSize < 512 || c.ReadBufferSize > 4<<20:
 		return bad("read buffer size %d is outside 512..4194304", c.ReadBufferSize)
 	}

@@ -13,7 +13,8 @@ import (
 	"wsgate/poller"
 )
 
-// Phases of a connection, in Conn.phase.
+// Phases of a connection, as phaseNow reports them. They only move
+// forward: handshake, open, closing, closed.
 const (
 	phaseHandshake uint32 = iota // reading the upgrade request
 	phaseOpen                    // upgraded; messages flow
@@ -21,69 +22,116 @@ const (
 	phaseClosed                  // descriptor closed; OnClose called
 )
 
-// Wake requests, in Conn.reqs: why another goroutine woke the owner.
+// Bits of Conn.state: the phase (set once each, in order) and the wake
+// requests other goroutines leave for the owner.
 const (
-	reqShutdown uint32 = 1 << iota // close 1001: the server is shutting down
-	reqForce                       // close now: the shutdown deadline passed
+	stOpen    uint32 = 1 << 0
+	stClosing uint32 = 1 << 1
+	stClosed  uint32 = 1 << 2
+
+	reqShutdown uint32 = 1 << 8 // close 1001: the server is shutting down
+	reqForce    uint32 = 1 << 9 // close now: the shutdown deadline passed
+	reqMask            = reqShutdown | reqForce
 )
 
 // Flags guarded by Conn.mu.
 const (
 	wfCloseSent   uint8 = 1 << iota // a close frame is queued or written; no more sends
-	wfShutWr                        // the close frame went out and FIN followed
-	wfCloseAfter                    // close the descriptor once the queue is flushed (HTTP rejections)
+	wfShutWr                        // the close frame (or HTTP answer) went out and FIN followed
+	wfCloseAfter                    // an HTTP rejection: close once the answer is out and the peer is done
 	wfWriteFailed                   // a write failed; the owner must terminate
 	wfClosed                        // descriptor closed
 )
 
 // Conn is one client connection. It implements handler.Conn and
-// poller.Handler. An idle Conn holds no buffer: in and out are nil
-// (DESIGN.md invariant 3).
+// poller.Handler. An idle Conn is one 128-byte allocation and holds no
+// buffer: in and out are nil (DESIGN.md invariant 3).
 //
 // Ownership: the worker that runs HandleEvents (one at a time, see
 // package poller) owns in, rt, reject, and the read side; mu guards the
-// write side (out, wflags, closing) and value; the atomics are shared with
-// the sweeper.
+// write side (out, wflags, the closing state in extra) and value; the
+// atomics are shared with the sweeper. Times are milliseconds since the
+// server started (uint32: see Server.now).
 type Conn struct {
 	poller.Desc
-	srv    *Server
-	rt     *route // nil until the upgrade succeeded
-	id     uint64
-	in     *inState   // partial handshake, frame or message; nil when idle
-	extra  *connExtra // rarely set details; nil for most connections
-	reject bool       // over MaxConns: answer the handshake with 503
+	srv   *Server
+	rt    *route // nil until the upgrade succeeded
+	id    uint64
+	in    *inState   // partial handshake, frame or message; nil when idle
+	extra *connExtra // rarely needed details; nil for most connections
 
-	mu      sync.Mutex
-	wflags  uint8       // wf* flags
-	out     *outQueue   // bytes the socket has not taken; nil when empty
-	closing *closeState // allocated when the connection starts closing
-	value   any         // handler.Conn.SetValue
+	mu    sync.Mutex
+	out   *outQueue // bytes the socket has not taken; nil when empty
+	value any       // handler.Conn.SetValue
 
-	phase    atomic.Uint32
-	reqs     atomic.Uint32
-	lastRead atomic.Int64 // coarse clock of the last byte read
-	pingAt   atomic.Int64 // when the unanswered heartbeat ping was sent, or 0
-	deadline atomic.Int64 // handshake or close deadline (unix ns), or 0
+	lastRead atomic.Uint32 // coarse time of the last byte read
+	pingAt   atomic.Uint32 // when the unanswered heartbeat ping was sent, or 0
+	deadline atomic.Uint32 // handshake or close deadline, or 0
+	state    atomic.Uint32 // st* phase bits and req* wake requests
 
-	ip4  [4]byte // peer address if IPv4 (else in extra)
-	port uint16  // peer port
+	ip4    [4]byte // peer address if IPv4 (else in extra)
+	port   uint16  // peer port
+	reject bool    // over MaxConns: answer the handshake with 503
+	wflags uint8   // wf* flags; guarded by mu
 }
 
-// connExtra holds what most connections do not have, to keep Conn small:
-// a query string, a subprotocol, an IPv6 peer address. Written by the
-// owner during the handshake, before OnOpen; read-only afterwards.
+// connExtra holds what most connections do not have, to keep Conn small: a
+// query string, a subprotocol, an IPv6 peer address (written by the owner
+// during the handshake, read-only after OnOpen), and the closing handshake
+// (guarded by Conn.mu).
 type connExtra struct {
 	query string
 	proto string
 	ip6   netip.Addr
+	cs    closeState
 }
 
+// extras returns c.extra, creating it. Before OnOpen only the owner calls
+// it; after, only with c.mu held.
 func (c *Conn) extras() *connExtra {
 	if c.extra == nil {
 		c.extra = &connExtra{}
 	}
 	return c.extra
 }
+
+// closingLocked returns c's closing state. c.mu must be held.
+func (c *Conn) closingLocked() *closeState { return &c.extras().cs }
+
+// phaseNow returns c's phase.
+func (c *Conn) phaseNow() uint32 {
+	s := c.state.Load()
+	switch {
+	case s&stClosed != 0:
+		return phaseClosed
+	case s&stClosing != 0:
+		return phaseClosing
+	case s&stOpen != 0:
+		return phaseOpen
+	}
+	return phaseHandshake
+}
+
+// setPhase moves c to phase p (phases only move forward).
+func (c *Conn) setPhase(p uint32) {
+	switch p {
+	case phaseOpen:
+		c.state.Or(stOpen)
+	case phaseClosing:
+		c.state.Or(stClosing)
+	case phaseClosed:
+		c.state.Or(stClosed)
+	}
+}
+
+// request leaves wake requests for the owner and wakes it.
+func (c *Conn) request(r uint32) {
+	c.state.Or(r)
+	c.Wake()
+}
+
+// takeRequests returns and clears the pending wake requests.
+func (c *Conn) takeRequests() uint32 { return c.state.And(^reqMask) & reqMask }
 
 func (c *Conn) setRemote(ap netip.AddrPort) {
 	c.port = ap.Port()
@@ -125,7 +173,7 @@ func (c *Conn) ID() uint64 { return c.id }
 
 // RemoteAddr is the peer's address.
 func (c *Conn) RemoteAddr() netip.AddrPort {
-	if c.extra != nil && c.extra.ip6.IsValid() {
+	if e := c.extraNow(); e != nil && e.ip6.IsValid() {
 		return netip.AddrPortFrom(c.extra.ip6, c.port)
 	}
 	return netip.AddrPortFrom(netip.AddrFrom4(c.ip4), c.port)
@@ -141,18 +189,26 @@ func (c *Conn) Path() string {
 
 // Query is the raw query string of the upgrade request.
 func (c *Conn) Query() string {
-	if c.extra == nil {
-		return ""
+	if e := c.extraNow(); e != nil {
+		return e.query
 	}
-	return c.extra.query
+	return ""
 }
 
 // Subprotocol is the negotiated subprotocol, or "".
 func (c *Conn) Subprotocol() string {
-	if c.extra == nil {
-		return ""
+	if e := c.extraNow(); e != nil {
+		return e.proto
 	}
-	return c.extra.proto
+	return ""
+}
+
+// extraNow reads c.extra for any goroutine: after OnOpen it may be created
+// under c.mu.
+func (c *Conn) extraNow() *connExtra {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.extra
 }
 
 // Value returns the value stored by SetValue.
@@ -176,7 +232,7 @@ func (c *Conn) String() string { return fmt.Sprintf("conn#%d(%s)", c.id, c.Remot
 // HandleEvents serves the socket's events. It implements poller.Handler and
 // runs on a pool worker, one call per connection at a time.
 func (c *Conn) HandleEvents(ev poller.Event) {
-	if c.phase.Load() == phaseClosed {
+	if c.phaseNow() == phaseClosed {
 		return
 	}
 	defer c.recoverInternal()
@@ -201,7 +257,7 @@ func (c *Conn) HandleEvents(ev poller.Event) {
 // settle ends an event: it closes the descriptor if the connection is done,
 // or re-arms readiness (writable too while bytes are queued).
 func (c *Conn) settle() {
-	if c.phase.Load() == phaseClosed {
+	if c.phaseNow() == phaseClosed {
 		return
 	}
 	c.mu.Lock()
@@ -221,9 +277,7 @@ func (c *Conn) doneLocked() (bool, error) {
 	switch {
 	case c.wflags&wfWriteFailed != 0:
 		return true, nil // cause recorded by writeFailedLocked
-	case c.wflags&wfCloseAfter != 0 && c.out == nil:
-		return true, nil
-	case c.wflags&wfShutWr != 0 && c.closing != nil && c.closing.recvd:
+	case c.wflags&wfShutWr != 0 && c.extra != nil && c.extra.cs.recvd:
 		return true, nil // both close frames exchanged; ours is out
 	}
 	return false, nil
@@ -241,24 +295,24 @@ func (c *Conn) terminate(cause error) {
 	c.wflags |= wfClosed
 	unsent := c.dropQueueLocked()
 	_ = c.Desc.Close()
-	st := c.closing
-	if cause != nil && (st == nil || st.cause == nil) {
-		if st == nil {
-			st = &closeState{}
-			c.closing = st
+	var st closeState
+	if cause != nil || c.extra != nil {
+		cs := c.closingLocked()
+		if cs.cause == nil {
+			cs.cause = cause
 		}
-		st.cause = cause
+		st = *cs
 	}
 	c.mu.Unlock()
-	c.phase.Store(phaseClosed)
+	c.setPhase(phaseClosed)
 	c.releaseIn()
 	c.srv.connClosed(c, unsent)
 	if c.rt == nil {
 		return // never opened: the handler never saw it
 	}
-	code, reason := c.closeStatus(st)
+	code, reason := closeStatus(&st)
 	c.srv.stats.countClose(code)
-	if st != nil && st.cause != nil {
+	if st.cause != nil {
 		c.callOnError(st.cause)
 	}
 	c.callOnClose(code, reason)
@@ -266,10 +320,8 @@ func (c *Conn) terminate(cause error) {
 
 // closeStatus is the code and reason OnClose reports: the peer's close
 // frame if one came, else ours, else 1006.
-func (c *Conn) closeStatus(st *closeState) (ws.StatusCode, string) {
+func closeStatus(st *closeState) (ws.StatusCode, string) {
 	switch {
-	case st == nil:
-		return ws.StatusAbnormalClosure, ""
 	case st.recvd:
 		return st.recvCode, st.recvReason
 	case st.sentCode != 0:

@@ -146,7 +146,7 @@ func (c *Conn) upgrade(req []byte) bool {
 	}
 	c.rt = rt
 	c.deadline.Store(0)
-	c.phase.Store(phaseOpen)
+	c.setPhase(phaseOpen)
 	srv.stats.countHandshake(http.StatusSwitchingProtocols)
 	c.mu.Lock()
 	buf := getBuffer(len(io.out))

@@ -15,6 +15,32 @@ import (
 // wakeEvent, so all state changes still happen on the worker that owns the
 // connection. An idle connection costs the sweeper a few loads per tick.
 
+// Connection times are milliseconds since the server started, in uint32,
+// so that a connection keeps three of them in 12 bytes. They wrap after 49
+// days; every comparison is of differences (elapsed, passed), which stay
+// right as long as the times compared are less than 24 days apart, and
+// deadlines and heartbeat intervals are limited to far less (Config).
+
+// now is the coarse clock: ms since start as of the last sweep tick. The
+// read path stamps lastRead with it, at no cost.
+func (s *Server) now() uint32 { return s.clock.Load() }
+
+// nowExact is the time now, for deadlines checked when they are due.
+func (s *Server) nowExact() uint32 { return uint32(time.Since(s.start) / time.Millisecond) }
+
+// after is the deadline d from now; never 0, which means "no deadline".
+func (s *Server) after(d time.Duration) uint32 {
+	return max(1, s.nowExact()+uint32(d/time.Millisecond))
+}
+
+// elapsed is the time from then to now.
+func elapsed(now, then uint32) time.Duration {
+	return time.Duration(int32(now-then)) * time.Millisecond
+}
+
+// passed reports whether deadline d (0: none) is at or before now.
+func passed(now, d uint32) bool { return d != 0 && int32(now-d) >= 0 }
+
 // sweep runs until stop is closed.
 func (s *Server) sweep(stop <-chan struct{}, done chan<- struct{}) {
 	defer close(done)
@@ -24,11 +50,11 @@ func (s *Server) sweep(stop <-chan struct{}, done chan<- struct{}) {
 		select {
 		case <-stop:
 			return
-		case now := <-t.C:
-			ns := now.UnixNano()
-			s.clock.Store(ns)
+		case <-t.C:
+			now := s.nowExact()
+			s.clock.Store(now)
 			s.table.each(func(c *Conn) {
-				if c.due(ns) {
+				if c.due(now) {
 					c.Wake()
 				}
 			})
@@ -36,29 +62,26 @@ func (s *Server) sweep(stop <-chan struct{}, done chan<- struct{}) {
 	}
 }
 
-// now is the coarse clock: unix nanoseconds as of the last sweep tick.
-func (s *Server) now() int64 { return s.clock.Load() }
-
 // due reports whether c has a deadline or heartbeat action at now. It runs
 // on the sweeper goroutine and only reads atomics.
-func (c *Conn) due(now int64) bool {
-	if d := c.deadline.Load(); d != 0 && now >= d {
+func (c *Conn) due(now uint32) bool {
+	if passed(now, c.deadline.Load()) {
 		return true
 	}
 	cfg := &c.srv.cfg
-	if cfg.PingInterval <= 0 || c.phase.Load() != phaseOpen {
+	if cfg.PingInterval <= 0 || c.phaseNow() != phaseOpen {
 		return false
 	}
 	if p := c.pingAt.Load(); p != 0 {
-		return now-p >= int64(cfg.PongTimeout)
+		return elapsed(now, p) >= cfg.PongTimeout
 	}
-	return now-c.lastRead.Load() >= int64(cfg.PingInterval)
+	return elapsed(now, c.lastRead.Load()) >= cfg.PingInterval
 }
 
 // wakeEvent acts on whatever woke the owner: a shutdown request, a passed
 // deadline, a heartbeat. Only the owner calls it.
 func (c *Conn) wakeEvent() {
-	reqs := c.reqs.Swap(0)
+	reqs := c.takeRequests()
 	switch {
 	case reqs&reqForce != 0:
 		c.terminate(&CloseError{Code: ws.StatusAbnormalClosure, Err: ErrShuttingDown})
@@ -66,8 +89,7 @@ func (c *Conn) wakeEvent() {
 	case reqs&reqShutdown != 0:
 		c.shutdown()
 	}
-	now := time.Now().UnixNano()
-	if d := c.deadline.Load(); d != 0 && now >= d {
+	if passed(c.srv.nowExact(), c.deadline.Load()) {
 		c.deadlinePassed()
 		return
 	}
@@ -77,7 +99,7 @@ func (c *Conn) wakeEvent() {
 // shutdown closes c because the server is shutting down: 1001 after what is
 // already queued, or at once if it is still in its handshake.
 func (c *Conn) shutdown() {
-	if c.phase.Load() == phaseHandshake {
+	if c.phaseNow() == phaseHandshake {
 		c.terminate(nil)
 		return
 	}
@@ -86,16 +108,19 @@ func (c *Conn) shutdown() {
 	c.mu.Unlock()
 }
 
-// deadlinePassed ends a handshake that took too long or a closing
-// handshake the peer did not finish.
+// deadlinePassed ends a handshake that took too long, an HTTP rejection
+// whose client did not hang up, or a closing handshake the peer did not
+// finish.
 func (c *Conn) deadlinePassed() {
-	switch c.phase.Load() {
+	switch c.phaseNow() {
 	case phaseHandshake:
-		c.srv.stats.handshakeTimeouts.Add(1)
+		if c.in == nil || !c.in.discard { // not an answered rejection
+			c.srv.stats.handshakeTimeouts.Add(1)
+		}
 		c.terminate(nil)
 	case phaseClosing:
 		c.mu.Lock()
-		failed := c.closing != nil && c.closing.cause != nil
+		failed := c.extra != nil && c.extra.cs.cause != nil
 		c.mu.Unlock()
 		if failed {
 			c.terminate(nil) // the cause is already recorded
@@ -109,22 +134,22 @@ func (c *Conn) deadlinePassed() {
 // answer within PongTimeout (Java-WebSocket's connection-lost timer). A
 // lost connection gets no close frame (nobody would read it): it is
 // reported with 1006.
-func (c *Conn) heartbeat(now int64) {
+func (c *Conn) heartbeat(now uint32) {
 	cfg := &c.srv.cfg
-	if cfg.PingInterval <= 0 || c.phase.Load() != phaseOpen {
+	if cfg.PingInterval <= 0 || c.phaseNow() != phaseOpen {
 		return
 	}
 	if p := c.pingAt.Load(); p != 0 {
-		if now-p >= int64(cfg.PongTimeout) {
+		if elapsed(now, p) >= cfg.PongTimeout {
 			c.srv.stats.heartbeatTimeouts.Add(1)
 			c.terminate(&CloseError{Code: ws.StatusAbnormalClosure, Err: ErrHeartbeatTimeout})
 		}
 		return
 	}
-	if now-c.lastRead.Load() < int64(cfg.PingInterval) {
+	if elapsed(now, c.lastRead.Load()) < cfg.PingInterval {
 		return
 	}
-	c.pingAt.Store(now)
+	c.pingAt.Store(max(1, now))
 	buf := compileFrame(ws.OpPing, nil)
 	c.mu.Lock()
 	_ = c.sendLocked(buf.b, buf, false)

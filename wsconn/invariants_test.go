@@ -15,6 +15,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/gobwas/ws"
 
@@ -359,4 +360,12 @@ func rawHandshakeStatus(t testing.TB, srv *Server, path string) int {
 	}
 	resp.Body.Close()
 	return resp.StatusCode
+}
+
+// TestConnSize guards the memory of an idle connection (DESIGN.md
+// invariant 3): a Conn is one allocation in the 128-byte size class.
+func TestConnSize(t *testing.T) {
+	if got := unsafe.Sizeof(Conn{}); got > 128 {
+		t.Fatalf("Conn is %d bytes, want at most 128: keep rare fields in connExtra", got)
+	}
 }

@@ -91,7 +91,7 @@ func (c *Conn) readEvent() {
 		c.lastRead.Store(c.srv.now())
 		c.pingAt.Store(0) // any input proves the peer alive
 		c.consume(buf.b[:n])
-		if c.phase.Load() == phaseClosed || n < len(buf.b) {
+		if c.phaseNow() == phaseClosed || n < len(buf.b) {
 			break
 		}
 	}
@@ -114,7 +114,7 @@ func (c *Conn) consume(p []byte) {
 	if c.in != nil && c.in.discard {
 		return
 	}
-	if c.phase.Load() == phaseHandshake {
+	if c.phaseNow() == phaseHandshake {
 		c.handshake(p)
 		return
 	}
@@ -128,7 +128,7 @@ func (c *Conn) frames(p []byte) {
 		c.in = getInState()
 	}
 	st := c.in
-	for !st.discard && c.phase.Load() != phaseClosed {
+	for !st.discard && c.phaseNow() != phaseClosed {
 		if !st.inFrame {
 			if len(p) == 0 {
 				return
@@ -324,7 +324,7 @@ func (c *Conn) frameDone(st *inState, ctrl []byte) {
 // deliver hands a complete data message to the handler. validated says
 // whether text was already checked while it was assembled.
 func (c *Conn) deliver(op ws.OpCode, data []byte, validated bool) {
-	if c.phase.Load() != phaseOpen {
+	if c.phaseNow() != phaseOpen {
 		return // closing: data after our close frame is dropped (section 5.5.1)
 	}
 	t := handler.Binary

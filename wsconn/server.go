@@ -33,7 +33,8 @@ type Server struct {
 	done      chan struct{} // closed when Shutdown has finished
 
 	shuttingDown atomic.Bool
-	clock        atomic.Int64 // coarse now, unix ns; see sweep
+	start        time.Time     // the zero of connection times
+	clock        atomic.Uint32 // coarse now in ms since start; see sweep
 	nextID       atomic.Uint64
 	conns        atomic.Int64 // connections counted against MaxConns
 	rejecting    atomic.Int64 // connections held only to answer 503
@@ -61,7 +62,7 @@ func New(cfg Config) (*Server, error) {
 	for _, o := range cfg.AllowedOrigins {
 		s.origins[strings.ToLower(strings.TrimSpace(o))] = true
 	}
-	s.clock.Store(time.Now().UnixNano())
+	s.start = time.Now()
 	return s, nil
 }
 
@@ -136,9 +137,8 @@ func (s *Server) accept(fd int, remote netip.AddrPort) {
 	}
 	c := &Conn{srv: s, id: s.nextID.Add(1)}
 	c.setRemote(remote)
-	now := time.Now().UnixNano()
-	c.lastRead.Store(now)
-	c.deadline.Store(now + int64(s.cfg.HandshakeTimeout))
+	c.lastRead.Store(s.now())
+	c.deadline.Store(s.after(s.cfg.HandshakeTimeout))
 	if n := s.conns.Add(1); n > int64(s.cfg.MaxConns) {
 		s.conns.Add(-1)
 		c.reject = true
@@ -163,11 +163,10 @@ func (s *Server) accept(fd int, remote netip.AddrPort) {
 	// that began meanwhile may have walked the table before the entry
 	// was there: then the connection asks for its own shutdown.
 	s.table.put(fd, c)
-	if c.phase.Load() == phaseClosed {
+	if c.phaseNow() == phaseClosed {
 		s.table.remove(fd, c)
 	} else if s.shuttingDown.Load() {
-		c.reqs.Or(reqShutdown)
-		c.Wake()
+		c.request(reqShutdown)
 	}
 }
 
@@ -216,8 +215,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		_ = ln.Close()
 	}
 	s.table.each(func(c *Conn) {
-		c.reqs.Or(reqShutdown)
-		c.Wake()
+		c.request(reqShutdown)
 	})
 	err := s.waitClosed(ctx)
 	close(s.stop)
@@ -252,8 +250,7 @@ func (s *Server) forceClose() error {
 	forced := s.tableLen()
 	before := s.stats.unsentBytes.Load()
 	s.table.each(func(c *Conn) {
-		c.reqs.Or(reqForce)
-		c.Wake()
+		c.request(reqForce)
 	})
 	deadline := time.Now().Add(2 * time.Second)
 	for s.tableLen() > 0 && time.Now().Before(deadline) {

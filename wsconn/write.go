@@ -174,8 +174,14 @@ func (c *Conn) afterFlushLocked() {
 		_ = c.ShutdownWrite()
 		c.Wake() // the owner decides whether the descriptor can be closed
 	}
-	if c.wflags&wfCloseAfter != 0 {
-		c.Wake()
+	if c.wflags&wfCloseAfter != 0 && c.wflags&wfShutWr == 0 {
+		// The HTTP answer is out: send FIN and read (discarding) until the
+		// client hangs up, so that closing does not reset the connection
+		// with request bytes unread, which could destroy the answer on
+		// its way. The deadline bounds the wait.
+		c.wflags |= wfShutWr
+		_ = c.ShutdownWrite()
+		c.deadline.Store(c.srv.after(min(c.srv.cfg.CloseTimeout, c.srv.cfg.HandshakeTimeout)))
 	}
 }
 
@@ -196,11 +202,8 @@ func (c *Conn) dropQueueLocked() int {
 // owner terminates the connection at its next event. c.mu must be held.
 func (c *Conn) writeFailedLocked(err error) {
 	c.wflags |= wfWriteFailed
-	if c.closing == nil {
-		c.closing = &closeState{}
-	}
-	if c.closing.cause == nil {
-		c.closing.cause = &CloseError{Code: ws.StatusAbnormalClosure, Err: err}
+	if cs := c.closingLocked(); cs.cause == nil {
+		cs.cause = &CloseError{Code: ws.StatusAbnormalClosure, Err: err}
 	}
 	c.Wake()
 }
