@@ -101,7 +101,7 @@ type options struct {
 	duration   time.Duration // echo
 	size       int           // echo
 	messages   int           // broadcast
-	pubRate    int           // broadcast
+	pubRate    float64       // broadcast
 	channel    string        // broadcast
 	drain      time.Duration // broadcast
 }
@@ -137,7 +137,7 @@ func parseOptions(mode string, args []string) (options, error) {
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "echo: how long to run")
 	fs.IntVar(&o.size, "size", 64, "echo: payload bytes (at least 8)")
 	fs.IntVar(&o.messages, "messages", 100, "broadcast: messages to publish")
-	fs.IntVar(&o.pubRate, "pub-rate", 10, "broadcast: messages per second")
+	fs.Float64Var(&o.pubRate, "pub-rate", 10, "broadcast: messages per second (0.2: one every 5 s)")
 	fs.StringVar(&o.channel, "channel", "bench", "broadcast: channel name")
 	fs.DurationVar(&o.drain, "drain", 15*time.Second, "broadcast: how long to wait for deliveries after the last publish")
 	if err := fs.Parse(args); err != nil {
@@ -170,8 +170,10 @@ func (o *options) finish(urls, src, pids string) error {
 		return fmt.Errorf("-n %d: want at least 1", o.n)
 	case o.rate <= 0:
 		return fmt.Errorf("-rate %d: want at least 1", o.rate)
-	case o.procs < 0 || o.pool <= 0 || o.size < 0 || o.messages < 0 || o.pubRate <= 0:
-		return fmt.Errorf("-procs, -pool, -size, -messages and -pub-rate must not be negative (-pool, -pub-rate at least 1)")
+	case o.procs < 0 || o.pool <= 0 || o.size < 0 || o.messages < 0:
+		return fmt.Errorf("-procs, -pool, -size and -messages must not be negative, -pool at least 1")
+	case o.pubRate <= 0 || o.pubRate > 1e6:
+		return fmt.Errorf("-pub-rate %v: want more than 0, at most 1000000", o.pubRate)
 	}
 	if pids == "" {
 		t, _ := parseTarget(o.urlStrings[0])

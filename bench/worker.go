@@ -33,7 +33,7 @@ type workerOptions struct {
 	Size      int           `json:"size"`
 	Duration  time.Duration `json:"duration"`
 	Messages  int           `json:"messages"`
-	PubRate   int           `json:"pub_rate"`
+	PubRate   float64       `json:"pub_rate"`
 	Channel   string        `json:"channel"`
 	Drain     time.Duration `json:"drain"`
 	Publisher bool          `json:"publisher"`
@@ -289,7 +289,7 @@ func (w *worker) runBroadcast() *BroadcastFigures {
 		}
 	}
 	w.waitFor(func() bool { return w.msgs.Load() >= fig.Expected }, w.o.Drain+
-		time.Duration(float64(w.o.Messages)/float64(max(1, w.o.PubRate))*float64(time.Second)))
+		time.Duration(float64(w.o.Messages)/w.o.PubRate*float64(time.Second)))
 	w.f.each(func(c *client) {
 		fig.Received += c.received
 		fig.Duplicates += c.dups
@@ -311,7 +311,7 @@ func (w *worker) publish() (float64, error) {
 	}
 	defer pub.Close()
 	go func() { _, _ = bufio.NewReader(pub).WriteTo(discard{}) }() // acks: not needed
-	interval := time.Second / time.Duration(max(1, w.o.PubRate))
+	interval := time.Duration(float64(time.Second) / w.o.PubRate)
 	start := time.Now()
 	next := start
 	for seq := 1; seq <= w.o.Messages; seq++ {

@@ -13,7 +13,7 @@
 # It checks first that the machine can take it (memory, descriptors, ports)
 # and says what is missing instead of thrashing.
 #
-# Environment: N=1000000 HOLD=60s ROUNDS=5 PUB_RATE=1 RATE=6000
+# Environment: N=1000000 HOLD=60s ROUNDS=5 PUB_RATE=0.2 RATE=6000
 #   SRC=127.0.1.1-127.0.1.60 PORT=18500 OUT=bench/results/1m-<date>
 #   CHECK_ONLY=1 (preflight only)
 set -euo pipefail
@@ -22,7 +22,7 @@ cd "$(dirname "$0")/.."
 N="${N:-1000000}"
 HOLD="${HOLD:-60s}"
 ROUNDS="${ROUNDS:-5}"
-PUB_RATE="${PUB_RATE:-1}"
+PUB_RATE="${PUB_RATE:-0.2}"
 RATE="${RATE:-6000}"
 SRC="${SRC:-127.0.1.1-127.0.1.60}"
 PORT="${PORT:-18500}"
