@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -203,5 +204,35 @@ func TestBenchAgainstServer(t *testing.T) {
 	}
 	if b.Latency.Count != 40000 {
 		t.Errorf("broadcast latency count %d, want 40000", b.Latency.Count)
+	}
+}
+
+// TestSourceShare: no two workers may get the same source address and
+// port, and every worker gets some.
+func TestSourceShare(t *testing.T) {
+	ips := func(n int) []net.IP {
+		var out []net.IP
+		for i := 0; i < n; i++ {
+			out = append(out, net.IPv4(127, 0, 1, byte(i+1)).To4())
+		}
+		return out
+	}
+	for _, c := range []struct{ sources, workers int }{{60, 51}, {4, 2}, {2, 5}, {3, 7}, {1, 4}} {
+		used := map[string]bool{}
+		for i := 0; i < c.workers; i++ {
+			srcs, lo, hi := sourceShare(ips(c.sources), i, c.workers, 1000, 1099)
+			if len(srcs) == 0 || hi < lo {
+				t.Fatalf("%d sources, %d workers: worker %d got %v ports %d-%d", c.sources, c.workers, i, srcs, lo, hi)
+			}
+			for _, s := range srcs {
+				for p := lo; p <= hi; p++ {
+					key := s + ":" + strconv.Itoa(p)
+					if used[key] {
+						t.Fatalf("%d sources, %d workers: %s given twice", c.sources, c.workers, key)
+					}
+					used[key] = true
+				}
+			}
+		}
 	}
 }

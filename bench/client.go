@@ -103,19 +103,28 @@ type client struct {
 	wmu      sync.Mutex // serialises writes with abort
 }
 
-// dial starts a non-blocking connect from src (nil: any) to t.
-func (f *fleet) dial(t *target, src net.IP, id int32) {
+// dial starts a non-blocking connect from src (nil: any) and port (0: the
+// kernel's choice; -1: none left) to t.
+func (f *fleet) dial(t *target, src net.IP, port int, id int32) {
 	f.dialed.Add(1)
+	if port < 0 {
+		f.fail("no_source_port")
+		return
+	}
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		f.fail(classify(err))
 		return
 	}
 	if src != nil {
-		// Pick the source port at connect time, per destination, so that
-		// each source address gives ~28k ports per target, not per host.
-		_ = unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_BIND_ADDRESS_NO_PORT, 1)
-		sa := &unix.SockaddrInet4{}
+		if port == 0 {
+			// Let connect pick the port, per destination.
+			_ = unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_BIND_ADDRESS_NO_PORT, 1)
+		} else {
+			// A port of a previous run may still be in TIME_WAIT.
+			_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
+		}
+		sa := &unix.SockaddrInet4{Port: port}
 		copy(sa.Addr[:], src.To4())
 		if err := unix.Bind(fd, sa); err != nil {
 			unix.Close(fd)

@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"os/signal"
+	"strconv"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -216,12 +218,8 @@ func (r *run) spawn(ctx context.Context) error {
 			Size: o.size, Duration: o.duration, Messages: o.messages, PubRate: o.pubRate,
 			Channel: o.channel, Drain: o.drain, Publisher: i == 0,
 		}
-		for j := i; j < len(o.sources); j += len(shares) {
-			wo.Sources = append(wo.Sources, o.sources[j].String())
-		}
-		if len(wo.Sources) == 0 && len(o.sources) > 0 {
-			wo.Sources = []string{o.sources[i%len(o.sources)].String()}
-		}
+		lo, hi := localPortRange()
+		wo.Sources, wo.PortLo, wo.PortHi = sourceShare(o.sources, i, len(shares), lo, hi)
 		c, err := startChild(ctx, wo)
 		if err != nil {
 			return err
@@ -419,4 +417,45 @@ func writeOutputs(res *Result, dir string) error {
 		return err
 	}
 	return renderCharts([]*Result{res}, dir, name)
+}
+
+// sourceShare gives worker i of n its source addresses and the local ports
+// it may bind on them, so that no two workers ever pick the same address
+// and port: with at least n addresses each worker gets its own; with fewer,
+// workers sharing an address split its port range.
+func sourceShare(sources []net.IP, i, n int, lo, hi int) (srcs []string, portLo, portHi int) {
+	if len(sources) == 0 {
+		return nil, 0, 0
+	}
+	if len(sources) >= n {
+		for j := i; j < len(sources); j += n {
+			srcs = append(srcs, sources[j].String())
+		}
+		return srcs, lo, hi
+	}
+	// Fewer addresses than workers: worker i shares address i%len with
+	// the workers of the same remainder; it is number i/len among them.
+	k := (n - i%len(sources) + len(sources) - 1) / len(sources)
+	span := (hi - lo + 1) / k
+	first := lo + (i/len(sources))*span
+	return []string{sources[i%len(sources)].String()}, first, first + span - 1
+}
+
+// localPortRange reads net.ipv4.ip_local_port_range: the ports the bench
+// binds, as the kernel would choose them.
+func localPortRange() (int, int) {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 32768, 60999
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 2 {
+		return 32768, 60999
+	}
+	lo, err1 := strconv.Atoi(f[0])
+	hi, err2 := strconv.Atoi(f[1])
+	if err1 != nil || err2 != nil || lo > hi {
+		return 32768, 60999
+	}
+	return lo, hi
 }

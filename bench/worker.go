@@ -26,6 +26,8 @@ type workerOptions struct {
 	Index     int           `json:"index"`
 	URLs      []string      `json:"urls"`
 	Sources   []string      `json:"sources"`
+	PortLo    int           `json:"port_lo"` // local ports to bind on Sources
+	PortHi    int           `json:"port_hi"`
 	N         int           `json:"n"`
 	Rate      int           `json:"rate"`
 	Timeout   time.Duration `json:"timeout"`
@@ -166,15 +168,25 @@ func (w *worker) ramp() {
 	for _, s := range w.o.Sources {
 		sources = append(sources, net.ParseIP(s).To4())
 	}
+	ports := w.o.PortHi - w.o.PortLo + 1
 	next, budget := time.Now(), 0.0
 	for i := 0; i < w.o.N; {
 		budget += perTick
 		for ; budget >= 1 && i < w.o.N; budget-- {
 			var src net.IP
+			port := 0
 			if len(sources) > 0 {
+				// Each connection its own source address and port: no
+				// port search in the kernel's connect (it slows down as
+				// the ports of an address fill up).
 				src = sources[i%len(sources)]
+				if k := i / len(sources); k < ports {
+					port = w.o.PortLo + k
+				} else {
+					port = -1 // this worker's ports are used up
+				}
 			}
-			w.f.dial(w.targets[i%len(w.targets)], src, int32(i))
+			w.f.dial(w.targets[i%len(w.targets)], src, port, int32(i))
 			i++
 		}
 		next = next.Add(tick)

@@ -59,8 +59,13 @@ say "preflight ok: $N connections, $workers server workers + $procs bench proces
 # --- run -------------------------------------------------------------------
 bin="$(mktemp -d)"
 gate_pid=""
+bench_pid=""
 cleanup() {
 	local status=$?
+	if [ -n "$bench_pid" ]; then
+		kill -INT "$bench_pid" 2>/dev/null || true # it stops its workers
+		for _ in $(seq 100); do kill -0 "$bench_pid" 2>/dev/null || break; sleep 0.1; done
+	fi
 	if [ -n "$gate_pid" ] && kill -0 "$gate_pid" 2>/dev/null; then
 		kill -TERM "$gate_pid" 2>/dev/null || true
 		for _ in $(seq 300); do kill -0 "$gate_pid" 2>/dev/null || break; sleep 0.1; done
@@ -92,7 +97,10 @@ sleep 1 # the last workers
 say "bench: ramp at $RATE/s, hold $HOLD, $ROUNDS broadcast rounds"
 "$bin/bench" broadcast -url "ws://127.0.0.1:$PORT/ws" -n "$N" -rate "$RATE" -src "$SRC" \
 	-hold "$HOLD" -messages "$ROUNDS" -pub-rate "$PUB_RATE" -drain 120s -timeout 60s \
-	-label "wsgate-$N" -out "$OUT" >"$OUT/result.json"
+	-label "wsgate-$N" -out "$OUT" >"$OUT/result.json" &
+bench_pid=$!
+wait "$bench_pid" # in the background, so that Ctrl-C is handled at once
+bench_pid=""
 
 say "stopping wsgate"
 kill -TERM "$gate_pid"

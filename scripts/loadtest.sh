@@ -75,6 +75,14 @@ start_server() {
 	server_pid=$!
 }
 
+# wait_bench waits for the bench started last (in the background, so that
+# Ctrl-C is handled at once) and fails if it failed.
+wait_bench() {
+	bench_pid=$!
+	pids+=("$bench_pid")
+	wait "$bench_pid"
+}
+
 port_of() { if [ "$1" = wsgate ]; then echo "$WSGATE_PORT"; else echo "$BASELINE_PORT"; fi; }
 
 run_scenario() { # server scenario
@@ -86,17 +94,18 @@ run_scenario() { # server scenario
 	case "$sc" in
 	idle)
 		"$bin/bench" idle -url "ws://127.0.0.1:$port/ws" -n "$IDLE_N" -rate "$RATE" -hold "$HOLD" \
-			-src "$SRC" -pid "$server_pid" -label "$name" -out "$OUT" >/dev/null
+			-src "$SRC" -pid "$server_pid" -label "$name" -out "$OUT" >/dev/null &
 		;;
 	echo)
 		"$bin/bench" echo -url "ws://127.0.0.1:$port/echo" -n "$ECHO_N" -rate "$RATE" -duration "$DURATION" \
-			-size "$SIZE" -src "$SRC" -pid "$server_pid" -label "$name" -out "$OUT" >/dev/null
+			-size "$SIZE" -src "$SRC" -pid "$server_pid" -label "$name" -out "$OUT" >/dev/null &
 		;;
 	broadcast)
 		"$bin/bench" broadcast -url "ws://127.0.0.1:$port/ws" -n "$BCAST_N" -rate "$RATE" \
-			-messages "$MESSAGES" -pub-rate "$PUB_RATE" -src "$SRC" -pid "$server_pid" -label "$name" -out "$OUT" >/dev/null
+			-messages "$MESSAGES" -pub-rate "$PUB_RATE" -src "$SRC" -pid "$server_pid" -label "$name" -out "$OUT" >/dev/null &
 		;;
 	esac
+	wait_bench
 	# A fresh server per scenario: one run's memory does not colour the next.
 	kill -TERM "$server_pid"
 	wait "$server_pid" 2>/dev/null || true
