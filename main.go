@@ -158,6 +158,11 @@ func runSupervisor(opts options, log *slog.Logger) error {
 		log.Info("embedded NATS started", "url", emb.URL())
 	}
 	env := []string{"WSGATE_NATS=" + strings.Join(nats, ",")}
+	if os.Getenv("GOMAXPROCS") == "" {
+		// Workers share the CPUs: more Ps than a worker's share only adds
+		// scheduler spinning across dozens of processes.
+		env = append(env, "GOMAXPROCS="+strconv.Itoa(max(1, runtime.NumCPU()/n)))
+	}
 	if opts.ws.MaxConns > 0 {
 		env = append(env, envWorkerMaxConns+"="+strconv.Itoa(workerShare(opts.ws.MaxConns, n)))
 	}

@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"strconv"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -81,6 +82,9 @@ func startChild(ctx context.Context, wo workerOptions) (*child, error) {
 	js, _ := json.Marshal(wo)
 	cmd := exec.CommandContext(ctx, exe, "worker")
 	cmd.Env = append(os.Environ(), "BENCH_WORKER="+string(js))
+	if os.Getenv("GOMAXPROCS") == "" && wo.Procs > runtime.NumCPU() {
+		cmd.Env = append(cmd.Env, "GOMAXPROCS=1") // many workers share the CPUs
+	}
 	cmd.Stderr = os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlive the parent
 	stdin, err := cmd.StdinPipe()
@@ -216,7 +220,7 @@ func (r *run) spawn(ctx context.Context) error {
 			Mode: o.mode, Index: i, URLs: o.urlStrings, N: n,
 			Rate: max(1, o.rate/len(shares)), Timeout: o.timeout, Pool: o.pool,
 			Size: o.size, Duration: o.duration, Messages: o.messages, PubRate: o.pubRate,
-			Channel: o.channel, Drain: o.drain, Publisher: i == 0,
+			Channel: o.channel, Drain: o.drain, Publisher: i == 0, Procs: len(shares),
 		}
 		lo, hi := localPortRange()
 		wo.Sources, wo.PortLo, wo.PortHi = sourceShare(o.sources, i, len(shares), lo, hi)

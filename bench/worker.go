@@ -39,6 +39,7 @@ type workerOptions struct {
 	Channel   string        `json:"channel"`
 	Drain     time.Duration `json:"drain"`
 	Publisher bool          `json:"publisher"`
+	Procs     int           `json:"procs"` // worker processes in the run
 }
 
 // msg is one line from a worker to the parent.
