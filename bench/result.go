@@ -103,14 +103,14 @@ type BroadcastFigures struct {
 	PublishSecs float64     `json:"publish_seconds"`
 }
 
-// hist is a latency histogram (microseconds, 1µs to 2 min, 3 significant
+// hist is a latency histogram (microseconds, 1µs to 1 hour, 3 significant
 // digits) safe for concurrent recording.
 type hist struct {
 	mu sync.Mutex
 	h  *hdrhistogram.Histogram
 }
 
-func newHist() *hist { return &hist{h: hdrhistogram.New(1, int64(2*time.Minute/time.Microsecond), 3)} }
+func newHist() *hist { return &hist{h: hdrhistogram.New(1, int64(time.Hour/time.Microsecond), 3)} }
 
 func (h *hist) record(d time.Duration) {
 	us := max(1, d.Microseconds())
