@@ -89,11 +89,11 @@ mkdir -p "$OUT"
 # minute would take a core), and 30 s for a handshake at the peak of the ramp.
 say "starting wsgate: $workers workers for $N connections"
 "$bin/wsgate" -addr "127.0.0.1:$PORT" -workers auto -max-conns "$N" -log-level warn \
-	-ping-interval 5m -pong-timeout 60s -handshake-timeout 30s -shutdown-timeout 60s 2>"$OUT/wsgate.log" &
+	-ping-interval 5m -pong-timeout 60s -handshake-timeout 30s -shutdown-timeout 60s 2>"$bin/wsgate.log" &
 gate_pid=$!
 for _ in $(seq 300); do
 	(exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break
-	kill -0 "$gate_pid" 2>/dev/null || die "wsgate exited at start: $(tail -3 "$OUT/wsgate.log")"
+	kill -0 "$gate_pid" 2>/dev/null || die "wsgate exited at start: $(tail -3 "$bin/wsgate.log")"
 	sleep 0.1
 done
 sleep 1 # the last workers
@@ -101,7 +101,7 @@ sleep 1 # the last workers
 say "bench: ramp at $RATE/s, hold $HOLD, $ROUNDS broadcast rounds"
 "$bin/bench" broadcast -url "ws://127.0.0.1:$PORT/ws" -n "$N" -rate "$RATE" -src "$SRC" \
 	-hold "$HOLD" -messages "$ROUNDS" -pub-rate "$PUB_RATE" -drain 300s -timeout 60s \
-	-label "wsgate-$N" -out "$OUT" >"$OUT/result.json" &
+	-label "wsgate-$N" -out "$OUT" >/dev/null &
 bench_pid=$!
 wait "$bench_pid" # in the background, so that Ctrl-C is handled at once
 bench_pid=""
@@ -110,9 +110,10 @@ say "stopping wsgate"
 kill -TERM "$gate_pid"
 wait "$gate_pid" || true
 gate_pid=""
+[ -s "$bin/wsgate.log" ] && cp "$bin/wsgate.log" "$OUT/" # warnings, if any
 
 # A summary from the JSON, without jq.
-python3 - "$OUT/result.json" <<'EOF'
+python3 - "$OUT/wsgate-$N-broadcast.json" <<'EOF'
 import json, sys
 r = json.load(open(sys.argv[1]))
 s, b = r["server"], r["broadcast"]
