@@ -167,10 +167,10 @@ func (h *Channels) interest(channel string, on bool) {
 // ack or an error as protocol.go describes.
 func (h *Channels) OnMessage(c Conn, t MessageType, data []byte) {
 	if t != Text {
-		h.replyError(c, nil, codeBinaryNotSupported)
+		h.replyError(c, nil, CodeBinaryNotSupported)
 		return
 	}
-	req, code := parseRequest(data)
+	req, code := ParseRequest(data)
 	if code != "" {
 		h.replyError(c, req.ID, code)
 		return
@@ -178,14 +178,14 @@ func (h *Channels) OnMessage(c Conn, t MessageType, data []byte) {
 	delivered := -1 // no "delivered" in the ack
 	var err error
 	switch req.Op {
-	case opSubscribe:
+	case OpSubscribe:
 		err = h.subscribe(c, req.Channel)
-	case opUnsubscribe:
+	case OpUnsubscribe:
 		err = h.unsubscribe(c, req.Channel)
-	case opPublish:
+	case OpPublish:
 		delivered, err = h.Publish(req.Channel, req.Data)
 	default:
-		h.replyError(c, req.ID, codeUnknownOp)
+		h.replyError(c, req.ID, CodeUnknownOp)
 		return
 	}
 	if err != nil {
@@ -213,7 +213,7 @@ func (h *Channels) OnClose(c Conn, _ ws.StatusCode, _ string) {
 // or ErrBadData for bad arguments. Subscribers that refuse the push (they
 // are closing or too slow) are counted in Stats().Dropped.
 func (h *Channels) Publish(channel string, data json.RawMessage) (delivered int, err error) {
-	if !validChannel(channel, h.cfg.MaxChannelLen) {
+	if !ValidChannel(channel, h.cfg.MaxChannelLen) {
 		return 0, ErrBadChannel
 	}
 	if !json.Valid(data) {
@@ -222,7 +222,7 @@ func (h *Channels) Publish(channel string, data json.RawMessage) (delivered int,
 	h.published.Add(1)
 	buf := getBuf()
 	defer putBuf(buf)
-	*buf = appendPush(*buf, channel, data)
+	*buf = AppendPush(*buf, channel, data)
 	delivered = h.deliverLocal(channel, NewPreparedMessage(Text, *buf)) // framed once; copies
 	if h.broker != nil {
 		if err := h.broker.Publish(channel, *buf); err != nil {
@@ -280,7 +280,7 @@ func (h *Channels) Stats() ChannelsStats {
 // subscribe adds channel to c's subscriptions; subscribing again to the
 // same channel is a no-op. Called only from c's handler calls.
 func (h *Channels) subscribe(c Conn, channel string) error {
-	if !validChannel(channel, h.cfg.MaxChannelLen) {
+	if !ValidChannel(channel, h.cfg.MaxChannelLen) {
 		return ErrBadChannel
 	}
 	subs, _ := c.Value().(*subscriptions)
@@ -302,7 +302,7 @@ func (h *Channels) subscribe(c Conn, channel string) error {
 // unsubscribe removes channel from c's subscriptions. Called only from c's
 // handler calls.
 func (h *Channels) unsubscribe(c Conn, channel string) error {
-	if !validChannel(channel, h.cfg.MaxChannelLen) {
+	if !ValidChannel(channel, h.cfg.MaxChannelLen) {
 		return ErrBadChannel
 	}
 	subs, _ := c.Value().(*subscriptions)
@@ -329,7 +329,7 @@ func (h *Channels) replyAck(c Conn, id json.RawMessage, delivered int) {
 		return
 	}
 	buf := getBuf()
-	*buf = appendAck(*buf, id, delivered)
+	*buf = AppendAck(*buf, id, delivered)
 	_ = c.Send(Text, *buf) // Send copies
 	putBuf(buf)
 }
@@ -338,7 +338,7 @@ func (h *Channels) replyAck(c Conn, id json.RawMessage, delivered int) {
 func (h *Channels) replyError(c Conn, id json.RawMessage, code string) {
 	h.rejected.Add(1)
 	buf := getBuf()
-	*buf = appendError(*buf, id, code)
+	*buf = AppendError(*buf, id, code)
 	_ = c.Send(Text, *buf) // Send copies
 	putBuf(buf)
 }

@@ -20,7 +20,7 @@ func newTestChannels(t testing.TB, cfg ChannelsConfig) *Channels {
 
 // errReply is the error reply for code; id is raw JSON, "" for none.
 func errReply(id, code string) string {
-	return string(appendError(nil, json.RawMessage(id), code))
+	return string(AppendError(nil, json.RawMessage(id), code))
 }
 
 func TestChannelsConfig(t *testing.T) {

@@ -31,7 +31,7 @@ import (
 // connection. "delivered" counts the subscribers on this process the push
 // was queued to, the publisher included if it is subscribed.
 //
-// Error codes:
+// Error codes (the Code constants):
 //
 //	code                    when
 //	bad_json                not valid JSON, not an object, a field of the
@@ -44,77 +44,80 @@ import (
 //	too_many_subscriptions  subscribe past MaxSubscriptions
 //	not_subscribed          unsubscribe from a channel not subscribed to
 const (
-	codeBadJSON              = "bad_json"
-	codeBinaryNotSupported   = "binary_not_supported"
-	codeUnknownOp            = "unknown_op"
-	codeBadChannel           = "bad_channel"
-	codeTooManySubscriptions = "too_many_subscriptions"
-	codeNotSubscribed        = "not_subscribed"
+	CodeBadJSON              = "bad_json"
+	CodeBinaryNotSupported   = "binary_not_supported"
+	CodeUnknownOp            = "unknown_op"
+	CodeBadChannel           = "bad_channel"
+	CodeTooManySubscriptions = "too_many_subscriptions"
+	CodeNotSubscribed        = "not_subscribed"
 )
 
-// Operations of a request.
+// Operations of a Request.
 const (
-	opSubscribe   = "subscribe"
-	opUnsubscribe = "unsubscribe"
-	opPublish     = "publish"
+	OpSubscribe   = "subscribe"
+	OpUnsubscribe = "unsubscribe"
+	OpPublish     = "publish"
 )
 
 // errorMessages holds the human text of each error code. The texts are
 // constants with nothing to escape, so they go into replies as they are.
 var errorMessages = map[string]string{
-	codeBadJSON:              "message must be a JSON object with string op and channel, an id that is a string or number, and data on publish",
-	codeBinaryNotSupported:   "binary messages are not supported; send JSON as text",
-	codeUnknownOp:            "op must be subscribe, unsubscribe or publish",
-	codeBadChannel:           "channel must be non-empty, within the length limit, and made of A-Z a-z 0-9 _ . : @ / -",
-	codeTooManySubscriptions: "too many subscriptions on this connection",
-	codeNotSubscribed:        "not subscribed to this channel",
+	CodeBadJSON:              "message must be a JSON object with string op and channel, an id that is a string or number, and data on publish",
+	CodeBinaryNotSupported:   "binary messages are not supported; send JSON as text",
+	CodeUnknownOp:            "op must be subscribe, unsubscribe or publish",
+	CodeBadChannel:           "channel must be non-empty, within the length limit, and made of A-Z a-z 0-9 _ . : @ / -",
+	CodeTooManySubscriptions: "too many subscriptions on this connection",
+	CodeNotSubscribed:        "not subscribed to this channel",
 }
 
 // codeOf maps an error of Channels to its protocol code.
 func codeOf(err error) string {
 	switch {
 	case errors.Is(err, ErrBadChannel):
-		return codeBadChannel
+		return CodeBadChannel
 	case errors.Is(err, ErrBadData):
-		return codeBadJSON
+		return CodeBadJSON
 	case errors.Is(err, ErrTooManySubscriptions):
-		return codeTooManySubscriptions
+		return CodeTooManySubscriptions
 	case errors.Is(err, ErrNotSubscribed):
-		return codeNotSubscribed
+		return CodeNotSubscribed
 	default:
-		return codeBadJSON
+		return CodeBadJSON
 	}
 }
 
-// request is one client message. ID and Data keep their raw JSON: the id
-// is echoed verbatim and the data is pushed as it was sent.
-type request struct {
+// Request is one client message of the /ws protocol. ID and Data keep
+// their raw JSON: the id is echoed verbatim and the data is pushed as it
+// was sent. Request is exported, with ParseRequest, ValidChannel, the
+// Append functions and the Code constants, so that other implementations
+// of the protocol, such as the benchmark baseline, share this one.
+type Request struct {
 	Op      string          `json:"op"`
 	Channel string          `json:"channel"`
 	ID      json.RawMessage `json:"id"`
 	Data    json.RawMessage `json:"data"`
 }
 
-// parseRequest decodes one client message. On failure it returns the
+// ParseRequest decodes one client message. On failure it returns the
 // error code, and in req.ID the request's id if one could be read, so the
 // error reply can carry it.
-func parseRequest(msg []byte) (req request, code string) {
+func ParseRequest(msg []byte) (req Request, code string) {
 	trimmed := bytes.TrimLeft(msg, " \t\r\n")
 	if len(trimmed) == 0 || trimmed[0] != '{' {
-		return request{}, codeBadJSON
+		return Request{}, CodeBadJSON
 	}
 	// A syntax error leaves req untouched; a type error (e.g. "op":1)
 	// still fills the other fields, so a good id is kept for the reply.
 	err := json.Unmarshal(trimmed, &req)
 	if !validID(req.ID) {
 		req.ID = nil
-		return req, codeBadJSON
+		return req, CodeBadJSON
 	}
 	if string(req.ID) == "null" {
 		req.ID = nil
 	}
 	if err != nil {
-		return req, codeBadJSON
+		return req, CodeBadJSON
 	}
 	return req, ""
 }
@@ -142,8 +145,8 @@ var channelByte = func() (t [256]bool) {
 	return t
 }()
 
-// validChannel reports whether name is 1 to maxLen bytes from channelByte.
-func validChannel(name string, maxLen int) bool {
+// ValidChannel reports whether name is 1 to maxLen bytes from channelByte.
+func ValidChannel(name string, maxLen int) bool {
 	if len(name) == 0 || len(name) > maxLen {
 		return false
 	}
@@ -155,9 +158,9 @@ func validChannel(name string, maxLen int) bool {
 	return true
 }
 
-// appendPush appends the push {"channel":…,"data":…}. channel must have
-// passed validChannel (it is not escaped) and data must be valid JSON.
-func appendPush(dst []byte, channel string, data []byte) []byte {
+// AppendPush appends the push {"channel":…,"data":…}. channel must have
+// passed ValidChannel (it is not escaped) and data must be valid JSON.
+func AppendPush(dst []byte, channel string, data []byte) []byte {
 	dst = append(dst, `{"channel":"`...)
 	dst = append(dst, channel...)
 	dst = append(dst, `","data":`...)
@@ -165,9 +168,9 @@ func appendPush(dst []byte, channel string, data []byte) []byte {
 	return append(dst, '}')
 }
 
-// appendAck appends {"op":"ack","id":…}, with ,"delivered":N when
+// AppendAck appends {"op":"ack","id":…}, with ,"delivered":N when
 // delivered is not negative. id must be valid JSON.
-func appendAck(dst []byte, id json.RawMessage, delivered int) []byte {
+func AppendAck(dst []byte, id json.RawMessage, delivered int) []byte {
 	dst = append(dst, `{"op":"ack","id":`...)
 	dst = append(dst, id...)
 	if delivered >= 0 {
@@ -177,9 +180,9 @@ func appendAck(dst []byte, id json.RawMessage, delivered int) []byte {
 	return append(dst, '}')
 }
 
-// appendError appends {"op":"error","id":…,"code":…,"message":…}, without
+// AppendError appends {"op":"error","id":…,"code":…,"message":…}, without
 // "id" when id is empty. id must be valid JSON.
-func appendError(dst []byte, id json.RawMessage, code string) []byte {
+func AppendError(dst []byte, id json.RawMessage, code string) []byte {
 	dst = append(dst, `{"op":"error"`...)
 	if len(id) > 0 {
 		dst = append(dst, `,"id":`...)
@@ -217,3 +220,6 @@ func putBuf(b *[]byte) {
 		bufPool.Put(b)
 	}
 }
+
+// ErrorMessage returns the human text sent with an error code.
+func ErrorMessage(code string) string { return errorMessages[code] }

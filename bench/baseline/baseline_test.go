@@ -10,6 +10,8 @@ import (
 
 	"github.com/gorilla/websocket"
 	"go.uber.org/goleak"
+
+	"wsgate/handler"
 )
 
 func TestMain(m *testing.M) {
@@ -126,43 +128,43 @@ func TestChannelsErrors(t *testing.T) {
 			name: "bad JSON",
 			typ:  websocket.TextMessage,
 			in:   `{"op":"subscribe",`,
-			want: `{"op":"error","code":"bad_json","message":"` + errorMessages[codeBadJSON] + `"}`,
+			want: `{"op":"error","code":"bad_json","message":"` + handler.ErrorMessage(handler.CodeBadJSON) + `"}`,
 		},
 		{
 			name: "wrong field type keeps id",
 			typ:  websocket.TextMessage,
 			in:   `{"op":1,"channel":"news","id":"k"}`,
-			want: `{"op":"error","id":"k","code":"bad_json","message":"` + errorMessages[codeBadJSON] + `"}`,
+			want: `{"op":"error","id":"k","code":"bad_json","message":"` + handler.ErrorMessage(handler.CodeBadJSON) + `"}`,
 		},
 		{
 			name: "binary",
 			typ:  websocket.BinaryMessage,
 			in:   `{"op":"subscribe","channel":"news"}`,
-			want: `{"op":"error","code":"binary_not_supported","message":"` + errorMessages[codeBinaryNotSupported] + `"}`,
+			want: `{"op":"error","code":"binary_not_supported","message":"` + handler.ErrorMessage(handler.CodeBinaryNotSupported) + `"}`,
 		},
 		{
 			name: "unknown op",
 			typ:  websocket.TextMessage,
 			in:   `{"op":"shout","channel":"news","id":1}`,
-			want: `{"op":"error","id":1,"code":"unknown_op","message":"` + errorMessages[codeUnknownOp] + `"}`,
+			want: `{"op":"error","id":1,"code":"unknown_op","message":"` + handler.ErrorMessage(handler.CodeUnknownOp) + `"}`,
 		},
 		{
 			name: "bad channel",
 			typ:  websocket.TextMessage,
 			in:   `{"op":"subscribe","channel":"a b","id":2}`,
-			want: `{"op":"error","id":2,"code":"bad_channel","message":"` + errorMessages[codeBadChannel] + `"}`,
+			want: `{"op":"error","id":2,"code":"bad_channel","message":"` + handler.ErrorMessage(handler.CodeBadChannel) + `"}`,
 		},
 		{
 			name: "not subscribed",
 			typ:  websocket.TextMessage,
 			in:   `{"op":"unsubscribe","channel":"news","id":3}`,
-			want: `{"op":"error","id":3,"code":"not_subscribed","message":"` + errorMessages[codeNotSubscribed] + `"}`,
+			want: `{"op":"error","id":3,"code":"not_subscribed","message":"` + handler.ErrorMessage(handler.CodeNotSubscribed) + `"}`,
 		},
 		{
 			name: "publish without data",
 			typ:  websocket.TextMessage,
 			in:   `{"op":"publish","channel":"news","id":4}`,
-			want: `{"op":"error","id":4,"code":"bad_json","message":"` + errorMessages[codeBadJSON] + `"}`,
+			want: `{"op":"error","id":4,"code":"bad_json","message":"` + handler.ErrorMessage(handler.CodeBadJSON) + `"}`,
 		},
 	}
 	for _, tt := range tests {

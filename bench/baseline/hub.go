@@ -1,59 +1,23 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
-	"strconv"
 	"sync"
 
 	"github.com/gorilla/websocket"
+
+	"wsgate/handler"
 )
 
-// The /ws protocol, the same bytes wsgate's handler.Channels speaks (see
-// handler/protocol.go): one JSON object per text message.
-//
-//	client: {"op":"subscribe"|"unsubscribe","channel":"c","id":…}
-//	        {"op":"publish","channel":"c","data":<JSON>,"id":…}
-//	server: {"op":"ack","id":…}  {"op":"ack","id":…,"delivered":N}
-//	        {"channel":"c","data":<JSON as published>}
-//	        {"op":"error","id":…,"code":…,"message":…}
-//
-// The id is optional (string or number, null is absent) and echoed
-// verbatim; an ack goes out only when there was an id, an error always.
-const (
-	codeBadJSON              = "bad_json"
-	codeBinaryNotSupported   = "binary_not_supported"
-	codeUnknownOp            = "unknown_op"
-	codeBadChannel           = "bad_channel"
-	codeTooManySubscriptions = "too_many_subscriptions"
-	codeNotSubscribed        = "not_subscribed"
-)
+// The /ws protocol is wsgate's (handler/protocol.go): the baseline uses the
+// same parser and reply builders, so that both servers answer with the
+// same bytes and only the connection handling differs.
 
 // Limits, wsgate's defaults (-max-subs, -max-channel-len).
 const (
 	maxSubscriptions = 64
 	maxChannelLen    = 128
 )
-
-// errorMessages is the human text of each code, as wsgate sends it, so that
-// replies have the same size on both servers.
-var errorMessages = map[string]string{
-	codeBadJSON:              "message must be a JSON object with string op and channel, an id that is a string or number, and data on publish",
-	codeBinaryNotSupported:   "binary messages are not supported; send JSON as text",
-	codeUnknownOp:            "op must be subscribe, unsubscribe or publish",
-	codeBadChannel:           "channel must be non-empty, within the length limit, and made of A-Z a-z 0-9 _ . : @ / -",
-	codeTooManySubscriptions: "too many subscriptions on this connection",
-	codeNotSubscribed:        "not subscribed to this channel",
-}
-
-// request is one client message; ID and Data stay raw so they can be
-// echoed and pushed exactly as sent.
-type request struct {
-	Op      string          `json:"op"`
-	Channel string          `json:"channel"`
-	ID      json.RawMessage `json:"id"`
-	Data    json.RawMessage `json:"data"`
-}
 
 // hub is the channel table: who is subscribed to what, across all /ws
 // connections. mu guards channels; a publish holds it for reading while it
@@ -113,49 +77,49 @@ type channelsSession struct {
 // handle serves one message and queues the ack or error for it.
 func (s *channelsSession) handle(typ int, msg []byte) {
 	if typ != websocket.TextMessage {
-		s.replyError(nil, codeBinaryNotSupported)
+		s.replyError(nil, handler.CodeBinaryNotSupported)
 		return
 	}
-	req, code := parseRequest(msg)
+	req, code := handler.ParseRequest(msg)
 	if code != "" {
 		s.replyError(req.ID, code)
 		return
 	}
-	if req.Op != "subscribe" && req.Op != "unsubscribe" && req.Op != "publish" {
-		s.replyError(req.ID, codeUnknownOp)
+	if req.Op != handler.OpSubscribe && req.Op != handler.OpUnsubscribe && req.Op != handler.OpPublish {
+		s.replyError(req.ID, handler.CodeUnknownOp)
 		return
 	}
-	if !validChannel(req.Channel) {
-		s.replyError(req.ID, codeBadChannel)
+	if !handler.ValidChannel(req.Channel, maxChannelLen) {
+		s.replyError(req.ID, handler.CodeBadChannel)
 		return
 	}
 	delivered := -1
 	switch req.Op {
-	case "subscribe":
+	case handler.OpSubscribe:
 		if _, ok := s.subs[req.Channel]; !ok {
 			if len(s.subs) >= maxSubscriptions {
-				s.replyError(req.ID, codeTooManySubscriptions)
+				s.replyError(req.ID, handler.CodeTooManySubscriptions)
 				return
 			}
 			s.subs[req.Channel] = struct{}{}
 			s.hub.subscribe(req.Channel, s.c)
 		}
-	case "unsubscribe":
+	case handler.OpUnsubscribe:
 		if _, ok := s.subs[req.Channel]; !ok {
-			s.replyError(req.ID, codeNotSubscribed)
+			s.replyError(req.ID, handler.CodeNotSubscribed)
 			return
 		}
 		delete(s.subs, req.Channel)
 		s.hub.unsubscribe(req.Channel, s.c)
-	case "publish":
+	case handler.OpPublish:
 		if !json.Valid(req.Data) { // missing data
-			s.replyError(req.ID, codeBadJSON)
+			s.replyError(req.ID, handler.CodeBadJSON)
 			return
 		}
 		delivered = s.hub.publish(req.Channel, preparePush(req.Channel, req.Data))
 	}
 	if len(req.ID) > 0 {
-		s.reply(appendAck(nil, req.ID, delivered))
+		s.reply(handler.AppendAck(nil, req.ID, delivered))
 	}
 }
 
@@ -172,95 +136,16 @@ func (s *channelsSession) reply(msg []byte) {
 }
 
 func (s *channelsSession) replyError(id json.RawMessage, code string) {
-	s.reply(appendError(nil, id, code))
+	s.reply(handler.AppendError(nil, id, code))
 }
 
 // preparePush builds {"channel":…,"data":…} once per publish and wraps it
 // in a PreparedMessage, which gorilla frames once for all subscribers.
 func preparePush(channel string, data json.RawMessage) *websocket.PreparedMessage {
-	buf := make([]byte, 0, len(`{"channel":"","data":}`)+len(channel)+len(data))
-	buf = append(buf, `{"channel":"`...)
-	buf = append(buf, channel...) // validChannel: nothing to escape
-	buf = append(buf, `","data":`...)
-	buf = append(buf, data...)
-	buf = append(buf, '}')
+	buf := handler.AppendPush(nil, channel, data)
 	pm, err := websocket.NewPreparedMessage(websocket.TextMessage, buf)
 	if err != nil { // only for compression or a bad type, neither used here
 		panic(err)
 	}
 	return pm
-}
-
-// parseRequest decodes msg. On failure it returns a code, with req.ID kept
-// when the id itself was good, so the error can carry it.
-func parseRequest(msg []byte) (req request, code string) {
-	trimmed := bytes.TrimLeft(msg, " \t\r\n")
-	if len(trimmed) == 0 || trimmed[0] != '{' {
-		return request{}, codeBadJSON
-	}
-	// A syntax error leaves req zero; a type error fills the other fields.
-	err := json.Unmarshal(trimmed, &req)
-	if !validID(req.ID) {
-		req.ID = nil
-		return req, codeBadJSON
-	}
-	if string(req.ID) == "null" {
-		req.ID = nil
-	}
-	if err != nil {
-		return req, codeBadJSON
-	}
-	return req, ""
-}
-
-// validID reports whether id is absent, null, a string or a number.
-func validID(id json.RawMessage) bool {
-	if len(id) == 0 || string(id) == "null" {
-		return true
-	}
-	b := id[0]
-	return b == '"' || b == '-' || '0' <= b && b <= '9'
-}
-
-// validChannel reports whether name is 1 to maxChannelLen bytes of
-// [A-Za-z0-9_.:@/-].
-func validChannel(name string) bool {
-	if name == "" || len(name) > maxChannelLen {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		switch b := name[i]; {
-		case 'a' <= b && b <= 'z', 'A' <= b && b <= 'Z', '0' <= b && b <= '9':
-		case b == '_', b == '.', b == ':', b == '@', b == '/', b == '-':
-		default:
-			return false
-		}
-	}
-	return true
-}
-
-// appendAck appends {"op":"ack","id":…}, plus "delivered" when it is not
-// negative.
-func appendAck(dst []byte, id json.RawMessage, delivered int) []byte {
-	dst = append(dst, `{"op":"ack","id":`...)
-	dst = append(dst, id...)
-	if delivered >= 0 {
-		dst = append(dst, `,"delivered":`...)
-		dst = strconv.AppendInt(dst, int64(delivered), 10)
-	}
-	return append(dst, '}')
-}
-
-// appendError appends {"op":"error",…}, without "id" when id is empty.
-func appendError(dst []byte, id json.RawMessage, code string) []byte {
-	dst = append(dst, `{"op":"error"`...)
-	if len(id) > 0 {
-		dst = append(dst, `,"id":`...)
-		dst = append(dst, id...)
-	}
-	dst = append(dst, `,"code":"`...)
-	dst = append(dst, code...)
-	dst = append(dst, `","message":"`...)
-	dst = append(dst, errorMessages[code]...)
-	return append(dst, `"}`...)
 }
