@@ -14,7 +14,7 @@ go test -race -shuffle=on -count=1 -timeout 10m ./...
 scripts/fuzz-smoke.sh
 
 echo "== scaled-down million-connection load test (40,000 connections, 3 workers)"
-N=40000 HOLD=5s ROUNDS=3 OUT="$(mktemp -d)" scripts/loadtest-1m.sh
+N=40000 HOLD=5s ROUNDS=3 PUB_RATE=0.5 OUT="$(mktemp -d)" scripts/loadtest-1m.sh
 
 echo "== scripts/tune-linux_test.sh"
 scripts/tune-linux_test.sh
