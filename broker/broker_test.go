@@ -42,6 +42,8 @@ func (c *recConn) SendPrepared(m *handler.PreparedMessage) error {
 	return nil
 }
 func (c *recConn) Close(ws.StatusCode, string) error { return nil }
+func (c *recConn) Principal() any                    { return nil }
+func (c *recConn) SetPrincipal(any, time.Time)       {}
 func (c *recConn) Value() any {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/gobwas/ws"
 	"go.uber.org/goleak"
@@ -38,10 +39,12 @@ type fakeConn struct {
 	prepares atomic.Int64 // successful SendPrepared calls
 	attempts atomic.Int64 // all SendPrepared calls
 
-	mu       sync.Mutex
-	value    any
-	sent     []sentMsg          // guarded by mu
-	prepared []*PreparedMessage // guarded by mu
+	mu        sync.Mutex
+	value     any
+	principal any
+	expires   time.Time
+	sent      []sentMsg          // guarded by mu
+	prepared  []*PreparedMessage // guarded by mu
 }
 
 // newFakeConn returns a fakeConn with a fresh ID.
@@ -97,6 +100,18 @@ func (c *fakeConn) SendPrepared(m *PreparedMessage) error {
 }
 
 func (c *fakeConn) Close(ws.StatusCode, string) error { return nil }
+
+func (c *fakeConn) Principal() any {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.principal
+}
+
+func (c *fakeConn) SetPrincipal(p any, expires time.Time) {
+	c.mu.Lock()
+	c.principal, c.expires = p, expires
+	c.mu.Unlock()
+}
 
 func (c *fakeConn) Value() any {
 	c.mu.Lock()

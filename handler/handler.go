@@ -2,6 +2,7 @@ package handler
 
 import (
 	"net/netip"
+	"time"
 
 	"github.com/gobwas/ws"
 )
@@ -64,6 +65,15 @@ type Conn interface {
 	// passes. Handler.OnClose follows. Calling Close on a closing connection
 	// does nothing and returns ErrClosed.
 	Close(code ws.StatusCode, reason string) error
+
+	// Principal returns who the connection acts for, as the server's
+	// authorization hook established it (for wsgate: the verified token's
+	// claims), or nil without authorization.
+	Principal() any
+	// SetPrincipal replaces the principal and when it expires (zero:
+	// never), as after a token refresh. At expiry the server closes the
+	// connection with 1008.
+	SetPrincipal(p any, expires time.Time)
 
 	// Value returns what SetValue stored, or nil.
 	Value() any

@@ -3,6 +3,7 @@ package wsconn
 import (
 	"fmt"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -98,6 +99,16 @@ type Config struct {
 	// ResponseHeader holds extra header fields for every handshake
 	// response, such as the worker's identity. Default: none.
 	ResponseHeader http.Header
+	// Authorize, if set, decides each upgrade request once it has been
+	// parsed: it returns the principal to keep with the connection
+	// (handler.Conn.Principal) and when that authorization expires (zero:
+	// never), or an error to reject the handshake. An *HTTPError chooses
+	// the status and headers (401 with WWW-Authenticate, say); any other
+	// error answers 403. At expiry an open connection is closed with 1008
+	// "authorization expired" unless the application renews it
+	// (handler.Conn.SetPrincipal). r is only valid during the call.
+	// Default: every request is allowed, with a nil principal.
+	Authorize func(r *UpgradeRequest) (principal any, expires time.Time, err error)
 	// SelectProtocol, if set, is called with each subprotocol the client
 	// offers in Sec-WebSocket-Protocol, in order; the first for which it
 	// returns true is chosen. The argument is only valid during the call.
@@ -187,3 +198,22 @@ func (c Config) validate() error {
 // DefaultMaxConns is MaxConns's default: the descriptor limit minus
 // DescriptorHeadroom.
 func DefaultMaxConns() int { return max(1, poller.DescriptorLimit()-DescriptorHeadroom) }
+
+// UpgradeRequest is what Config.Authorize sees of an upgrade request.
+type UpgradeRequest struct {
+	Path   string      // request path, without the query
+	Query  string      // raw query string, without '?'
+	Header http.Header // the request's header fields, canonical keys
+	Remote netip.AddrPort
+}
+
+// HTTPError rejects a handshake from Config.Authorize with Status (4xx or
+// 5xx), Message as the body, and extra Header fields.
+type HTTPError struct {
+	Status  int
+	Message string
+	Header  http.Header
+}
+
+// Error returns the message.
+func (e *HTTPError) Error() string { return fmt.Sprintf("wsconn: %d %s", e.Status, e.Message) }

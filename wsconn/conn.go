@@ -6,6 +6,7 @@ import (
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/gobwas/ws"
 
@@ -80,10 +81,12 @@ type Conn struct {
 // during the handshake, read-only after OnOpen), and the closing handshake
 // (guarded by Conn.mu).
 type connExtra struct {
-	query string
-	proto string
-	ip6   netip.Addr
-	cs    closeState
+	query     string
+	proto     string
+	ip6       netip.Addr
+	principal any       // from Config.Authorize or SetPrincipal; guarded by Conn.mu after OnOpen
+	expires   time.Time // when principal stops being valid; zero: never
+	cs        closeState
 }
 
 // extras returns c.extra, creating it. Before OnOpen only the owner calls
@@ -201,6 +204,39 @@ func (c *Conn) Subprotocol() string {
 		return e.proto
 	}
 	return ""
+}
+
+// Principal returns what Config.Authorize (or SetPrincipal) gave the
+// connection, or nil. It implements handler.Conn.
+func (c *Conn) Principal() any {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.extra == nil {
+		return nil
+	}
+	return c.extra.principal
+}
+
+// SetPrincipal replaces the connection's principal and its expiry (zero:
+// never), for instance after the client presented a fresh token. It
+// implements handler.Conn.
+func (c *Conn) SetPrincipal(p any, expires time.Time) {
+	c.mu.Lock()
+	e := c.extras()
+	e.principal, e.expires = p, expires
+	c.mu.Unlock()
+	c.setExpiry(expires)
+}
+
+// setExpiry makes the sweeper close an open connection at t (zero: never).
+// An open connection's deadline field is free for this: the handshake
+// deadline is cleared on upgrade and the close deadline replaces it.
+func (c *Conn) setExpiry(t time.Time) {
+	if t.IsZero() {
+		c.deadline.Store(0)
+		return
+	}
+	c.deadline.Store(c.srv.after(min(time.Until(t), maxTimer)))
 }
 
 // extraNow reads c.extra for any goroutine: after OnOpen it may be created

@@ -34,6 +34,8 @@ var (
 	// ErrInternal: a bug in wsgate itself, recovered (close 1011); the
 	// error carries the panic value and stack.
 	ErrInternal = errors.New("wsconn: internal error")
+	// ErrAuthExpired: the connection's authorization expired (close 1008).
+	ErrAuthExpired = errors.New("wsconn: authorization expired")
 	// ErrShuttingDown: the server is shutting down (close 1001).
 	ErrShuttingDown = errors.New("wsconn: server shutting down")
 )

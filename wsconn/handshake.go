@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gobwas/ws"
 )
@@ -32,6 +33,8 @@ var (
 	errRejectFull = ws.RejectConnectionError(ws.RejectionStatus(http.StatusServiceUnavailable),
 		ws.RejectionHeader(ws.HandshakeHeaderString("Retry-After: 1\r\n")),
 		ws.RejectionReason("server at its connection limit"))
+	errRejectForbidden = ws.RejectConnectionError(ws.RejectionStatus(http.StatusForbidden),
+		ws.RejectionReason("not authorized"))
 	errRejectShutdown = ws.RejectConnectionError(ws.RejectionStatus(http.StatusServiceUnavailable),
 		ws.RejectionReason("server shutting down"))
 )
@@ -98,6 +101,10 @@ func (h *hsIO) Write(p []byte) (int, error) {
 func (c *Conn) upgrade(req []byte) bool {
 	srv := c.srv
 	var rt *route
+	var auth *authorizing
+	if srv.cfg.Authorize != nil {
+		auth = &authorizing{r: UpgradeRequest{Header: http.Header{}, Remote: c.RemoteAddr()}}
+	}
 	u := ws.Upgrader{
 		OnRequest: func(uri []byte) error {
 			path, query, _ := bytes.Cut(uri, []byte("?"))
@@ -107,11 +114,17 @@ func (c *Conn) upgrade(req []byte) bool {
 			if len(query) > 0 {
 				c.extras().query = string(query)
 			}
+			if auth != nil {
+				auth.r.Path, auth.r.Query = rt.path, string(query)
+			}
 			return nil
 		},
 		OnHeader: func(key, value []byte) error {
 			if len(srv.origins) > 0 && string(key) == "Origin" && !srv.originAllowed(value) {
 				return errRejectOrigin
+			}
+			if auth != nil {
+				auth.r.Header.Add(string(key), string(value))
 			}
 			return nil
 		},
@@ -121,6 +134,8 @@ func (c *Conn) upgrade(req []byte) bool {
 				return nil, errRejectShutdown
 			case c.reject:
 				return nil, errRejectFull
+			case auth != nil:
+				return nil, auth.run(srv.cfg.Authorize)
 			}
 			return nil, nil
 		},
@@ -144,8 +159,15 @@ func (c *Conn) upgrade(req []byte) bool {
 	if hs.Protocol != "" {
 		c.extras().proto = hs.Protocol
 	}
+	if auth != nil {
+		e := c.extras()
+		e.principal, e.expires = auth.principal, auth.expires
+	}
 	c.rt = rt
 	c.deadline.Store(0)
+	if auth != nil {
+		c.setExpiry(auth.expires)
+	}
 	c.setPhase(phaseOpen)
 	srv.stats.countHandshake(http.StatusSwitchingProtocols)
 	c.mu.Lock()
@@ -201,4 +223,29 @@ func (s *Server) selectProtocol(v []byte) (string, bool) {
 		}
 	}
 	return "", true
+}
+
+// authorizing carries one request through Config.Authorize.
+type authorizing struct {
+	r         UpgradeRequest
+	principal any
+	expires   time.Time
+}
+
+// run calls authorize and turns a refusal into gobwas's rejection.
+func (a *authorizing) run(authorize func(*UpgradeRequest) (any, time.Time, error)) error {
+	p, exp, err := authorize(&a.r)
+	if err == nil {
+		a.principal, a.expires = p, exp
+		return nil
+	}
+	var he *HTTPError
+	if !errors.As(err, &he) {
+		return errRejectForbidden
+	}
+	opts := []ws.RejectOption{ws.RejectionStatus(he.Status), ws.RejectionReason(he.Message)}
+	if len(he.Header) > 0 {
+		opts = append(opts, ws.RejectionHeader(ws.HandshakeHeaderHTTP(he.Header)))
+	}
+	return ws.RejectConnectionError(opts...)
 }

@@ -118,6 +118,8 @@ func (c *Conn) deadlinePassed() {
 			c.srv.stats.handshakeTimeouts.Add(1)
 		}
 		c.terminate(nil)
+	case phaseOpen:
+		c.authorizationDue()
 	case phaseClosing:
 		c.mu.Lock()
 		failed := c.extra != nil && c.extra.cs.cause != nil
@@ -155,4 +157,29 @@ func (c *Conn) heartbeat(now uint32) {
 	_ = c.sendLocked(buf.b, buf, false)
 	c.mu.Unlock()
 	c.srv.stats.pings.Add(1)
+}
+
+// authorizationDue closes an open connection whose authorization expired
+// (Config.Authorize, SetPrincipal), with 1008 "authorization expired". An
+// expiry beyond the longest timer was set as a nearer deadline: re-arm it.
+func (c *Conn) authorizationDue() {
+	c.mu.Lock()
+	var expires time.Time
+	if c.extra != nil {
+		expires = c.extra.expires
+	}
+	c.mu.Unlock()
+	if expires.IsZero() {
+		c.deadline.Store(0)
+		return
+	}
+	if time.Until(expires) > 0 {
+		c.setExpiry(expires)
+		return
+	}
+	c.srv.stats.authExpired.Add(1)
+	c.mu.Lock()
+	c.sendCloseLocked(ws.StatusPolicyViolation, "authorization expired",
+		&CloseError{Code: ws.StatusPolicyViolation, Reason: "authorization expired", Err: ErrAuthExpired})
+	c.mu.Unlock()
 }

@@ -27,6 +27,7 @@ type counters struct {
 	pings             atomic.Uint64
 	heartbeatTimeouts atomic.Uint64
 	panics            atomic.Uint64
+	authExpired       atomic.Uint64
 	internalErrors    atomic.Uint64
 	forcedCloses      atomic.Uint64
 	closes            [len(closeCodes) + 1]atomic.Uint64
@@ -83,6 +84,7 @@ type Stats struct {
 	Pings             uint64         // heartbeat pings sent
 	HeartbeatTimeouts uint64         // connections lost for want of a pong
 	Panics            uint64         // handler panics recovered (close 1011)
+	AuthExpired       uint64         // connections closed when their authorization expired (1008)
 	InternalErrors    uint64         // panics inside wsgate itself (close 1011): bugs
 	ForcedCloses      uint64         // connections cut at the shutdown deadline
 	Closes            map[int]uint64 // OnClose codes (0: other codes)
@@ -109,6 +111,7 @@ func (s *Server) Stats() Stats {
 		Pings:             c.pings.Load(),
 		HeartbeatTimeouts: c.heartbeatTimeouts.Load(),
 		Panics:            c.panics.Load(),
+		AuthExpired:       c.authExpired.Load(),
 		InternalErrors:    c.internalErrors.Load(),
 		ForcedCloses:      c.forcedCloses.Load(),
 		Closes:            make(map[int]uint64, len(closeCodes)+1),
