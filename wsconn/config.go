@@ -1,6 +1,7 @@
 package wsconn
 
 import (
+	"crypto/tls"
 	"fmt"
 	"net/http"
 	"net/netip"
@@ -99,6 +100,14 @@ type Config struct {
 	// ResponseHeader holds extra header fields for every handshake
 	// response, such as the worker's identity. Default: none.
 	ResponseHeader http.Header
+	// TLS, if set, makes the listener wss://: every connection starts with
+	// a TLS handshake (crypto/tls; set MinVersion, certificates,
+	// GetCertificate for reloads). Default: nil, plain ws://.
+	TLS *tls.Config
+	// MaxTLSHandshakes caps TLS handshakes in progress at once, each of
+	// which has a goroutine while it lasts (see tls.go); a connection past
+	// the cap is closed. Default: 1024.
+	MaxTLSHandshakes int
 	// Authorize, if set, decides each upgrade request once it has been
 	// parsed: it returns the principal to keep with the connection
 	// (handler.Conn.Principal) and when that authorization expires (zero:
@@ -153,6 +162,9 @@ func (c Config) withDefaults() Config {
 	if c.ReadBufferSize == 0 {
 		c.ReadBufferSize = DefaultReadBufferSize
 	}
+	if c.MaxTLSHandshakes == 0 {
+		c.MaxTLSHandshakes = 1024
+	}
 	return c
 }
 
@@ -184,6 +196,8 @@ func (c Config) validate() error {
 		return bad("sweep interval %v is below 1ms", c.SweepInterval)
 	case max(c.HandshakeTimeout, c.PingInterval, c.PongTimeout, c.CloseTimeout, c.SweepInterval) > maxTimer:
 		return bad("timeouts and intervals must be at most %v", maxTimer)
+	case c.MaxTLSHandshakes < 0:
+		return bad("max tls handshakes %d is negative", c.MaxTLSHandshakes)
 	case c.ReadBufferSize < 512 || c.ReadBufferSize > 4<<20:
 		return bad("read buffer size %d is outside 512..4194304", c.ReadBufferSize)
 	}

@@ -84,6 +84,7 @@ type connExtra struct {
 	query     string
 	proto     string
 	ip6       netip.Addr
+	tls       *tlsState // wss: set at accept, never replaced
 	principal any       // from Config.Authorize or SetPrincipal; guarded by Conn.mu after OnOpen
 	expires   time.Time // when principal stops being valid; zero: never
 	cs        closeState
@@ -281,7 +282,11 @@ func (c *Conn) HandleEvents(ev poller.Event) {
 		c.flushLocked()
 		c.mu.Unlock()
 	}
-	if ev&poller.EventRead != 0 {
+	if st := c.tlsSession(); st != nil && !st.done {
+		if ev&(poller.EventRead|poller.EventWake) != 0 {
+			c.tlsHandshakeEvent(st)
+		}
+	} else if ev&poller.EventRead != 0 {
 		c.readEvent()
 	}
 	if ev&poller.EventWake != 0 {
@@ -331,6 +336,7 @@ func (c *Conn) terminate(cause error) {
 	c.wflags |= wfClosed
 	unsent := c.dropQueueLocked()
 	_ = c.Desc.Close()
+	c.stopTLSHandshakeLocked()
 	var st closeState
 	if cause != nil || c.extra != nil {
 		cs := c.closingLocked()

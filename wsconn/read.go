@@ -76,6 +76,11 @@ func (r *sliceReader) Read(p []byte) (int, error) {
 
 // readEvent reads and handles what the socket holds.
 func (c *Conn) readEvent() {
+	if st := c.tlsSession(); st != nil {
+		c.readTLS(st)
+		c.releaseIdleIn()
+		return
+	}
 	buf := getBuffer(c.srv.cfg.ReadBufferSize)
 	defer putBuffer(buf)
 	for range maxReadsPerEvent {
@@ -95,6 +100,11 @@ func (c *Conn) readEvent() {
 			break
 		}
 	}
+	c.releaseIdleIn()
+}
+
+// releaseIdleIn gives the input state back to its pool between frames.
+func (c *Conn) releaseIdleIn() {
 	if c.in != nil && c.in.idle() {
 		c.releaseIn()
 	}

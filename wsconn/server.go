@@ -32,13 +32,14 @@ type Server struct {
 	sweepDone chan struct{}
 	done      chan struct{} // closed when Shutdown has finished
 
-	shuttingDown atomic.Bool
-	start        time.Time     // the zero of connection times
-	clock        atomic.Uint32 // coarse now in ms since start; see sweep
-	nextID       atomic.Uint64
-	conns        atomic.Int64 // connections counted against MaxConns
-	rejecting    atomic.Int64 // connections held only to answer 503
-	stats        counters
+	shuttingDown  atomic.Bool
+	start         time.Time     // the zero of connection times
+	clock         atomic.Uint32 // coarse now in ms since start; see sweep
+	nextID        atomic.Uint64
+	conns         atomic.Int64 // connections counted against MaxConns
+	rejecting     atomic.Int64 // connections held only to answer 503
+	tlsHandshakes atomic.Int32 // TLS handshake goroutines running
+	stats         counters
 }
 
 // New checks cfg and prepares a Server; it does not listen yet.
@@ -137,6 +138,9 @@ func (s *Server) accept(fd int, remote netip.AddrPort) {
 	}
 	c := &Conn{srv: s, id: s.nextID.Add(1)}
 	c.setRemote(remote)
+	if s.cfg.TLS != nil {
+		c.startTLS(s.cfg.TLS)
+	}
 	c.lastRead.Store(s.now())
 	c.deadline.Store(s.after(s.cfg.HandshakeTimeout))
 	if n := s.conns.Add(1); n > int64(s.cfg.MaxConns) {

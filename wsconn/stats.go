@@ -10,27 +10,29 @@ import (
 // counters are the Server's statistics. They are plain atomics bumped where
 // things happen; Stats copies them.
 type counters struct {
-	accepted          atomic.Uint64
-	closed            atomic.Uint64
-	registerErrors    atomic.Uint64
-	handshakes        [hsBuckets]atomic.Uint64
-	handshakeTimeouts atomic.Uint64
-	msgsIn            atomic.Uint64
-	msgsOut           atomic.Uint64
-	bytesIn           atomic.Uint64
-	bytesOut          atomic.Uint64
-	queued            atomic.Int64 // bytes queued now, all connections
-	slowConsumers     atomic.Uint64
-	droppedBytes      atomic.Uint64 // queued bytes dropped by slow-consumer closes
-	unsentBytes       atomic.Uint64 // queued bytes lost when a connection closed
-	tooBig            atomic.Uint64
-	pings             atomic.Uint64
-	heartbeatTimeouts atomic.Uint64
-	panics            atomic.Uint64
-	authExpired       atomic.Uint64
-	internalErrors    atomic.Uint64
-	forcedCloses      atomic.Uint64
-	closes            [len(closeCodes) + 1]atomic.Uint64
+	accepted           atomic.Uint64
+	closed             atomic.Uint64
+	registerErrors     atomic.Uint64
+	handshakes         [hsBuckets]atomic.Uint64
+	handshakeTimeouts  atomic.Uint64
+	msgsIn             atomic.Uint64
+	msgsOut            atomic.Uint64
+	bytesIn            atomic.Uint64
+	bytesOut           atomic.Uint64
+	queued             atomic.Int64 // bytes queued now, all connections
+	slowConsumers      atomic.Uint64
+	droppedBytes       atomic.Uint64 // queued bytes dropped by slow-consumer closes
+	unsentBytes        atomic.Uint64 // queued bytes lost when a connection closed
+	tooBig             atomic.Uint64
+	pings              atomic.Uint64
+	heartbeatTimeouts  atomic.Uint64
+	panics             atomic.Uint64
+	authExpired        atomic.Uint64
+	tlsHandshakeErrors atomic.Uint64
+	tlsHandshakeLimit  atomic.Uint64
+	internalErrors     atomic.Uint64
+	forcedCloses       atomic.Uint64
+	closes             [len(closeCodes) + 1]atomic.Uint64
 }
 
 // Handshake outcomes counted separately, by HTTP status.
@@ -67,54 +69,58 @@ func (c *counters) countClose(code ws.StatusCode) {
 
 // Stats is a snapshot of a Server's counters.
 type Stats struct {
-	Conns             int            // open now (handshaking, open, closing)
-	Accepted          uint64         // connections accepted
-	Closed            uint64         // connections whose descriptor was closed
-	Handshakes        map[int]uint64 // handshake answers by HTTP status (0: other)
-	HandshakeTimeouts uint64         // handshakes not complete within HandshakeTimeout
-	MessagesIn        uint64         // data messages received
-	MessagesOut       uint64         // data messages sent or queued
-	BytesIn           uint64         // bytes read from sockets
-	BytesOut          uint64         // bytes written to sockets
-	QueuedBytes       int64          // bytes waiting in outbound queues now
-	SlowConsumers     uint64         // connections closed with 1008 "slow consumer"
-	DroppedBytes      uint64         // queued bytes dropped by those closes
-	UnsentBytes       uint64         // queued bytes lost when connections closed
-	TooBig            uint64         // connections closed with 1009
-	Pings             uint64         // heartbeat pings sent
-	HeartbeatTimeouts uint64         // connections lost for want of a pong
-	Panics            uint64         // handler panics recovered (close 1011)
-	AuthExpired       uint64         // connections closed when their authorization expired (1008)
-	InternalErrors    uint64         // panics inside wsgate itself (close 1011): bugs
-	ForcedCloses      uint64         // connections cut at the shutdown deadline
-	Closes            map[int]uint64 // OnClose codes (0: other codes)
+	Conns              int            // open now (handshaking, open, closing)
+	Accepted           uint64         // connections accepted
+	Closed             uint64         // connections whose descriptor was closed
+	Handshakes         map[int]uint64 // handshake answers by HTTP status (0: other)
+	HandshakeTimeouts  uint64         // handshakes not complete within HandshakeTimeout
+	MessagesIn         uint64         // data messages received
+	MessagesOut        uint64         // data messages sent or queued
+	BytesIn            uint64         // bytes read from sockets
+	BytesOut           uint64         // bytes written to sockets
+	QueuedBytes        int64          // bytes waiting in outbound queues now
+	SlowConsumers      uint64         // connections closed with 1008 "slow consumer"
+	DroppedBytes       uint64         // queued bytes dropped by those closes
+	UnsentBytes        uint64         // queued bytes lost when connections closed
+	TooBig             uint64         // connections closed with 1009
+	Pings              uint64         // heartbeat pings sent
+	HeartbeatTimeouts  uint64         // connections lost for want of a pong
+	Panics             uint64         // handler panics recovered (close 1011)
+	AuthExpired        uint64         // connections closed when their authorization expired (1008)
+	TLSHandshakeErrors uint64         // wss handshakes that failed (bad client hello, timeout, ...)
+	TLSHandshakeLimit  uint64         // connections closed because MaxTLSHandshakes were in progress
+	InternalErrors     uint64         // panics inside wsgate itself (close 1011): bugs
+	ForcedCloses       uint64         // connections cut at the shutdown deadline
+	Closes             map[int]uint64 // OnClose codes (0: other codes)
 }
 
 // Stats returns a snapshot of the server's counters.
 func (s *Server) Stats() Stats {
 	c := &s.stats
 	st := Stats{
-		Conns:             int(s.conns.Load()),
-		Accepted:          c.accepted.Load(),
-		Closed:            c.closed.Load(),
-		Handshakes:        make(map[int]uint64, hsBuckets),
-		HandshakeTimeouts: c.handshakeTimeouts.Load(),
-		MessagesIn:        c.msgsIn.Load(),
-		MessagesOut:       c.msgsOut.Load(),
-		BytesIn:           c.bytesIn.Load(),
-		BytesOut:          c.bytesOut.Load(),
-		QueuedBytes:       c.queued.Load(),
-		SlowConsumers:     c.slowConsumers.Load(),
-		DroppedBytes:      c.droppedBytes.Load(),
-		UnsentBytes:       c.unsentBytes.Load(),
-		TooBig:            c.tooBig.Load(),
-		Pings:             c.pings.Load(),
-		HeartbeatTimeouts: c.heartbeatTimeouts.Load(),
-		Panics:            c.panics.Load(),
-		AuthExpired:       c.authExpired.Load(),
-		InternalErrors:    c.internalErrors.Load(),
-		ForcedCloses:      c.forcedCloses.Load(),
-		Closes:            make(map[int]uint64, len(closeCodes)+1),
+		Conns:              int(s.conns.Load()),
+		Accepted:           c.accepted.Load(),
+		Closed:             c.closed.Load(),
+		Handshakes:         make(map[int]uint64, hsBuckets),
+		HandshakeTimeouts:  c.handshakeTimeouts.Load(),
+		MessagesIn:         c.msgsIn.Load(),
+		MessagesOut:        c.msgsOut.Load(),
+		BytesIn:            c.bytesIn.Load(),
+		BytesOut:           c.bytesOut.Load(),
+		QueuedBytes:        c.queued.Load(),
+		SlowConsumers:      c.slowConsumers.Load(),
+		DroppedBytes:       c.droppedBytes.Load(),
+		UnsentBytes:        c.unsentBytes.Load(),
+		TooBig:             c.tooBig.Load(),
+		Pings:              c.pings.Load(),
+		HeartbeatTimeouts:  c.heartbeatTimeouts.Load(),
+		Panics:             c.panics.Load(),
+		AuthExpired:        c.authExpired.Load(),
+		TLSHandshakeErrors: c.tlsHandshakeErrors.Load(),
+		TLSHandshakeLimit:  c.tlsHandshakeLimit.Load(),
+		InternalErrors:     c.internalErrors.Load(),
+		ForcedCloses:       c.forcedCloses.Load(),
+		Closes:             make(map[int]uint64, len(closeCodes)+1),
 	}
 	for i := range c.handshakes {
 		status := 0

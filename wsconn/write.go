@@ -92,12 +92,41 @@ func compileFrame(op ws.OpCode, p []byte) *buffer {
 	return buf
 }
 
-// sendLocked writes b, or queues what the socket does not take. buf, if
-// not nil, is b's pooled buffer and is released exactly once whatever
-// happens. A close frame (isClose) passes the queue bound and is the last
-// frame accepted. c.mu must be held.
+// sendLocked sends one frame: it writes b, or queues what the socket does
+// not take; on wss it encrypts b first. buf, if not nil, is b's pooled
+// buffer and is released exactly once whatever happens. A close frame
+// (isClose) passes the queue bound and is the last frame accepted. c.mu
+// must be held.
 func (c *Conn) sendLocked(b []byte, buf *buffer, isClose bool) error {
 	if c.wflags&(wfCloseSent|wfClosed|wfWriteFailed) != 0 {
+		putBuffer(buf)
+		return handler.ErrClosed
+	}
+	st := c.tlsSession()
+	if st == nil {
+		return c.rawSendLocked(b, buf, isClose)
+	}
+	if !isClose && c.out != nil && c.out.bytes+len(b) > c.srv.cfg.MaxQueueBytes {
+		putBuffer(buf)
+		c.slowConsumerLocked()
+		return handler.ErrSlowConsumer
+	}
+	_, err := st.conn.Write(b) // into st.raw: never blocks
+	putBuffer(buf)
+	if err != nil {
+		c.writeFailedLocked(err)
+		return handler.ErrClosed
+	}
+	if enc := st.raw.take(); enc != nil {
+		return c.rawSendLocked(enc.b, enc, true) // the bound was checked above
+	}
+	return nil
+}
+
+// rawSendLocked writes bytes as they are (plaintext on ws://, ciphertext on
+// wss://), or queues what the socket does not take. c.mu must be held.
+func (c *Conn) rawSendLocked(b []byte, buf *buffer, isClose bool) error {
+	if c.wflags&(wfClosed|wfWriteFailed) != 0 {
 		putBuffer(buf)
 		return handler.ErrClosed
 	}
@@ -214,6 +243,19 @@ func (c *Conn) writeFailedLocked(err error) {
 // before the close frame. c.mu must be held.
 func (c *Conn) slowConsumerLocked() {
 	c.srv.stats.slowConsumers.Add(1)
+	if c.tlsSession() != nil {
+		// TLS records cannot be dropped from the middle of the stream (the
+		// peer could not decrypt what follows), so no close frame can go
+		// out after them: the connection is cut, and reported as 1008.
+		cs := c.closingLocked()
+		cs.sentCode, cs.sentReason = ws.StatusPolicyViolation, "slow consumer"
+		if cs.cause == nil {
+			cs.cause = &CloseError{Code: ws.StatusPolicyViolation, Reason: "slow consumer", Err: ErrSlowConsumer}
+		}
+		c.wflags |= wfWriteFailed
+		c.Wake()
+		return
+	}
 	q := c.out
 	if q != nil && !q.empty() {
 		keep := q.q[q.head]

@@ -1,0 +1,320 @@
+package wsconn
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+	"sync"
+	"time"
+
+	"wsgate/poller"
+)
+
+// wss: TLS over the reactor (DESIGN.md invariants 1, 3 and 5).
+//
+// crypto/tls works on a net.Conn. Here that net.Conn (rawConn) is a thin
+// view of the connection's non-blocking socket:
+//
+//   - Reads return errWouldBlock, a temporary net.Error, when the socket is
+//     empty. crypto/tls keeps a partial record it has read so far and does
+//     not make a temporary error sticky, so a worker that meets half a
+//     record returns at once and the next readable event resumes the same
+//     record. A worker never waits on a partial TLS record.
+//   - Writes never fail and never block: crypto/tls serialises its writes,
+//     and rawConn only collects the ciphertext, which the caller then hands
+//     to the ordinary write path (write what the socket takes, queue the
+//     rest, bounded by MaxQueueBytes). crypto/tls makes any write error
+//     permanent, so rawConn must not report EAGAIN.
+//
+// The TLS handshake is the exception: crypto/tls cannot resume a handshake
+// after a read that would block (the error sticks). So while a connection
+// is in its TLS handshake, and only then, one goroutine runs it: the owner
+// still reads the socket on readable events and passes the bytes on through
+// a channel, and the goroutine's reads wait on that channel, never on the
+// socket, up to HandshakeTimeout. At most MaxTLSHandshakes such goroutines
+// exist at once; a connection past that is closed. An established TLS
+// connection, like any other, has no goroutine.
+
+// errWouldBlock is rawConn's "nothing to read now": temporary, so
+// crypto/tls keeps what it has and lets the read be retried.
+var errWouldBlock net.Error = wouldBlock{}
+
+type wouldBlock struct{}
+
+func (wouldBlock) Error() string   { return "wsconn: tls read would block" }
+func (wouldBlock) Timeout() bool   { return true }
+func (wouldBlock) Temporary() bool { return true }
+
+// tlsState is a connection's TLS session. Created at accept, before the
+// connection is published, and never replaced.
+type tlsState struct {
+	conn *tls.Conn
+	raw  *rawConn
+	done bool // handshake finished; owned by the connection's worker
+	hs   *tlsHandshake
+}
+
+// tlsHandshake is the handshake goroutine's side.
+type tlsHandshake struct {
+	inbox  chan []byte // ciphertext the owner read, for the goroutine
+	result chan error  // the handshake's outcome, once
+	cancel func()      // ends the handshake early (connection closed)
+}
+
+// rawConn is the net.Conn crypto/tls reads and writes.
+type rawConn struct {
+	c *Conn
+
+	// pending is ciphertext the handshake goroutine received but did not
+	// consume; read first. Owned by the goroutine during the handshake and
+	// by the connection's worker after it.
+	pending []byte
+	hs      *tlsHandshake // non-nil while reads come from the inbox
+	ctx     context.Context
+
+	mu  sync.Mutex // guards out: crypto/tls writes from Read (alerts, key updates) and Write
+	out []byte
+}
+
+func (r *rawConn) Read(p []byte) (int, error) {
+	if len(r.pending) > 0 {
+		n := copy(p, r.pending)
+		r.pending = r.pending[n:]
+		if len(r.pending) == 0 {
+			r.pending = nil
+		}
+		return n, nil
+	}
+	if r.hs != nil {
+		return r.readInbox(p)
+	}
+	n, err := r.c.Desc.Read(p)
+	if poller.IsWouldBlock(err) {
+		return 0, errWouldBlock
+	}
+	if n > 0 {
+		r.c.srv.stats.bytesIn.Add(uint64(n))
+	}
+	return n, err
+}
+
+// readInbox waits for the owner to pass ciphertext on (handshake only),
+// sending what the handshake wrote so far first.
+func (r *rawConn) readInbox(p []byte) (int, error) {
+	r.c.flushTLS()
+	select {
+	case b, ok := <-r.hs.inbox:
+		if !ok {
+			return 0, net.ErrClosed
+		}
+		n := copy(p, b)
+		if n < len(b) {
+			r.pending = b[n:]
+		}
+		return n, nil
+	case <-r.ctx.Done():
+		return 0, r.ctx.Err()
+	}
+}
+
+func (r *rawConn) Write(p []byte) (int, error) {
+	r.mu.Lock()
+	r.out = append(r.out, p...)
+	r.mu.Unlock()
+	return len(p), nil
+}
+
+// take returns the ciphertext written since the last take, in a pooled
+// buffer the caller releases (nil if none).
+func (r *rawConn) take() *buffer {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.out) == 0 {
+		return nil
+	}
+	buf := getBuffer(len(r.out))
+	copy(buf.b, r.out)
+	if cap(r.out) > 16<<10 {
+		r.out = nil // a big burst: don't keep its buffer on an idle connection
+	} else {
+		r.out = r.out[:0]
+	}
+	return buf
+}
+
+func (r *rawConn) Close() error                     { return nil }
+func (r *rawConn) LocalAddr() net.Addr              { return nil }
+func (r *rawConn) RemoteAddr() net.Addr             { return net.TCPAddrFromAddrPort(r.c.RemoteAddr()) }
+func (r *rawConn) SetDeadline(time.Time) error      { return nil }
+func (r *rawConn) SetReadDeadline(time.Time) error  { return nil }
+func (r *rawConn) SetWriteDeadline(time.Time) error { return nil }
+
+// startTLS prepares the TLS session of a new connection. The owner calls it
+// at accept, before the connection is published.
+func (c *Conn) startTLS(cfg *tls.Config) {
+	raw := &rawConn{c: c}
+	c.extras().tls = &tlsState{conn: tls.Server(raw, cfg), raw: raw}
+}
+
+// tlsState returns the connection's TLS session, or nil for ws://.
+func (c *Conn) tlsSession() *tlsState {
+	if c.extra == nil {
+		return nil
+	}
+	return c.extra.tls
+}
+
+// flushTLS hands the ciphertext crypto/tls produced to the write path.
+func (c *Conn) flushTLS() {
+	st := c.tlsSession()
+	if st == nil {
+		return
+	}
+	if buf := st.raw.take(); buf != nil {
+		c.mu.Lock()
+		_ = c.rawSendLocked(buf.b, buf, true)
+		c.mu.Unlock()
+	}
+}
+
+// tlsHandshakeEvent runs on the owner while the TLS handshake is not done:
+// it passes what the socket holds to the handshake goroutine, starting the
+// goroutine with the first bytes, and collects its outcome.
+func (c *Conn) tlsHandshakeEvent(st *tlsState) {
+	buf := getBuffer(c.srv.cfg.ReadBufferSize)
+	defer putBuffer(buf)
+	for {
+		if c.tlsHandshakeFinished(st) {
+			return
+		}
+		n, err := c.Desc.Read(buf.b)
+		if poller.IsWouldBlock(err) {
+			return
+		}
+		if err != nil {
+			c.lost(err)
+			return
+		}
+		c.srv.stats.bytesIn.Add(uint64(n))
+		if st.hs == nil && !c.startTLSHandshake(st) {
+			return
+		}
+		select {
+		case st.hs.inbox <- append([]byte(nil), buf.b[:n]...):
+		default:
+			// The goroutine took none of the last 16 reads: either it has
+			// just finished (then the bytes are application data and
+			// tlsHandshakeDone moves them on), or the client floods.
+			select {
+			case err := <-st.hs.result:
+				c.tlsHandshakeDone(st, err, buf.b[:n])
+			default:
+				c.terminate(errTLSHandshakeFlood)
+			}
+			return
+		}
+	}
+}
+
+// tlsHandshakeFinished collects the handshake goroutine's outcome if it is
+// there, and then reports true: the handshake phase is over (the
+// connection is reading application data, or is closed).
+func (c *Conn) tlsHandshakeFinished(st *tlsState) bool {
+	if st.hs == nil {
+		return false
+	}
+	select {
+	case err := <-st.hs.result:
+		c.tlsHandshakeDone(st, err, nil)
+		return true
+	default:
+		return false
+	}
+}
+
+var (
+	errTLSHandshakeFlood = errors.New("wsconn: tls handshake: too much data before it finished")
+	errTLSHandshakeLimit = errors.New("wsconn: too many tls handshakes at once")
+)
+
+// startTLSHandshake starts the handshake goroutine, within
+// MaxTLSHandshakes. It returns false (the connection is closed) past it.
+func (c *Conn) startTLSHandshake(st *tlsState) bool {
+	s := c.srv
+	if int(s.tlsHandshakes.Add(1)) > s.cfg.MaxTLSHandshakes {
+		s.tlsHandshakes.Add(-1)
+		s.stats.tlsHandshakeLimit.Add(1)
+		c.terminate(errTLSHandshakeLimit)
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.HandshakeTimeout)
+	hs := &tlsHandshake{inbox: make(chan []byte, 16), result: make(chan error, 1), cancel: cancel}
+	st.hs, st.raw.hs, st.raw.ctx = hs, hs, ctx
+	go func() {
+		defer s.tlsHandshakes.Add(-1)
+		err := st.conn.HandshakeContext(ctx)
+		c.flushTLS()
+		hs.result <- err
+		c.Wake() // the owner collects the result
+	}()
+	return true
+}
+
+// tlsHandshakeDone ends the handshake phase: reads go to the socket from
+// now on, through crypto/tls.
+func (c *Conn) tlsHandshakeDone(st *tlsState, err error, more []byte) {
+	st.hs.cancel()
+	// Ciphertext the owner passed on after the handshake's last read, then
+	// more (read but not passed on), is the start of the application data:
+	// it is read first, in that order.
+	for drained := false; !drained; {
+		select {
+		case b := <-st.hs.inbox:
+			st.raw.pending = append(st.raw.pending, b...)
+		default:
+			drained = true
+		}
+	}
+	st.raw.pending = append(st.raw.pending, more...)
+	st.raw.hs, st.raw.ctx = nil, nil
+	st.hs = nil
+	if err != nil {
+		c.srv.stats.tlsHandshakeErrors.Add(1)
+		c.terminate(nil)
+		return
+	}
+	st.done = true
+	c.readTLS(st) // bytes may have come with the last handshake flight
+}
+
+// readTLS reads and handles application data until crypto/tls has no
+// complete record left and the socket is empty.
+func (c *Conn) readTLS(st *tlsState) {
+	buf := getBuffer(c.srv.cfg.ReadBufferSize)
+	defer putBuffer(buf)
+	for c.phaseNow() != phaseClosed {
+		n, err := st.conn.Read(buf.b)
+		c.flushTLS() // alerts, key updates
+		if n > 0 {
+			c.lastRead.Store(c.srv.now())
+			c.pingAt.Store(0)
+			c.consume(buf.b[:n])
+		}
+		if err != nil {
+			var ne net.Error
+			if !errors.As(err, &ne) || !ne.Temporary() {
+				c.lost(err)
+			}
+			return
+		}
+	}
+}
+
+// stopTLSHandshakeLocked ends a handshake goroutine still running when
+// the connection closes. c.mu must be held (terminate).
+func (c *Conn) stopTLSHandshakeLocked() {
+	if st := c.tlsSession(); st != nil && st.hs != nil {
+		st.hs.cancel()
+	}
+}
