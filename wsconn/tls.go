@@ -302,8 +302,7 @@ func (c *Conn) readTLS(st *tlsState) {
 			c.consume(buf.b[:n])
 		}
 		if err != nil {
-			var ne net.Error
-			if !errors.As(err, &ne) || !ne.Temporary() {
+			if !errors.Is(err, errWouldBlock) { // crypto/tls hands ours back as it is
 				c.lost(err)
 			}
 			return
