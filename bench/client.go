@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -30,6 +31,7 @@ const (
 // target is one server endpoint.
 type target struct {
 	url  string
+	tls  bool // wss://: idle mode only, see dialTLS
 	sa   *unix.SockaddrInet4
 	path string
 	req  []byte // the upgrade request, built once
@@ -37,8 +39,12 @@ type target struct {
 
 func parseTarget(raw string) (*target, error) {
 	rest, ok := bytes.CutPrefix([]byte(raw), []byte("ws://"))
+	secure := false
 	if !ok {
-		return nil, fmt.Errorf("target %q: want ws://host:port/path", raw)
+		if rest, ok = bytes.CutPrefix([]byte(raw), []byte("wss://")); !ok {
+			return nil, fmt.Errorf("target %q: want ws://host:port/path or wss://…", raw)
+		}
+		secure = true
 	}
 	hostport, path, _ := bytes.Cut(rest, []byte("/"))
 	addr, err := net.ResolveTCPAddr("tcp4", string(hostport))
@@ -47,7 +53,7 @@ func parseTarget(raw string) (*target, error) {
 	}
 	sa := &unix.SockaddrInet4{Port: addr.Port}
 	copy(sa.Addr[:], addr.IP.To4())
-	t := &target{url: raw, sa: sa, path: "/" + string(path)}
+	t := &target{url: raw, sa: sa, path: "/" + string(path), tls: secure}
 	t.req = []byte("GET " + t.path + " HTTP/1.1\r\nHost: " + string(hostport) +
 		"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
 		"Sec-WebSocket-Key: d3NnYXRlLWJlbmNoLWtleQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
@@ -65,10 +71,12 @@ type fleet struct {
 	onOpen    func(c *client)
 	onMessage func(c *client, payload []byte)
 
-	mu      sync.Mutex // guards clients, fails
-	clients []*client
-	fails   map[string]int
-	hsLat   *hist // handshake latencies, connect start to 101
+	mu       sync.Mutex // guards clients, fails, tlsConns
+	clients  []*client
+	tlsConns []net.Conn // wss connections (dialTLS)
+	tlsSem   chan struct{}
+	fails    map[string]int
+	hsLat    *hist // handshake latencies, connect start to 101
 
 	open     atomic.Int64
 	peakOpen atomic.Int64
@@ -82,7 +90,8 @@ func newFleet(workers int, timeout time.Duration) (*fleet, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &fleet{p: p, timeout: timeout, fails: map[string]int{}, hsLat: newHist()}, nil
+	return &fleet{p: p, timeout: timeout, fails: map[string]int{}, hsLat: newHist(),
+		tlsSem: make(chan struct{}, 64)}, nil
 }
 
 // client is one connection. Owned by the worker serving its Desc.
@@ -397,26 +406,36 @@ func dialBlocking(t *target) (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	if t.tls {
+		conn = tls.Client(conn, &tls.Config{InsecureSkipVerify: true})
+	}
 	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, err := conn.Write(t.req); err != nil {
+	if err := upgradeBlocking(conn, t); err != nil {
 		conn.Close()
-		return nil, err
+		return nil, fmt.Errorf("publisher handshake: %w", err)
+	}
+	_ = conn.SetDeadline(time.Time{})
+	return conn, nil
+}
+
+// upgradeBlocking sends the upgrade request on conn and reads the answer
+// byte by byte, so that nothing after it is consumed.
+func upgradeBlocking(conn net.Conn, t *target) error {
+	if _, err := conn.Write(t.req); err != nil {
+		return err
 	}
 	var head []byte
 	one := make([]byte, 1)
 	for !bytes.HasSuffix(head, []byte("\r\n\r\n")) {
 		if _, err := conn.Read(one); err != nil {
-			conn.Close()
-			return nil, fmt.Errorf("publisher handshake: %w", err)
+			return err
 		}
 		head = append(head, one[0])
 	}
 	if !bytes.HasPrefix(head, []byte("HTTP/1.1 101")) {
-		conn.Close()
-		return nil, fmt.Errorf("publisher handshake: got %q", bytes.SplitN(head, []byte("\r\n"), 2)[0])
+		return fmt.Errorf("got %q", bytes.SplitN(head, []byte("\r\n"), 2)[0])
 	}
-	_ = conn.SetDeadline(time.Time{})
-	return conn, nil
+	return nil
 }
 
 var (
@@ -458,7 +477,66 @@ func (f *fleet) expire() {
 }
 
 // closeAll closes the poller, whose EventClosed makes every connection's
-// owner close it.
+// owner close it, and the wss connections.
 func (f *fleet) closeAll() {
 	_ = f.p.Close(5 * time.Second)
+	f.mu.Lock()
+	for _, c := range f.tlsConns {
+		c.Close()
+	}
+	f.tlsConns = nil
+	f.mu.Unlock()
+}
+
+// dialTLS opens a wss connection the ordinary way (a net.Conn, crypto/tls,
+// a goroutine during the dial, at most 64 at once) and holds it without
+// reading: enough to measure a server's memory per idle wss connection,
+// which is what wss targets are for (idle mode; the server's heartbeats
+// must be off or slower than the hold, as nothing answers them). The
+// client side's memory is not the point here.
+func (f *fleet) dialTLS(t *target, src net.IP, port int) {
+	f.dialed.Add(1)
+	if port < 0 {
+		f.fail("no_source_port")
+		return
+	}
+	f.tlsSem <- struct{}{}
+	go func() {
+		defer func() { <-f.tlsSem }()
+		start := time.Now()
+		d := net.Dialer{Timeout: f.timeout}
+		if src != nil {
+			d.LocalAddr = &net.TCPAddr{IP: src, Port: port}
+		}
+		raw, err := d.Dial("tcp4", (&net.TCPAddr{IP: net.IP(t.sa.Addr[:]), Port: t.sa.Port}).String())
+		if err != nil {
+			f.fail(classify(err))
+			return
+		}
+		c := tls.Client(raw, &tls.Config{InsecureSkipVerify: true}) // a load test of one's own server
+		_ = c.SetDeadline(time.Now().Add(f.timeout))
+		if err := upgradeBlocking(c, t); err != nil {
+			c.Close()
+			f.fail("handshake_" + classify(err))
+			return
+		}
+		_ = c.SetDeadline(time.Time{})
+		f.hsLat.record(time.Since(start))
+		f.mu.Lock()
+		f.tlsConns = append(f.tlsConns, c)
+		f.mu.Unlock()
+		for n, p := f.open.Add(1), f.peakOpen.Load(); n > p && !f.peakOpen.CompareAndSwap(p, n); {
+			p = f.peakOpen.Load()
+		}
+	}()
+}
+
+// waitTLSDials waits until no wss dial is in flight.
+func (f *fleet) waitTLSDials() {
+	for i := 0; i < cap(f.tlsSem); i++ {
+		f.tlsSem <- struct{}{}
+	}
+	for i := 0; i < cap(f.tlsSem); i++ {
+		<-f.tlsSem
+	}
 }

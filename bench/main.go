@@ -156,8 +156,12 @@ func parseOptions(mode string, args []string) (options, error) {
 func (o *options) finish(urls, src, pids string) error {
 	for _, u := range strings.Split(urls, ",") {
 		u = strings.TrimSpace(u)
-		if _, err := parseTarget(u); err != nil {
+		t, err := parseTarget(u)
+		if err != nil {
 			return err
+		}
+		if t.tls && o.mode != "idle" {
+			return fmt.Errorf("-url %s: wss:// is supported in idle mode only", u)
 		}
 		o.urlStrings = append(o.urlStrings, u)
 	}

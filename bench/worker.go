@@ -187,12 +187,17 @@ func (w *worker) ramp() {
 					port = -1 // this worker's ports are used up
 				}
 			}
-			w.f.dial(w.targets[i%len(w.targets)], src, port, int32(i))
+			if t := w.targets[i%len(w.targets)]; t.tls {
+				w.f.dialTLS(t, src, port)
+			} else {
+				w.f.dial(t, src, port, int32(i))
+			}
 			i++
 		}
 		next = next.Add(tick)
 		time.Sleep(time.Until(next))
 	}
+	w.f.waitTLSDials()
 	w.waitFor(func() bool {
 		w.f.expire()
 		_, failed := w.f.failures()
