@@ -108,6 +108,24 @@ type Config struct {
 	// which has a goroutine while it lasts (see tls.go); a connection past
 	// the cap is closed. Default: 1024.
 	MaxTLSHandshakes int
+	// MaxConnsPerIP caps the connections one source address may hold; past
+	// it the handshake is answered 429 with Retry-After. Negative: no cap.
+	// Default: 10000 (room for a large NAT).
+	MaxConnsPerIP int
+	// AcceptRate caps new connections per second, with a burst of as many;
+	// the excess is closed as soon as it is accepted, before any work or
+	// memory is spent on it, so that a reconnect storm cannot starve the
+	// workers. Negative: no cap. Default: 10000.
+	AcceptRate int
+	// MaxMessageRate caps the messages and control frames (pings...) a
+	// connection may send per second (fragments of one message count once), with a burst of twice as many; past
+	// it the connection is closed with 1008 "rate limit exceeded".
+	// Negative: no cap. Default: 1000.
+	MaxMessageRate int
+	// MaxByteRate caps the payload bytes a connection may send per second,
+	// with a burst of twice as many (at least one largest message); past it
+	// the connection is closed with 1008. Negative: no cap. Default: 4 MiB.
+	MaxByteRate int
 	// Authorize, if set, decides each upgrade request once it has been
 	// parsed: it returns the principal to keep with the connection
 	// (handler.Conn.Principal) and when that authorization expires (zero:
@@ -165,6 +183,10 @@ func (c Config) withDefaults() Config {
 	if c.MaxTLSHandshakes == 0 {
 		c.MaxTLSHandshakes = 1024
 	}
+	c.MaxConnsPerIP = orDefault(c.MaxConnsPerIP, 10000)
+	c.AcceptRate = orDefault(c.AcceptRate, 10000)
+	c.MaxMessageRate = orDefault(c.MaxMessageRate, 1000)
+	c.MaxByteRate = orDefault(c.MaxByteRate, 4<<20)
 	return c
 }
 
@@ -231,3 +253,12 @@ type HTTPError struct {
 
 // Error returns the message.
 func (e *HTTPError) Error() string { return fmt.Sprintf("wsconn: %d %s", e.Status, e.Message) }
+
+// orDefault returns def for zero and keeps any other value (negative means
+// "off" for the limits that use it).
+func orDefault(v, def int) int {
+	if v == 0 {
+		return def
+	}
+	return v
+}

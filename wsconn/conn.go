@@ -45,11 +45,11 @@ const (
 )
 
 // Conn is one client connection. It implements handler.Conn and
-// poller.Handler. An idle Conn is one 128-byte allocation and holds no
+// poller.Handler. An idle Conn is one 144-byte allocation and holds no
 // buffer: in and out are nil (DESIGN.md invariant 3).
 //
 // Ownership: the worker that runs HandleEvents (one at a time, see
-// package poller) owns in, rt, reject, and the read side; mu guards the
+// package poller) owns in, rt, reject, rate, and the read side; mu guards the
 // write side (out, wflags, the closing state in extra) and value; the
 // atomics are shared with the sweeper. Times are milliseconds since the
 // server started (uint32: see Server.now).
@@ -72,9 +72,17 @@ type Conn struct {
 
 	ip4    [4]byte // peer address if IPv4 (else in extra)
 	port   uint16  // peer port
-	reject bool    // over MaxConns: answer the handshake with 503
+	reject uint8   // reject*: answer the handshake with an error status
 	wflags uint8   // wf* flags; guarded by mu
+	rate   rateBucket
 }
+
+// Reasons to answer a handshake with an error, in Conn.reject.
+const (
+	rejectNone  uint8 = iota
+	rejectFull        // over MaxConns: 503
+	rejectPerIP       // over MaxConnsPerIP: 429
+)
 
 // connExtra holds what most connections do not have, to keep Conn small: a
 // query string, a subprotocol, an IPv6 peer address (written by the owner

@@ -34,6 +34,9 @@ var (
 	// ErrInternal: a bug in wsgate itself, recovered (close 1011); the
 	// error carries the panic value and stack.
 	ErrInternal = errors.New("wsconn: internal error")
+	// ErrRateLimited: a connection sent frames or bytes faster than
+	// MaxMessageRate or MaxByteRate allow (close 1008).
+	ErrRateLimited = errors.New("wsconn: rate limit exceeded")
 	// ErrAuthExpired: the connection's authorization expired (close 1008).
 	ErrAuthExpired = errors.New("wsconn: authorization expired")
 	// ErrShuttingDown: the server is shutting down (close 1001).

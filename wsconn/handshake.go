@@ -35,6 +35,9 @@ var (
 		ws.RejectionReason("server at its connection limit"))
 	errRejectForbidden = ws.RejectConnectionError(ws.RejectionStatus(http.StatusForbidden),
 		ws.RejectionReason("not authorized"))
+	errRejectPerIP = ws.RejectConnectionError(ws.RejectionStatus(http.StatusTooManyRequests),
+		ws.RejectionHeader(ws.HandshakeHeaderString("Retry-After: 10\r\n")),
+		ws.RejectionReason("too many connections from your address"))
 	errRejectShutdown = ws.RejectConnectionError(ws.RejectionStatus(http.StatusServiceUnavailable),
 		ws.RejectionReason("server shutting down"))
 )
@@ -132,8 +135,10 @@ func (c *Conn) upgrade(req []byte) bool {
 			switch {
 			case srv.shuttingDown.Load():
 				return nil, errRejectShutdown
-			case c.reject:
+			case c.reject == rejectFull:
 				return nil, errRejectFull
+			case c.reject == rejectPerIP:
+				return nil, errRejectPerIP
 			case auth != nil:
 				return nil, auth.run(srv.cfg.Authorize)
 			}

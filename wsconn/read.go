@@ -222,7 +222,7 @@ func (c *Conn) checkHeader(st *inState, h ws.Header) bool {
 		return false
 	}
 	if h.OpCode.IsControl() {
-		return true
+		return c.takeRate(h, 1)
 	}
 	cfg := &c.srv.cfg
 	if h.Length > cfg.MaxFrameSize || st.msgLen()+h.Length > cfg.MaxMessageSize {
@@ -233,7 +233,22 @@ func (c *Conn) checkHeader(st *inState, h ws.Header) bool {
 	if h.OpCode != ws.OpContinuation {
 		st.msgOp = h.OpCode
 	}
-	return true
+	frames := int32(1) // a message counts once, however many fragments it has
+	if h.OpCode == ws.OpContinuation {
+		frames = 0
+	}
+	return c.takeRate(h, frames)
+}
+
+// takeRate spends the connection's rate tokens on a frame header (after
+// the size checks, so an oversized frame still gets 1009).
+func (c *Conn) takeRate(h ws.Header, frames int32) bool {
+	if c.rate.take(&c.srv.cfg, c.srv.now(), frames, h.Length) {
+		return true
+	}
+	c.srv.stats.rateLimited.Add(1)
+	c.fail(ws.StatusPolicyViolation, "rate limit exceeded", ErrRateLimited)
+	return false
 }
 
 func (st *inState) msgLen() int64 {

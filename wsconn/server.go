@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"wsgate/handler"
 	"wsgate/poller"
 )
@@ -36,9 +38,11 @@ type Server struct {
 	start         time.Time     // the zero of connection times
 	clock         atomic.Uint32 // coarse now in ms since start; see sweep
 	nextID        atomic.Uint64
-	conns         atomic.Int64 // connections counted against MaxConns
-	rejecting     atomic.Int64 // connections held only to answer 503
-	tlsHandshakes atomic.Int32 // TLS handshake goroutines running
+	conns         atomic.Int64  // connections counted against MaxConns
+	rejecting     atomic.Int64  // connections held only to answer 503 or 429
+	perIP         *ipCounter    // nil when MaxConnsPerIP is off
+	acceptRate    *rate.Limiter // nil when AcceptRate is off
+	tlsHandshakes atomic.Int32  // TLS handshake goroutines running
 	stats         counters
 }
 
@@ -59,6 +63,12 @@ func New(cfg Config) (*Server, error) {
 	}
 	for path, h := range cfg.Routes {
 		s.routes[path] = newRoute(path, h)
+	}
+	if cfg.MaxConnsPerIP > 0 {
+		s.perIP = newIPCounter()
+	}
+	if cfg.AcceptRate > 0 {
+		s.acceptRate = rate.NewLimiter(rate.Limit(cfg.AcceptRate), cfg.AcceptRate)
 	}
 	for _, o := range cfg.AllowedOrigins {
 		s.origins[strings.ToLower(strings.TrimSpace(o))] = true
@@ -136,6 +146,13 @@ func (s *Server) accept(fd int, remote netip.AddrPort) {
 		poller.CloseFd(fd)
 		return
 	}
+	if s.acceptRate != nil && !s.acceptRate.Allow() {
+		// A reconnect storm: refuse the excess before it costs anything
+		// (no registration, no handshake, no memory).
+		poller.CloseFd(fd)
+		s.stats.acceptRefused.Add(1)
+		return
+	}
 	c := &Conn{srv: s, id: s.nextID.Add(1)}
 	c.setRemote(remote)
 	if s.cfg.TLS != nil {
@@ -143,9 +160,15 @@ func (s *Server) accept(fd int, remote netip.AddrPort) {
 	}
 	c.lastRead.Store(s.now())
 	c.deadline.Store(s.after(s.cfg.HandshakeTimeout))
-	if n := s.conns.Add(1); n > int64(s.cfg.MaxConns) {
+	c.rate.fill(&s.cfg, s.now())
+	if s.perIP != nil && s.perIP.add(remote.Addr()) > s.cfg.MaxConnsPerIP {
+		c.reject = rejectPerIP
+	}
+	if n := s.conns.Add(1); n > int64(s.cfg.MaxConns) || c.reject != rejectNone {
 		s.conns.Add(-1)
-		c.reject = true
+		if c.reject == rejectNone {
+			c.reject = rejectFull
+		}
 		if s.rejecting.Add(1) >= rejectSlack {
 			if ln := s.ln.Load(); ln != nil {
 				ln.Pause() // resumed by release
@@ -185,10 +208,13 @@ func (s *Server) connClosed(c *Conn, unsent int) {
 }
 
 func (s *Server) release(c *Conn) {
-	if c.reject {
+	if c.reject != rejectNone {
 		s.rejecting.Add(-1)
 	} else {
 		s.conns.Add(-1)
+	}
+	if s.perIP != nil {
+		s.perIP.remove(c.RemoteAddr().Addr())
 	}
 	if ln := s.ln.Load(); ln != nil && s.rejecting.Load() < rejectSlack && !s.shuttingDown.Load() {
 		ln.Resume()

@@ -28,6 +28,8 @@ type counters struct {
 	heartbeatTimeouts  atomic.Uint64
 	panics             atomic.Uint64
 	authExpired        atomic.Uint64
+	acceptRefused      atomic.Uint64
+	rateLimited        atomic.Uint64
 	tlsHandshakeErrors atomic.Uint64
 	tlsHandshakeLimit  atomic.Uint64
 	internalErrors     atomic.Uint64
@@ -39,7 +41,8 @@ type counters struct {
 var hsStatuses = [...]int{
 	http.StatusSwitchingProtocols, http.StatusBadRequest, http.StatusForbidden,
 	http.StatusNotFound, http.StatusMethodNotAllowed, http.StatusUpgradeRequired,
-	http.StatusRequestHeaderFieldsTooLarge, http.StatusServiceUnavailable,
+	http.StatusRequestHeaderFieldsTooLarge, http.StatusTooManyRequests, http.StatusServiceUnavailable,
+	http.StatusUnauthorized,
 }
 
 const hsBuckets = len(hsStatuses) + 1 // last: any other status
@@ -87,6 +90,8 @@ type Stats struct {
 	HeartbeatTimeouts  uint64         // connections lost for want of a pong
 	Panics             uint64         // handler panics recovered (close 1011)
 	AuthExpired        uint64         // connections closed when their authorization expired (1008)
+	AcceptRefused      uint64         // connections closed at accept, past AcceptRate
+	RateLimited        uint64         // connections closed past MaxMessageRate or MaxByteRate (1008)
 	TLSHandshakeErrors uint64         // wss handshakes that failed (bad client hello, timeout, ...)
 	TLSHandshakeLimit  uint64         // connections closed because MaxTLSHandshakes were in progress
 	InternalErrors     uint64         // panics inside wsgate itself (close 1011): bugs
@@ -116,6 +121,8 @@ func (s *Server) Stats() Stats {
 		HeartbeatTimeouts:  c.heartbeatTimeouts.Load(),
 		Panics:             c.panics.Load(),
 		AuthExpired:        c.authExpired.Load(),
+		AcceptRefused:      c.acceptRefused.Load(),
+		RateLimited:        c.rateLimited.Load(),
 		TLSHandshakeErrors: c.tlsHandshakeErrors.Load(),
 		TLSHandshakeLimit:  c.tlsHandshakeLimit.Load(),
 		InternalErrors:     c.internalErrors.Load(),

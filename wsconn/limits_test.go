@@ -1,0 +1,109 @@
+package wsconn
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/gobwas/ws"
+)
+
+func TestMaxConnsPerIP(t *testing.T) {
+	srv := startServer(t, Config{MaxConnsPerIP: 2})
+	a := invDial(t, srv, "/echo")
+	defer a.Close()
+	b := invDial(t, srv, "/echo")
+	defer b.Close()
+	if got := rawHandshakeStatus(t, srv, "/echo"); got != http.StatusTooManyRequests {
+		t.Fatalf("third connection from one address: got %d, want 429", got)
+	}
+	a.Close()
+	eventually(t, 5*time.Second, "a slot freed", func() bool { return srv.Conns() == 1 })
+	invDial(t, srv, "/echo").Close()
+	if got := srv.Stats().Handshakes[http.StatusTooManyRequests]; got != 1 {
+		t.Fatalf("429 answers = %d, want 1", got)
+	}
+}
+
+// TestAcceptRate: a burst past AcceptRate is closed at accept, cheaply,
+// and the server keeps serving once the rate allows.
+func TestAcceptRate(t *testing.T) {
+	srv := startServer(t, Config{AcceptRate: 5})
+	var refused int
+	for i := 0; i < 20; i++ {
+		c, err := net.Dial("tcp", srv.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		_, err = c.Write([]byte("GET /echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+			"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"))
+		buf := make([]byte, 12)
+		if n, _ := c.Read(buf); err != nil || !strings.HasPrefix(string(buf[:n]), "HTTP/1.1 101") {
+			refused++
+		}
+		c.Close()
+	}
+	if refused < 10 || srv.Stats().AcceptRefused < 10 {
+		t.Fatalf("refused %d (server counted %d) of 20 instant connections at 5/s, want most of them",
+			refused, srv.Stats().AcceptRefused)
+	}
+	eventually(t, 5*time.Second, "accepting again", func() bool {
+		c, _, err := websocket.Dial(context.Background(), wsURL(srv, "/echo"), nil)
+		if err == nil {
+			c.CloseNow()
+		}
+		return err == nil
+	})
+}
+
+// TestMessageRate: a client sending faster than MaxMessageRate is closed
+// with 1008; one within it is not.
+func TestMessageRate(t *testing.T) {
+	srv := startServer(t, Config{MaxMessageRate: 20, SweepInterval: 10 * time.Millisecond})
+	c := invDial(t, srv, "/echo")
+	defer c.Close()
+	frame := invFrame(ws.OpBinary, true, []byte("x"))
+	for i := 0; i < 100; i++ { // the burst is 2 x 20
+		if _, err := c.Write(frame); err != nil {
+			break // the server may have closed already
+		}
+	}
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		f := invReadFrame(t, c)
+		if f.Header.OpCode == ws.OpClose {
+			if code := ws.StatusCode(uint16(f.Payload[0])<<8 | uint16(f.Payload[1])); code != ws.StatusPolicyViolation {
+				t.Fatalf("got close %d, want 1008", code)
+			}
+			break
+		}
+	}
+	if got := srv.Stats().RateLimited; got != 1 {
+		t.Fatalf("RateLimited = %d, want 1", got)
+	}
+}
+
+func TestByteRateAllowsOneLargestMessage(t *testing.T) {
+	srv := startServer(t, Config{MaxByteRate: 1024, MaxMessageSize: 64 << 10})
+	c := invDial(t, srv, "/echo")
+	defer c.Close()
+	big := make([]byte, 64<<10) // far past 2 x 1024 bytes, but the largest message allowed
+	if _, err := c.Write(invFrame(ws.OpBinary, true, big)); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if f := invReadFrame(t, c); f.Header.OpCode != ws.OpBinary || len(f.Payload) != len(big) {
+		t.Fatalf("got %v with %d bytes, want the echo", f.Header.OpCode, len(f.Payload))
+	}
+	if _, err := c.Write(invFrame(ws.OpBinary, true, big)); err != nil {
+		t.Fatal(err)
+	}
+	if f := invReadFrame(t, c); f.Header.OpCode != ws.OpClose {
+		t.Fatalf("second 64 KiB within the second: got %v, want close 1008", f.Header.OpCode)
+	}
+}
