@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"wsgate/auth"
 	"wsgate/wsconn"
 )
 
@@ -41,6 +42,13 @@ func parseFlags(args []string, getenv func(string) string) (options, error) {
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 10*time.Second, "graceful shutdown deadline")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "text or json")
+	var jwtCfg auth.Config
+	var jwtSecret string
+	fs.StringVar(&jwtSecret, "jwt-secret", "", "HMAC secret of JWTs, at least 32 bytes (prefer the environment or -jwt-secret-file: ps shows flags)")
+	fs.StringVar(&jwtCfg.SecretFile, "jwt-secret-file", "", "file holding the HMAC secret of JWTs")
+	fs.Var(listFlag{&jwtCfg.PublicKeyFiles}, "jwt-public-key", "PEM files of the RSA, ECDSA or Ed25519 public keys of JWTs, comma-separated")
+	fs.StringVar(&jwtCfg.Issuer, "jwt-issuer", "", "iss claim every JWT must have")
+	fs.StringVar(&jwtCfg.Audience, "jwt-audience", "", "aud value every JWT must have")
 	fs.Usage = func() {} // errors are one line; -h prints usage below
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -57,7 +65,35 @@ func parseFlags(args []string, getenv func(string) string) (options, error) {
 	if o.origins != "" {
 		w.AllowedOrigins = strings.Split(o.origins, ",")
 	}
+	jwtCfg.Secret = []byte(jwtSecret)
+	if err := checkJWTFlags(jwtCfg); err != nil {
+		return o, err
+	}
+	if len(jwtCfg.Secret) > 0 || jwtCfg.SecretFile != "" || len(jwtCfg.PublicKeyFiles) > 0 {
+		o.jwt = &jwtCfg
+	}
 	return o, nil
+}
+
+// checkJWTFlags reports, in terms of flags, the combinations of -jwt-*
+// flags that cannot work; auth.New checks the rest, such as the keys.
+func checkJWTFlags(c auth.Config) error {
+	secrets := 0
+	if len(c.Secret) > 0 {
+		secrets++
+	}
+	if c.SecretFile != "" {
+		secrets++
+	}
+	switch {
+	case secrets == 2:
+		return errors.New("-jwt-secret and -jwt-secret-file: give one")
+	case secrets > 0 && len(c.PublicKeyFiles) > 0:
+		return errors.New("-jwt-secret or -jwt-secret-file, and -jwt-public-key: give one kind of key")
+	case secrets == 0 && len(c.PublicKeyFiles) == 0 && (c.Issuer != "" || c.Audience != ""):
+		return errors.New("-jwt-issuer and -jwt-audience need a key: -jwt-secret, -jwt-secret-file or -jwt-public-key")
+	}
+	return nil
 }
 
 // applyEnv sets every flag not given on the command line from its

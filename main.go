@@ -6,6 +6,10 @@
 // port (SO_REUSEPORT), joined by NATS: an embedded NATS server unless -nats
 // names an external cluster. A single process with -nats joins other nodes.
 //
+// With -jwt-secret, -jwt-secret-file or -jwt-public-key it admits only
+// connections that present a valid JSON Web Token, and /ws checks the
+// token's channel permissions (package auth).
+//
 // Every flag has an environment variable: -max-conns is WSGATE_MAX_CONNS.
 // A flag given on the command line wins over the environment.
 package main
@@ -26,6 +30,7 @@ import (
 	"syscall"
 	"time"
 
+	"wsgate/auth"
 	"wsgate/broker"
 	"wsgate/handler"
 	"wsgate/prefork"
@@ -36,6 +41,8 @@ import (
 type options struct {
 	ws              wsconn.Config
 	channels        handler.ChannelsConfig
+	jwt             *auth.Config                             // nil: no authentication
+	refresh         func(c handler.Conn, token string) error // the /ws refresh op, with jwt
 	origins         string
 	workers         int // 0: auto
 	nats            []string
@@ -64,6 +71,14 @@ func main() {
 	if isWorker {
 		log = log.With("worker", id)
 	}
+	if opts.jwt != nil {
+		v, err := auth.New(*opts.jwt)
+		if err != nil {
+			fail(err)
+		}
+		opts.ws.Authorize, opts.refresh = v.Authorize, v.RefreshHook
+		log.Info("JWT authentication on", "algorithms", v.Algorithms(), "issuer", opts.jwt.Issuer, "audience", opts.jwt.Audience)
+	}
 	if opts.workers != 1 && !isWorker {
 		err = runSupervisor(opts, log)
 	} else {
@@ -89,6 +104,7 @@ func runServer(opts options, log *slog.Logger, id int, isWorker bool) error {
 	if err != nil {
 		fail(err)
 	}
+	channels.SetRefresh(opts.refresh)
 	cfg := opts.ws
 	cfg.Routes = map[string]handler.Handler{"/ws": channels, "/echo": handler.Echo{}}
 	if isWorker {

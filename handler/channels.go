@@ -59,10 +59,30 @@ func (cfg ChannelsConfig) validate() error {
 	return nil
 }
 
+// Permissions is implemented by principals that restrict channels (for
+// wsgate, auth.Principal). When a connection's Conn.Principal implements
+// it, Channels asks it before every subscribe and publish the client
+// requests, and answers forbidden when it says no. A connection with no
+// principal, or one that does not implement Permissions, may subscribe and
+// publish to any channel: the deployment does not authenticate. Both
+// methods are called with a valid channel name, from the connection's
+// handler calls.
+type Permissions interface {
+	// CanSubscribe reports whether the connection may subscribe to channel.
+	CanSubscribe(channel string) bool
+	// CanPublish reports whether the connection may publish to channel.
+	CanPublish(channel string) bool
+}
+
 // Channels is the publish/subscribe Handler served at /ws; its protocol is
 // described in protocol.go. Connections subscribe to named channels, and a
 // message published to a channel, by a connection or through Publish, is
 // framed once and queued to every subscriber on this process.
+//
+// A connection whose principal implements Permissions subscribes and
+// publishes only where it allows, checked at the time of each request: a
+// principal replaced later (a refresh) does not undo subscriptions made
+// before. Publish, the server-side API, checks nothing.
 //
 // A connection's subscriptions are stored with its Conn.SetValue, so a
 // Channels must be the only user of Value on the connections it serves.
@@ -70,9 +90,10 @@ func (cfg ChannelsConfig) validate() error {
 type Channels struct {
 	Base // OnOpen, OnError: nothing to do
 
-	cfg    ChannelsConfig
-	hub    *hub
-	broker Broker // nil: this process only; set by SetBroker before use
+	cfg     ChannelsConfig
+	hub     *hub
+	broker  Broker                           // nil: this process only; set by SetBroker before use
+	refresh func(c Conn, token string) error // nil: no refresh op; set by SetRefresh before use
 
 	published    atomic.Uint64
 	delivered    atomic.Uint64
@@ -154,6 +175,16 @@ func NewChannels(cfg ChannelsConfig) (*Channels, error) {
 // it before h serves any connection.
 func (h *Channels) SetBroker(b Broker) { h.broker = b }
 
+// SetRefresh turns on the refresh op of the /ws protocol: fn is called
+// with the connection and the token of each refresh request, from the
+// connection's handler call, and should verify the token and, if it is
+// good, install the new principal with c.SetPrincipal (auth's
+// Verifier.RefreshHook does both). A nil error is acked; any error is
+// answered invalid_token, and the connection keeps its principal and
+// expiry. Without SetRefresh, or with a nil fn, refresh is an unknown_op.
+// Call it before h serves any connection.
+func (h *Channels) SetRefresh(fn func(c Conn, token string) error) { h.refresh = fn }
+
 // interest tells the broker about a channel gaining its first or losing its
 // last local subscriber. The hub calls it under the channel's shard lock,
 // so calls for one channel arrive in order.
@@ -183,7 +214,17 @@ func (h *Channels) OnMessage(c Conn, t MessageType, data []byte) {
 	case OpUnsubscribe:
 		err = h.unsubscribe(c, req.Channel)
 	case OpPublish:
-		delivered, err = h.Publish(req.Channel, req.Data)
+		if err = h.mayPublish(c, req.Channel); err == nil {
+			delivered, err = h.Publish(req.Channel, req.Data)
+		}
+	case OpRefresh:
+		if h.refresh == nil {
+			h.replyError(c, req.ID, CodeUnknownOp)
+			return
+		}
+		if h.refresh(c, req.Token) != nil {
+			err = errInvalidToken
+		}
 	default:
 		h.replyError(c, req.ID, CodeUnknownOp)
 		return
@@ -277,11 +318,15 @@ func (h *Channels) Stats() ChannelsStats {
 	}
 }
 
-// subscribe adds channel to c's subscriptions; subscribing again to the
-// same channel is a no-op. Called only from c's handler calls.
+// subscribe adds channel to c's subscriptions, if c's principal allows
+// it; subscribing again to the same channel is a no-op. Called only from
+// c's handler calls.
 func (h *Channels) subscribe(c Conn, channel string) error {
 	if !ValidChannel(channel, h.cfg.MaxChannelLen) {
 		return ErrBadChannel
+	}
+	if p, ok := c.Principal().(Permissions); ok && !p.CanSubscribe(channel) {
+		return errForbidden
 	}
 	subs, _ := c.Value().(*subscriptions)
 	if subs == nil {
@@ -296,6 +341,18 @@ func (h *Channels) subscribe(c Conn, channel string) error {
 		c.SetValue(subs)
 	}
 	subs.list = append(subs.list, h.hub.subscribe(channel, c))
+	return nil
+}
+
+// mayPublish checks a client's publish before Publish: a valid channel
+// name that c's principal, if it has Permissions, allows.
+func (h *Channels) mayPublish(c Conn, channel string) error {
+	if !ValidChannel(channel, h.cfg.MaxChannelLen) {
+		return ErrBadChannel
+	}
+	if p, ok := c.Principal().(Permissions); ok && !p.CanPublish(channel) {
+		return errForbidden
+	}
 	return nil
 }
 

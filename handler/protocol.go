@@ -17,11 +17,12 @@ import (
 //	{"op":"subscribe","channel":"news","id":"1"}
 //	{"op":"unsubscribe","channel":"news","id":2}
 //	{"op":"publish","channel":"news","data":<any JSON value>,"id":"3"}
+//	{"op":"refresh","token":"<a new token>","id":4}
 //
 // Server to client:
 //
 //	{"channel":"news","data":<data exactly as published>}      push
-//	{"op":"ack","id":"1"}                                       subscribe, unsubscribe
+//	{"op":"ack","id":"1"}                                       subscribe, unsubscribe, refresh
 //	{"op":"ack","id":"3","delivered":2}                         publish
 //	{"op":"error","id":"1","code":"bad_channel","message":"…"}  any failure
 //
@@ -31,6 +32,14 @@ import (
 // connection. "delivered" counts the subscribers on this process the push
 // was queued to, the publisher included if it is subscribed.
 //
+// Refresh exists only when the server authenticates (Channels.SetRefresh):
+// it replaces the connection's principal and expiry with those of a new
+// token for the same user. A refused token leaves the old ones, and the
+// connection is still closed at the old expiry. Subscribe and publish are
+// checked against the principal's Permissions when they arrive;
+// subscriptions made before a refresh stay even if the new token would
+// not allow them.
+//
 // Error codes (the Code constants):
 //
 //	code                    when
@@ -38,11 +47,15 @@ import (
 //	                        wrong type, an id that is not a string or
 //	                        number, or publish without "data"
 //	binary_not_supported    a binary message
-//	unknown_op              "op" missing or not one of the three above
+//	unknown_op              "op" missing or not one of the above
+//	                        (refresh only with SetRefresh)
 //	bad_channel             channel empty, longer than MaxChannelLen bytes,
 //	                        or with a byte outside [A-Za-z0-9_.:@/-]
 //	too_many_subscriptions  subscribe past MaxSubscriptions
 //	not_subscribed          unsubscribe from a channel not subscribed to
+//	forbidden               subscribe or publish to a channel the
+//	                        connection's principal does not allow
+//	invalid_token           refresh with a token the hook refused
 const (
 	CodeBadJSON              = "bad_json"
 	CodeBinaryNotSupported   = "binary_not_supported"
@@ -50,6 +63,8 @@ const (
 	CodeBadChannel           = "bad_channel"
 	CodeTooManySubscriptions = "too_many_subscriptions"
 	CodeNotSubscribed        = "not_subscribed"
+	CodeForbidden            = "forbidden"
+	CodeInvalidToken         = "invalid_token"
 )
 
 // Operations of a Request.
@@ -57,6 +72,7 @@ const (
 	OpSubscribe   = "subscribe"
 	OpUnsubscribe = "unsubscribe"
 	OpPublish     = "publish"
+	OpRefresh     = "refresh"
 )
 
 // errorMessages holds the human text of each error code. The texts are
@@ -64,11 +80,24 @@ const (
 var errorMessages = map[string]string{
 	CodeBadJSON:              "message must be a JSON object with string op and channel, an id that is a string or number, and data on publish",
 	CodeBinaryNotSupported:   "binary messages are not supported; send JSON as text",
-	CodeUnknownOp:            "op must be subscribe, unsubscribe or publish",
+	CodeUnknownOp:            "op must be subscribe, unsubscribe or publish, or refresh where tokens are checked",
 	CodeBadChannel:           "channel must be non-empty, within the length limit, and made of A-Z a-z 0-9 _ . : @ / -",
 	CodeTooManySubscriptions: "too many subscriptions on this connection",
 	CodeNotSubscribed:        "not subscribed to this channel",
+	CodeForbidden:            "not allowed on this channel",
+	CodeInvalidToken:         "token refused; the current authorization still holds until it expires",
 }
+
+// Conditions only a client's request meets: no API call returns them, so
+// they stay unexported (Channels.Publish does not check permissions).
+var (
+	// errForbidden answers a subscribe or publish that the connection's
+	// Permissions refuse. Protocol code: forbidden.
+	errForbidden = errors.New("handler: channel not allowed")
+	// errInvalidToken answers a refresh that the refresh hook refused.
+	// Protocol code: invalid_token.
+	errInvalidToken = errors.New("handler: refresh token refused")
+)
 
 // codeOf maps an error of Channels to its protocol code.
 func codeOf(err error) string {
@@ -81,6 +110,10 @@ func codeOf(err error) string {
 		return CodeTooManySubscriptions
 	case errors.Is(err, ErrNotSubscribed):
 		return CodeNotSubscribed
+	case errors.Is(err, errForbidden):
+		return CodeForbidden
+	case errors.Is(err, errInvalidToken):
+		return CodeInvalidToken
 	default:
 		return CodeBadJSON
 	}
@@ -96,6 +129,7 @@ type Request struct {
 	Channel string          `json:"channel"`
 	ID      json.RawMessage `json:"id"`
 	Data    json.RawMessage `json:"data"`
+	Token   string          `json:"token"` // refresh
 }
 
 // ParseRequest decodes one client message. On failure it returns the
