@@ -37,6 +37,12 @@ func parseFlags(args []string, getenv func(string) string) (options, error) {
 	fs.Var(workersFlag{&o.workers}, "workers", "worker processes on the port (SO_REUSEPORT), joined by NATS; auto: enough for -max-conns")
 	fs.Var(listFlag{&o.nats}, "nats", "NATS URLs, comma-separated, to join other workers or nodes (default with -workers: embedded)")
 	fs.StringVar(&o.origins, "origins", "", "comma-separated allowed Origin values (empty: any)")
+	fs.StringVar(&o.tlsCert, "tls-cert", "", "PEM certificate (chain) file: serve wss:// (with -tls-key; reloaded on SIGHUP)")
+	fs.StringVar(&o.tlsKey, "tls-key", "", "PEM private key file of -tls-cert")
+	fs.IntVar(&w.MaxConnsPerIP, "max-conns-per-ip", 10000, "connections per source address, 429 past it (negative: no cap)")
+	fs.IntVar(&w.AcceptRate, "accept-rate", 10000, "new connections per second, the excess closed at once (negative: no cap)")
+	fs.IntVar(&w.MaxMessageRate, "max-msg-rate", 1000, "messages per second per connection, 1008 past it (negative: no cap)")
+	fs.Var(intSizeFlag{&w.MaxByteRate}, "max-byte-rate", "bytes per second per connection, 1008 past it (default 4M; negative: no cap)")
 	fs.IntVar(&o.channels.MaxSubscriptions, "max-subs", 64, "channel subscriptions per connection")
 	fs.IntVar(&o.channels.MaxChannelLen, "max-channel-len", 128, "longest channel name, bytes")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 10*time.Second, "graceful shutdown deadline")
@@ -66,6 +72,9 @@ func parseFlags(args []string, getenv func(string) string) (options, error) {
 		w.AllowedOrigins = strings.Split(o.origins, ",")
 	}
 	jwtCfg.Secret = []byte(jwtSecret)
+	if (o.tlsCert == "") != (o.tlsKey == "") {
+		return o, errors.New("-tls-cert and -tls-key go together")
+	}
 	if err := checkJWTFlags(jwtCfg); err != nil {
 		return o, err
 	}

@@ -41,6 +41,7 @@ import (
 type options struct {
 	ws              wsconn.Config
 	channels        handler.ChannelsConfig
+	tlsCert, tlsKey string                                   // wss with both
 	jwt             *auth.Config                             // nil: no authentication
 	refresh         func(c handler.Conn, token string) error // the /ws refresh op, with jwt
 	origins         string
@@ -107,6 +108,14 @@ func runServer(opts options, log *slog.Logger, id int, isWorker bool) error {
 	channels.SetRefresh(opts.refresh)
 	cfg := opts.ws
 	cfg.Routes = map[string]handler.Handler{"/ws": channels, "/echo": handler.Echo{}}
+	var certs *certReloader
+	if opts.tlsCert != "" {
+		if certs, err = newCertReloader(opts.tlsCert, opts.tlsKey); err != nil {
+			fail(err)
+		}
+		cfg.TLS = certs.config()
+		go reloadOnHangup(certs, log)
+	}
 	if isWorker {
 		cfg.ReusePort = true
 		cfg.ResponseHeader = http.Header{"X-Wsgate-Worker": {strconv.Itoa(id)}}
@@ -129,7 +138,7 @@ func runServer(opts options, log *slog.Logger, id int, isWorker bool) error {
 	if err := srv.Start(); err != nil {
 		return err
 	}
-	log.Info("wsgate listening", "addr", srv.Addr().String(), "routes", "/ws /echo",
+	log.Info("wsgate listening", "addr", srv.Addr().String(), "tls", certs != nil, "routes", "/ws /echo",
 		"max_conns", srv.Config().MaxConns, "pool", srv.Poller().Stats().Workers, "nats", opts.nats)
 	if err := prefork.Ready(); err != nil {
 		return fmt.Errorf("failed to report ready to the supervisor: %w", err)
@@ -143,6 +152,20 @@ func runServer(opts options, log *slog.Logger, id int, isWorker bool) error {
 	}
 	log.Info("shutdown complete", "closed", srv.Stats().Closed)
 	return nil
+}
+
+// reloadOnHangup reloads the certificate on every SIGHUP, for the life of
+// the process.
+func reloadOnHangup(certs *certReloader, log *slog.Logger) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	for range hup {
+		if err := certs.reload(); err != nil {
+			log.Error("certificate reload failed; keeping the old one", "err", err)
+			continue
+		}
+		log.Info("certificate reloaded", "cert", certs.certFile)
+	}
 }
 
 // brokerLogger logs each change of the NATS connection once.
@@ -193,11 +216,25 @@ func runSupervisor(opts options, log *slog.Logger) error {
 		return err
 	}
 	log.Info("supervisor running", "workers", n, "pids", sup.Pids(), "nats", nats)
+	go forwardHangup(sup)
 	s := <-sig
 	log.Info("stopping workers", "signal", s.String())
 	ctx, cancel := context.WithTimeout(context.Background(), opts.shutdownTimeout+5*time.Second)
 	defer cancel()
 	return sup.Shutdown(ctx)
+}
+
+// forwardHangup passes SIGHUP (certificate reload) on to every worker.
+func forwardHangup(sup *prefork.Supervisor) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	for range hup {
+		for _, pid := range sup.Pids() {
+			if pid > 0 {
+				_ = syscall.Kill(pid, syscall.SIGHUP)
+			}
+		}
+	}
 }
 
 // spreadSlack is the headroom each worker gets over an even share of the

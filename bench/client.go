@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -506,7 +507,15 @@ func (f *fleet) dialTLS(t *target, src net.IP, port int) {
 		start := time.Now()
 		d := net.Dialer{Timeout: f.timeout}
 		if src != nil {
-			d.LocalAddr = &net.TCPAddr{IP: src, Port: port}
+			// The kernel picks the port at connect: a wss run is small
+			// (idle memory), and the net package's dialer would refuse a
+			// port whose last connection to this server is in TIME_WAIT.
+			d.LocalAddr = &net.TCPAddr{IP: src}
+			d.Control = func(_, _ string, rc syscall.RawConn) error {
+				return rc.Control(func(fd uintptr) {
+					_ = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_BIND_ADDRESS_NO_PORT, 1)
+				})
+			}
 		}
 		raw, err := d.Dial("tcp4", (&net.TCPAddr{IP: net.IP(t.sa.Addr[:]), Port: t.sa.Port}).String())
 		if err != nil {

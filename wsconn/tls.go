@@ -135,11 +135,7 @@ func (r *rawConn) take() *buffer {
 	}
 	buf := getBuffer(len(r.out))
 	copy(buf.b, r.out)
-	if cap(r.out) > 16<<10 {
-		r.out = nil // a big burst: don't keep its buffer on an idle connection
-	} else {
-		r.out = r.out[:0]
-	}
+	r.out = nil // an idle connection keeps no buffer of its own
 	return buf
 }
 
