@@ -79,11 +79,12 @@ type fleet struct {
 	fails    map[string]int
 	hsLat    *hist // handshake latencies, connect start to 101
 
-	open     atomic.Int64
-	peakOpen atomic.Int64
-	dialed   atomic.Int64
-	closedBy atomic.Int64 // connections the server closed
-	pings    atomic.Int64
+	open         atomic.Int64
+	peakOpen     atomic.Int64
+	portsSkipped atomic.Int64 // local ports found taken and skipped
+	dialed       atomic.Int64
+	closedBy     atomic.Int64 // connections the server closed
+	pings        atomic.Int64
 }
 
 func newFleet(workers int, timeout time.Duration) (*fleet, error) {
@@ -113,37 +114,33 @@ type client struct {
 	wmu      sync.Mutex // serialises writes with abort
 }
 
-// dial starts a non-blocking connect from src (nil: any) and port (0: the
-// kernel's choice; -1: none left) to t.
-func (f *fleet) dial(t *target, src net.IP, port int, id int32) {
+// dial starts a non-blocking connect to t from src (nil: any address).
+// With a cursor, it binds the port *cursor, moving the cursor on: a port
+// some other socket holds (EADDRINUSE, or a connection to t from it still
+// in TIME_WAIT: EADDRNOTAVAIL) is skipped, counted, and the next one tried,
+// up to lastPort.
+func (f *fleet) dial(t *target, src net.IP, cursor *int, lastPort int, id int32) {
 	f.dialed.Add(1)
-	if port < 0 {
-		f.fail("no_source_port")
-		return
-	}
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		f.fail(classify(err))
-		return
-	}
-	if src != nil {
-		if port == 0 {
-			// Let connect pick the port, per destination.
-			_ = unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_BIND_ADDRESS_NO_PORT, 1)
-		} else {
-			// A port of a previous run may still be in TIME_WAIT.
-			_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
+	var fd int
+	for {
+		port := 0
+		if cursor != nil {
+			if *cursor > lastPort {
+				f.fail("no_source_port")
+				return
+			}
+			port = *cursor
+			*cursor++
 		}
-		sa := &unix.SockaddrInet4{Port: port}
-		copy(sa.Addr[:], src.To4())
-		if err := unix.Bind(fd, sa); err != nil {
-			unix.Close(fd)
-			f.fail(classify(err))
-			return
+		var err error
+		fd, err = connectFrom(t, src, port)
+		if err == nil {
+			break
 		}
-	}
-	if err := unix.Connect(fd, t.sa); err != nil && err != unix.EINPROGRESS {
-		unix.Close(fd)
+		if port != 0 && (errors.Is(err, unix.EADDRINUSE) || errors.Is(err, unix.EADDRNOTAVAIL)) {
+			f.portsSkipped.Add(1)
+			continue
+		}
 		f.fail(classify(err))
 		return
 	}
@@ -164,6 +161,35 @@ func (f *fleet) fail(class string) {
 	f.mu.Lock()
 	f.fails[class]++
 	f.mu.Unlock()
+}
+
+// connectFrom opens a non-blocking socket, binds it to src:port (port 0:
+// the kernel picks it at connect) and starts connecting to t.
+func connectFrom(t *target, src net.IP, port int) (int, error) {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, err
+	}
+	if src != nil {
+		if port == 0 {
+			_ = unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_BIND_ADDRESS_NO_PORT, 1)
+		} else {
+			// A connection of a previous run from this port may be in
+			// TIME_WAIT: binding is fine, connect tells if the pair is not.
+			_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
+		}
+		sa := &unix.SockaddrInet4{Port: port}
+		copy(sa.Addr[:], src.To4())
+		if err := unix.Bind(fd, sa); err != nil {
+			unix.Close(fd)
+			return -1, err
+		}
+	}
+	if err := unix.Connect(fd, t.sa); err != nil && err != unix.EINPROGRESS {
+		unix.Close(fd)
+		return -1, err
+	}
+	return fd, nil
 }
 
 // failures returns a copy of the failure counts and their total.
@@ -495,12 +521,8 @@ func (f *fleet) closeAll() {
 // which is what wss targets are for (idle mode; the server's heartbeats
 // must be off or slower than the hold, as nothing answers them). The
 // client side's memory is not the point here.
-func (f *fleet) dialTLS(t *target, src net.IP, port int) {
+func (f *fleet) dialTLS(t *target, src net.IP) {
 	f.dialed.Add(1)
-	if port < 0 {
-		f.fail("no_source_port")
-		return
-	}
 	f.tlsSem <- struct{}{}
 	go func() {
 		defer func() { <-f.tlsSem }()

@@ -21,6 +21,9 @@ type Result struct {
 	Open      int            `json:"open_conns"`
 	PeakOpen  int            `json:"peak_open_conns"`
 	Failures  map[string]int `json:"failures"`
+	// PortsSkipped counts local ports found taken (by another socket, or
+	// a TIME_WAIT pair to the same server) and passed over for the next.
+	PortsSkipped int64 `json:"ports_skipped"`
 
 	RampSeconds float64     `json:"ramp_seconds"`
 	ConnectRate float64     `json:"connect_rate_per_s"`
@@ -173,6 +176,7 @@ func merge(parts []*Result) (*Result, error) {
 		out.Open += p.Open
 		out.PeakOpen += p.PeakOpen
 		out.RampSeconds = max(out.RampSeconds, p.RampSeconds)
+		out.PortsSkipped += p.PortsSkipped
 		for k, v := range p.Failures {
 			out.Failures[k] += v
 		}

@@ -155,6 +155,7 @@ func (w *worker) run() (*Result, error) {
 	}
 	res.Open = int(w.f.open.Load())
 	res.Failures, _ = w.f.failures()
+	res.PortsSkipped = w.f.portsSkipped.Load()
 	res.HandshakeHist = w.f.hsLat.encode()
 	res.LatencyHist = w.lat.encode()
 	return res, nil
@@ -169,28 +170,26 @@ func (w *worker) ramp() {
 	for _, s := range w.o.Sources {
 		sources = append(sources, net.ParseIP(s).To4())
 	}
-	ports := w.o.PortHi - w.o.PortLo + 1
+	cursors := make([]int, len(sources)) // per source: the next port to try
+	for j := range cursors {
+		cursors[j] = w.o.PortLo
+	}
 	next, budget := time.Now(), 0.0
 	for i := 0; i < w.o.N; {
 		budget += perTick
 		for ; budget >= 1 && i < w.o.N; budget-- {
 			var src net.IP
-			port := 0
+			var cursor *int // nil: the kernel picks the port
 			if len(sources) > 0 {
 				// Each connection its own source address and port: no
 				// port search in the kernel's connect (it slows down as
 				// the ports of an address fill up).
-				src = sources[i%len(sources)]
-				if k := i / len(sources); k < ports {
-					port = w.o.PortLo + k
-				} else {
-					port = -1 // this worker's ports are used up
-				}
+				src, cursor = sources[i%len(sources)], &cursors[i%len(sources)]
 			}
 			if t := w.targets[i%len(w.targets)]; t.tls {
-				w.f.dialTLS(t, src, port)
+				w.f.dialTLS(t, src)
 			} else {
-				w.f.dial(t, src, port, int32(i))
+				w.f.dial(t, src, cursor, w.o.PortHi, int32(i))
 			}
 			i++
 		}
