@@ -2,8 +2,9 @@
 # deps.sh installs what the test suite needs beyond Go, idempotently:
 #   - Debian's python3-websockets, for the Python interop client
 #     (wsconn/testdata/interop/python, run with /usr/bin/python3);
-#   - Node's ws, from the committed lockfile, for the Node interop client
-#     (wsconn/testdata/interop/node);
+#   - Debian's chromium, for the browser interop test;
+#   - Node's ws and playwright-core, from the committed lockfile, for the
+#     Node and browser interop clients (wsconn/testdata/interop/node);
 #   - staticcheck, at a pinned version.
 # It reaches only Debian's archive, the npm registry and the Go module proxy.
 set -euo pipefail
@@ -22,16 +23,24 @@ as_root() {
 	fi
 }
 
-# Python: Debian's websockets, importable by Debian's python3 (not a
-# pyenv or virtualenv python that may come first on PATH).
-status="$(dpkg-query -W -f='${Status}' python3-websockets 2>/dev/null || true)"
-if [ "$status" = "install ok installed" ]; then
-	say "python3-websockets already installed ($(dpkg-query -W -f='${Version}' python3-websockets))"
-else
-	say "installing python3-websockets with apt-get"
+# Debian packages: websockets for Debian's python3 (not a pyenv or
+# virtualenv python that may come first on PATH), and chromium for the
+# browser interop test (driven by playwright-core, which downloads no
+# browser of its own).
+missing=()
+for pkg in python3-websockets chromium; do
+	status="$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)"
+	if [ "$status" = "install ok installed" ]; then
+		say "$pkg already installed ($(dpkg-query -W -f='${Version}' "$pkg"))"
+	else
+		missing+=("$pkg")
+	fi
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+	say "installing ${missing[*]} with apt-get"
 	export DEBIAN_FRONTEND=noninteractive
 	as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
-	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends python3-websockets
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 /usr/bin/python3 -c 'import websockets; print("deps.sh: python websockets", websockets.__version__)'
 
