@@ -39,6 +39,7 @@ func parseFlags(args []string, getenv func(string) string) (options, error) {
 	fs.StringVar(&o.origins, "origins", "", "comma-separated allowed Origin values (empty: any)")
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "PEM certificate (chain) file: serve wss:// (with -tls-key; reloaded on SIGHUP)")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "PEM private key file of -tls-cert")
+	fs.BoolVar(&w.Compression, "compression", false, "offer permessage-deflate (no context takeover) to clients that ask")
 	fs.IntVar(&w.MaxConnsPerIP, "max-conns-per-ip", 10000, "connections per source address, 429 past it (negative: no cap)")
 	fs.IntVar(&w.AcceptRate, "accept-rate", 10000, "new connections per second, the excess closed at once (negative: no cap)")
 	fs.IntVar(&w.MaxMessageRate, "max-msg-rate", 1000, "messages per second per connection, 1008 past it (negative: no cap)")

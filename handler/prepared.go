@@ -1,6 +1,8 @@
 package handler
 
 import (
+	"sync"
+
 	"github.com/gobwas/ws"
 )
 
@@ -10,6 +12,10 @@ import (
 type PreparedMessage struct {
 	typ   MessageType
 	frame []byte
+	data  []byte // the payload, kept for DeflatedFrame; shares frame's array
+
+	deflateOnce sync.Once
+	deflated    []byte
 }
 
 // NewPreparedMessage frames data as one unfragmented message of type t. It
@@ -25,7 +31,20 @@ func NewPreparedMessage(t MessageType, data []byte) *PreparedMessage {
 	if err != nil { // only for lengths beyond 2^63
 		return &PreparedMessage{typ: t}
 	}
-	return &PreparedMessage{typ: t, frame: frame}
+	return &PreparedMessage{typ: t, frame: frame, data: frame[len(frame)-len(data):]}
+}
+
+// DeflatedFrame returns the message framed with its payload compressed
+// (permessage-deflate, RFC 7692, no context takeover) for connections that
+// negotiated it. It is built once, on first use, and shared like Frame.
+// It is nil when the message is small (MinDeflateSize) or does not
+// compress: such connections then get Frame.
+func (m *PreparedMessage) DeflatedFrame() []byte {
+	if m.frame == nil || len(m.data) < MinDeflateSize {
+		return nil
+	}
+	m.deflateOnce.Do(func() { m.deflated = deflateFrame(m.typ, m.data) })
+	return m.deflated
 }
 
 // Type is the message type given to NewPreparedMessage.

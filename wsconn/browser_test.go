@@ -39,15 +39,20 @@ func TestInteropChromium(t *testing.T) {
 	routes := map[string]handler.Handler{"/echo": handler.Echo{}, "/ws": channels}
 	plain := startServer(t, Config{Routes: routes})
 	secure, _ := startTLSServer(t, Config{Routes: routes})
+	deflate := startServer(t, Config{Routes: routes, Compression: true}) // browsers offer permessage-deflate
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "node", "browser.js",
-		"ws://"+plain.Addr().String(), "wss://"+secure.Addr().String())
+		"ws://"+plain.Addr().String(), "wss://"+secure.Addr().String(), "ws://"+deflate.Addr().String())
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "CHROMIUM="+chromium)
 	out, err := cmd.CombinedOutput()
 	t.Logf("%s", out)
 	if err != nil {
 		t.Fatalf("browser scenarios failed: %v", err)
+	}
+	// The same scenario's repetitive messages: compressed, far fewer bytes.
+	if d, p := deflate.Stats().BytesOut, plain.Stats().BytesOut; d*4 > p {
+		t.Errorf("with permessage-deflate the server sent %d bytes, without %d: not negotiated or not compressed", d, p)
 	}
 }

@@ -108,6 +108,12 @@ type Config struct {
 	// which has a goroutine while it lasts (see tls.go); a connection past
 	// the cap is closed. Default: 1024.
 	MaxTLSHandshakes int
+	// Compression offers permessage-deflate (RFC 7692) to clients that ask
+	// for it, with no context takeover: messages of MinDeflateSize bytes or
+	// more are sent compressed, a broadcast is compressed once for all such
+	// recipients, and incoming compressed messages are inflated up to
+	// MaxMessageSize (1009 past it). Default: false.
+	Compression bool
 	// MaxConnsPerIP caps the connections one source address may hold; past
 	// it the handshake is answered 429 with Retry-After. Negative: no cap.
 	// Default: 10000 (room for a large NAT).

@@ -29,6 +29,7 @@ const (
 	stOpen    uint32 = 1 << 0
 	stClosing uint32 = 1 << 1
 	stClosed  uint32 = 1 << 2
+	stDeflate uint32 = 1 << 3 // permessage-deflate negotiated (set at the upgrade)
 
 	reqShutdown uint32 = 1 << 8 // close 1001: the server is shutting down
 	reqForce    uint32 = 1 << 9 // close now: the shutdown deadline passed
@@ -123,6 +124,9 @@ func (c *Conn) phaseNow() uint32 {
 	}
 	return phaseHandshake
 }
+
+// deflate reports whether the connection negotiated permessage-deflate.
+func (c *Conn) deflate() bool { return c.state.Load()&stDeflate != 0 }
 
 // setPhase moves c to phase p (phases only move forward).
 func (c *Conn) setPhase(p uint32) {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsflate"
 )
 
 // The opening handshake (RFC 6455 section 4.2), on the raw socket: no
@@ -148,6 +149,15 @@ func (c *Conn) upgrade(req []byte) bool {
 	if len(srv.cfg.ResponseHeader) > 0 {
 		u.Header = ws.HandshakeHeaderHTTP(srv.cfg.ResponseHeader)
 	}
+	var deflate *wsflate.Extension
+	if srv.cfg.Compression {
+		// No context takeover either way: each message is compressed on
+		// its own, so a connection keeps no compression state between
+		// messages (a flate window and writer are tens to hundreds of KiB).
+		deflate = &wsflate.Extension{Parameters: wsflate.Parameters{
+			ServerNoContextTakeover: true, ClientNoContextTakeover: true}}
+		u.Negotiate = deflate.Negotiate
+	}
 	if srv.cfg.SelectProtocol != nil {
 		u.ProtocolCustom = func(v []byte) (string, bool) { return srv.selectProtocol(v) }
 	}
@@ -167,6 +177,11 @@ func (c *Conn) upgrade(req []byte) bool {
 	if auth != nil {
 		e := c.extras()
 		e.principal, e.expires = auth.principal, auth.expires
+	}
+	if deflate != nil {
+		if _, ok := deflate.Accepted(); ok {
+			c.state.Or(stDeflate)
+		}
 	}
 	c.rt = rt
 	c.deadline.Store(0)

@@ -7,6 +7,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsflate"
 
 	"wsgate/handler"
 	"wsgate/poller"
@@ -40,10 +41,11 @@ type inState struct {
 
 	ctrl [ws.MaxControlFramePayloadSize]byte // control frame payload
 
-	msg    *buffer   // data message being assembled, or nil
-	open   bool      // a fragmented message has started
-	msgOp  ws.OpCode // its opcode (text or binary)
-	u8done int       // msg.b[:u8done] is valid UTF-8
+	msg     *buffer              // data message being assembled, or nil
+	deflate wsflate.MessageState // whether the message is compressed (RFC 7692)
+	open    bool                 // a fragmented message has started
+	msgOp   ws.OpCode            // its opcode (text or binary)
+	u8done  int                  // msg.b[:u8done] is valid UTF-8
 }
 
 var inStatePool = sync.Pool{New: func() any { return new(inState) }}
@@ -217,6 +219,16 @@ func (c *Conn) checkHeader(st *inState, h ws.Header) bool {
 	if st.open {
 		state |= ws.StateFragmented
 	}
+	if c.deflate() {
+		// RFC 7692 section 6: RSV1 marks the first frame of a compressed
+		// message; anywhere else it is a protocol error. What is left is
+		// checked as without extensions.
+		var err error
+		if h, err = st.deflate.UnsetBits(h); err != nil {
+			c.fail(ws.StatusProtocolError, err.Error(), err)
+			return false
+		}
+	}
 	if err := ws.CheckHeader(h, state); err != nil {
 		c.fail(ws.StatusProtocolError, err.Error(), err)
 		return false
@@ -268,7 +280,7 @@ func (c *Conn) payload(st *inState, p []byte) []byte {
 	switch {
 	case st.h.OpCode.IsControl():
 		copy(st.ctrl[st.got:], chunk)
-	case st.got == 0 && int64(k) == st.h.Length && st.h.Fin && !st.open:
+	case st.got == 0 && int64(k) == st.h.Length && st.h.Fin && !st.open && !st.deflate.IsCompressed():
 		// The whole message is in this read: hand it over in place,
 		// without copying it (the common case for small messages).
 		st.inFrame = false
@@ -304,7 +316,7 @@ func (c *Conn) appendMessage(st *inState, chunk []byte) bool {
 		st.msg = grown
 	}
 	st.msg.b = append(st.msg.b, chunk...)
-	if st.msgOp == ws.OpText {
+	if st.msgOp == ws.OpText && !st.deflate.IsCompressed() { // compressed text: checked once inflated
 		done, ok := validUTF8Prefix(st.msg.b[st.u8done:])
 		if !ok {
 			c.fail(ws.StatusInvalidFramePayloadData, "invalid UTF-8 in text message", ErrInvalidUTF8)
@@ -336,13 +348,17 @@ func (c *Conn) frameDone(st *inState, ctrl []byte) {
 		if st.msg != nil {
 			data = st.msg.b
 		}
-		if st.msgOp == ws.OpText && st.u8done != len(data) && st.msg != nil {
+		if st.deflate.IsCompressed() {
+			c.deliverInflated(st, data)
+		} else if st.msgOp == ws.OpText && st.u8done != len(data) && st.msg != nil {
 			c.fail(ws.StatusInvalidFramePayloadData, "text message ends inside a character", ErrInvalidUTF8)
 			return
+		} else {
+			c.deliver(st.msgOp, data, st.msg != nil)
 		}
-		c.deliver(st.msgOp, data, st.msg != nil)
 		putBuffer(st.msg)
 		st.msg, st.open, st.u8done = nil, false, 0
+		st.deflate.SetCompressed(false)
 	}
 }
 

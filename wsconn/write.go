@@ -59,6 +59,11 @@ func (c *Conn) Send(t handler.MessageType, p []byte) error {
 	if t != handler.Text && t != handler.Binary {
 		return handler.ErrInvalidMessage
 	}
+	if c.deflate() && len(p) >= handler.MinDeflateSize {
+		// Compression costs a prepared message (and its copy of p), but a
+		// connection that asked for it sends big messages small.
+		return c.SendPrepared(handler.NewPreparedMessage(t, p))
+	}
 	buf := compileFrame(ws.OpCode(t), p)
 	c.mu.Lock()
 	err := c.sendLocked(buf.b, buf, false)
@@ -74,8 +79,14 @@ func (c *Conn) SendPrepared(m *handler.PreparedMessage) error {
 	if m == nil || m.Frame() == nil {
 		return handler.ErrInvalidMessage
 	}
+	frame := m.Frame()
+	if c.deflate() {
+		if d := m.DeflatedFrame(); d != nil { // compressed once for every such recipient
+			frame = d
+		}
+	}
 	c.mu.Lock()
-	err := c.sendLocked(m.Frame(), nil, false)
+	err := c.sendLocked(frame, nil, false)
 	c.mu.Unlock()
 	if err == nil {
 		c.srv.stats.msgsOut.Add(1)
