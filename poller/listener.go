@@ -129,10 +129,13 @@ func (l *Listener) Stats() ListenerStats {
 }
 
 // Pause stops accepting: pending connections wait in the kernel's backlog.
+// The listening socket is disarmed at once; an accept batch already running
+// finishes and does not re-arm it.
 func (l *Listener) Pause() {
 	l.mu.Lock()
 	l.paused = true
 	l.mu.Unlock()
+	_ = l.disarm()
 }
 
 // Resume undoes Pause.

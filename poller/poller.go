@@ -103,6 +103,14 @@ func (d *Desc) Rearm(write bool) error {
 	return d.p.ep.rearm(int(d.fd), write)
 }
 
+// disarm stops readiness events for d until the next Rearm.
+func (d *Desc) disarm() error {
+	if d.state.Load()&stateDead != 0 {
+		return ErrClosed
+	}
+	return d.p.ep.disarm(int(d.fd))
+}
+
 // Close ends d's generation (later events are dropped), removes the
 // descriptor from epoll and closes it. The owner must make sure nothing
 // uses the descriptor number afterwards: it may at once belong to another

@@ -52,6 +52,10 @@ func (r *epollReactor) rearm(fd int, write bool) error {
 	return r.ep.Mod(fd, ev)
 }
 
+// disarm leaves fd registered but reporting nothing (EPOLLONESHOT with no
+// events), until rearm.
+func (r *epollReactor) disarm(fd int) error { return r.ep.Mod(fd, netpoll.EPOLLONESHOT) }
+
 func (r *epollReactor) del(fd int) error { return r.ep.Del(fd) }
 
 func (r *epollReactor) close() error { return r.ep.Close() }
