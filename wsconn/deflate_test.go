@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/flate"
 	"context"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -85,5 +86,74 @@ func TestDeflateNotOfferedWhenOff(t *testing.T) {
 	defer c.CloseNow()
 	if ext := resp.Header.Get("Sec-WebSocket-Extensions"); ext != "" {
 		t.Fatalf("extension answer %q, want none with Compression off", ext)
+	}
+}
+
+// TestDeflateFraming checks RFC 7692 section 6's framing rules on a
+// connection that negotiated permessage-deflate.
+func TestDeflateFraming(t *testing.T) {
+	compress := func(p []byte) []byte {
+		var z bytes.Buffer
+		fw, _ := flate.NewWriter(&z, flate.BestSpeed)
+		_, _ = fw.Write(p)
+		_ = fw.Flush()
+		return bytes.TrimSuffix(z.Bytes(), []byte{0, 0, 0xff, 0xff})
+	}
+	frame := func(op ws.OpCode, fin, rsv1, rsv2 bool, p []byte) []byte {
+		f := ws.NewFrame(op, fin, append([]byte(nil), p...))
+		f.Header.Rsv = ws.Rsv(rsv1, rsv2, false)
+		f = ws.MaskFrameInPlace(f)
+		b, _ := ws.CompileFrame(f)
+		return b
+	}
+	msg := bytes.Repeat([]byte("fragments of one compressed message "), 20)
+	z := compress(msg)
+	tests := []struct {
+		name   string
+		frames [][]byte
+		echo   []byte        // want this echoed (decompressed on our side)
+		code   ws.StatusCode // or this close code
+	}{
+		{"compressed in one frame", [][]byte{frame(ws.OpText, true, true, false, z)}, msg, 0},
+		{"compressed in three fragments", [][]byte{
+			frame(ws.OpText, false, true, false, z[:10]),
+			frame(ws.OpContinuation, false, false, false, z[10:20]),
+			frame(ws.OpContinuation, true, false, false, z[20:]),
+		}, msg, 0},
+		{"uncompressed message still fine", [][]byte{frame(ws.OpText, true, false, false, []byte("plain"))}, []byte("plain"), 0},
+		{"RSV1 on a continuation", [][]byte{
+			frame(ws.OpText, false, true, false, z[:10]),
+			frame(ws.OpContinuation, true, true, false, z[10:]),
+		}, nil, ws.StatusProtocolError},
+		{"RSV1 on a ping", [][]byte{frame(ws.OpPing, true, true, false, nil)}, nil, ws.StatusProtocolError},
+		{"RSV2 is still reserved", [][]byte{frame(ws.OpText, true, false, true, []byte("x"))}, nil, ws.StatusProtocolError},
+		{"not deflate data", [][]byte{frame(ws.OpBinary, true, true, false, []byte{0xff, 0xff, 0xff})}, nil, ws.StatusInvalidFramePayloadData},
+		{"compressed invalid UTF-8", [][]byte{frame(ws.OpText, true, true, false, compress([]byte{0xc3, 0x28}))}, nil, ws.StatusInvalidFramePayloadData},
+	}
+	srv := startServer(t, Config{Compression: true})
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := dialWS(t, srv, "/echo", "Sec-WebSocket-Extensions: permessage-deflate")
+			for _, f := range tt.frames {
+				c.write(f)
+			}
+			_ = c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+			got := invReadFrame(t, c.br)
+			if tt.code != 0 {
+				if got.Header.OpCode != ws.OpClose || len(got.Payload) < 2 ||
+					ws.StatusCode(uint16(got.Payload[0])<<8|uint16(got.Payload[1])) != tt.code {
+					t.Fatalf("got %v %q, want close %d", got.Header.OpCode, got.Payload, tt.code)
+				}
+				return
+			}
+			payload := got.Payload
+			if got.Header.Rsv1() {
+				r := flate.NewReader(bytes.NewReader(append(payload, 0, 0, 0xff, 0xff)))
+				payload, _ = io.ReadAll(r)
+			}
+			if !bytes.Equal(payload, tt.echo) {
+				t.Fatalf("echo %q, want %q", payload, tt.echo)
+			}
+		})
 	}
 }
