@@ -46,7 +46,7 @@ func (c *ipCounter) remove(a netip.Addr) {
 type rateBucket struct {
 	msgs  int32
 	bytes int32
-	last  uint32 // coarse time of the last refill
+	last  uint32 // time of the last refill (exact at accept, then the coarse clock)
 }
 
 // fill starts the buckets full.

@@ -160,7 +160,11 @@ func (s *Server) accept(fd int, remote netip.AddrPort) {
 	}
 	c.lastRead.Store(s.now())
 	c.deadline.Store(s.after(s.cfg.HandshakeTimeout))
-	c.rate.fill(&s.cfg, s.now())
+	// The buckets start full at the exact time, not the coarse clock: that
+	// may be a sweep behind, and the first refill would credit the new
+	// connection with time from before it existed (up to
+	// MaxMessageRate x SweepInterval more than the burst at once).
+	c.rate.fill(&s.cfg, s.nowExact())
 	if s.perIP != nil && s.perIP.add(remote.Addr()) > s.cfg.MaxConnsPerIP {
 		c.reject = rejectPerIP
 	}

@@ -1,0 +1,776 @@
+package wsconn
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gobwas/ws"
+
+	"wsgate/handler"
+)
+
+// attackConfig is the tuned configuration of the servers under attack:
+// four workers (fewer than the attackers by far, so that an attacker that
+// held a worker would show in the good client's round trips), and
+// timeouts short enough for a quick test.
+func attackConfig() Config {
+	return Config{
+		Workers:          4,
+		HandshakeTimeout: time.Second,
+		PingInterval:     500 * time.Millisecond,
+		PongTimeout:      500 * time.Millisecond,
+		CloseTimeout:     500 * time.Millisecond,
+		SweepInterval:    50 * time.Millisecond,
+	}
+}
+
+const (
+	// endLimit is how long an attack's check waits for the server to
+	// close an attacker's connection beyond the timeout that should.
+	endLimit = 3 * time.Second
+	// minAttack is how long an attack that would be over in a tenth of a
+	// second is kept up, in waves, so that the good client is sampled
+	// throughout it rather than once.
+	minAttack = time.Second
+)
+
+// TestAttack is the attack suite (issue 5). Each attack runs against its
+// own server on 127.0.0.1:0 with timeouts scaled down from seconds to
+// fractions of one, while a well-behaved client keeps doing echo round
+// trips and opening new connections (every answer within goodBound), and a
+// sampler watches the heap, whose peak must stay under a bound that follows
+// from the server's limits and which must come back down once the
+// attackers are gone, as must the descriptors. Both ends of every
+// connection are in this process, under its descriptor limit (20,000
+// here): the largest attack holds about 1,300 descriptors at once.
+func TestAttack(t *testing.T) {
+	t.Run("Slowloris", testSlowloris)
+	t.Run("HalfFrames", testHalfFrames)
+	t.Run("NeverReader", testNeverReader)
+	t.Run("OversizedHeaders", testOversizedHeaders)
+	t.Run("PingFlood", testPingFlood)
+	t.Run("PingBurstAcrossTick", testPingBurstAcrossTick)
+	t.Run("ReconnectStorm", testReconnectStorm)
+	t.Run("TLSHandshakeStall", testTLSHandshakeStall)
+	t.Run("Combined", testCombined)
+}
+
+// Sizes of the attacks (functions: -short is known only once tests run).
+func slowlorisConns() int { return attackN(300) }
+func halfFrameConns() int { return attackN(300) }
+func floodClients() int   { return attackN(20) }
+func stormConns() int     { return attackN(5000) }
+
+const (
+	slowlorisPace = 100 * time.Millisecond
+	floodPings    = 50000
+	stormWorkers  = 16
+)
+
+// Live-memory estimates of the attacks, from the server's limits (see
+// memWatch.heapBound for how they become a bound on the heap).
+const (
+	// clientConnBytes is the test's own end of a connection: net.Conn,
+	// netFD and poll descriptor, a 4 KiB bufio.Reader, a 512-byte read
+	// buffer; and the server's Conn (144 bytes), its epoll registration
+	// and table slot, and an inState while input is partial (~500 bytes).
+	clientConnBytes = 8 << 10
+)
+
+func slowlorisLive(cfg Config, n int) (uint64, string) {
+	return uint64(n * (cfg.MaxHandshakeSize + clientConnBytes)),
+		fmt.Sprintf("%d partial requests, each at most MaxHandshakeSize (%d B), with both ends' state", n, cfg.MaxHandshakeSize)
+}
+
+func halfFrameLive(n int) (uint64, string) {
+	// A partial frame is assembled in a pooled buffer of the size its
+	// header announced (1,000 B, a 1 KiB class), checked against
+	// MaxFrameSize before anything is buffered.
+	return uint64(n * (1<<10 + clientConnBytes)),
+		fmt.Sprintf("%d partial 1,000-byte frames, each in a 1 KiB buffer, with both ends' state", n)
+}
+
+func floodLive(cfg Config, n int) (uint64, string) {
+	// At most the burst of pings passes the rate limit (2 x
+	// MaxMessageRate), each answered by a pong in a pooled buffer of the
+	// smallest class (256 B) while it is queued; the 6 KB of pings a
+	// client writes at once are one shared slice.
+	burst := 2 * cfg.withDefaults().MaxMessageRate
+	return uint64(n * (burst*256 + clientConnBytes)),
+		fmt.Sprintf("%d flooders, each at most %d queued pongs (the rate limit's burst) of 256 B", n, burst)
+}
+
+func stormLive(n int) (uint64, string) {
+	return uint64(n * 2 << 10), fmt.Sprintf("all %d storm connections at once, 2 KiB each with both ends", n)
+}
+
+// testSlowloris: sockets that send an upgrade request a byte at a time are
+// all closed at HandshakeTimeout.
+func testSlowloris(t *testing.T) {
+	cfg := attackConfig()
+	srv := startServer(t, cfg)
+	a := underAttack(t, srv, wsEchoOpener(srv.Addr().String(), "/echo"), false)
+	ends := slowloris(t, srv.Addr().String(), slowlorisConns(), cfg.HandshakeTimeout+endLimit)
+	checkSlowloris(t, cfg, ends)
+	if got := a.delta(func(s Stats) uint64 { return s.HandshakeTimeouts }); got != uint64(len(ends)) {
+		t.Errorf("HandshakeTimeouts grew by %d, want %d", got, len(ends))
+	}
+	live, why := slowlorisLive(cfg.withDefaults(), slowlorisConns())
+	a.finish(t, live, why)
+}
+
+// slowloris opens n sockets that each send a valid upgrade request one
+// byte every slowlorisPace (it would take 15 s to complete), and reads
+// each until the server closes it or limit passes.
+func slowloris(t testing.TB, addr string, n int, limit time.Duration) []ending {
+	req := []byte(upgradeRequest("/echo", "dGhlIHNhbXBsZSBub25jZQ=="))
+	var socks attackers
+	defer socks.closeAll()
+	for range n {
+		start := time.Now()
+		c, err := net.DialTimeout("tcp", addr, goodTimeout)
+		if err != nil {
+			t.Errorf("slowloris: dial: %v", err)
+			return nil
+		}
+		socks.add(c, nil, start)
+	}
+	stop := make(chan struct{})
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		dead := make([]bool, n)
+		tick := time.NewTicker(slowlorisPace)
+		defer tick.Stop()
+		for pos := 0; ; pos = (pos + 1) % len(req) {
+			for i, c := range socks.conns {
+				if !dead[i] {
+					_ = c.SetWriteDeadline(time.Now().Add(slowlorisPace))
+					_, err := c.Write(req[pos : pos+1])
+					dead[i] = err != nil
+				}
+			}
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	ends := socks.awaitEnds(limit)
+	close(stop)
+	<-writerDone
+	return ends
+}
+
+// checkSlowloris: every socket was closed by the server, without an answer,
+// not before HandshakeTimeout.
+func checkSlowloris(t testing.TB, cfg Config, ends []ending) {
+	t.Helper()
+	s := summarize(ends)
+	t.Logf("slowloris: %v", s)
+	s.check(t, "slowloris")
+	for i, e := range ends {
+		if e.closed && (len(e.data) > 0 || e.after < cfg.HandshakeTimeout) {
+			t.Errorf("slowloris connection %d: closed after %v with %d bytes of answer, want nothing, not before %v",
+				i, e.after, len(e.data), cfg.HandshakeTimeout)
+			return
+		}
+	}
+}
+
+// testHalfFrames: upgraded connections that send half a frame and stall
+// hold no worker, and are closed by the heartbeat.
+func testHalfFrames(t *testing.T) {
+	cfg := attackConfig()
+	srv := startServer(t, cfg)
+	a := underAttack(t, srv, wsEchoOpener(srv.Addr().String(), "/echo"), false)
+	ends := halfFrames(t, srv.Addr().String(), halfFrameConns(), cfg.PingInterval+cfg.PongTimeout+endLimit)
+	checkHalfFrames(t, cfg, ends)
+	if got := a.delta(func(s Stats) uint64 { return s.HeartbeatTimeouts }); got != uint64(len(ends)) {
+		t.Errorf("HeartbeatTimeouts grew by %d, want %d", got, len(ends))
+	}
+	live, why := halfFrameLive(halfFrameConns())
+	a.finish(t, live, why)
+}
+
+// halfFrames opens n connections to /echo that each send the header and
+// half the payload of a 1,000-byte text frame, then nothing, and reads each
+// until the server closes it or limit passes.
+func halfFrames(t testing.TB, addr string, n int, limit time.Duration) []ending {
+	frame := invFrame(ws.OpText, true, bytes.Repeat([]byte("h"), 1000))
+	half := frame[:len(frame)-500]
+	var stalled attackers
+	defer stalled.closeAll()
+	for range n {
+		c, br, err := attackDial(addr, "/echo")
+		if err != nil {
+			t.Errorf("half frames: dial: %v", err)
+			return nil
+		}
+		stalled.add(c, br, time.Now())
+		if _, err := c.Write(half); err != nil {
+			t.Errorf("half frames: write: %v", err)
+			return nil
+		}
+	}
+	return stalled.awaitEnds(limit)
+}
+
+// checkHalfFrames: every connection got heartbeat pings and nothing else
+// (no close frame: a lost connection is not told), and was closed once the
+// ping went unanswered, not before.
+func checkHalfFrames(t testing.TB, cfg Config, ends []ending) {
+	t.Helper()
+	s := summarize(ends)
+	t.Logf("half frames: %v", s)
+	s.check(t, "half frames")
+	// Not before the ping: the heartbeat closes them (HeartbeatTimeouts
+	// says so), no other timeout. (The exact time is PingInterval plus
+	// PongTimeout, less up to a sweep or more: lastRead is stamped with
+	// the coarse clock, which a starved sweeper lets fall behind.)
+	earliest := cfg.PingInterval
+	for i, e := range ends {
+		if !e.closed {
+			continue
+		}
+		ops, err := frameOps(e.data)
+		pingsOnly := err == nil && len(ops) > 0
+		for _, op := range ops {
+			pingsOnly = pingsOnly && op == ws.OpPing
+		}
+		if !pingsOnly || e.after < earliest {
+			t.Errorf("half-frame connection %d: got frames %v (%v), closed after %v; want pings only, closed after at least %v",
+				i, ops, err, e.after, earliest)
+			return
+		}
+	}
+}
+
+// frameOps parses the server frames in b and returns their opcodes.
+func frameOps(b []byte) ([]ws.OpCode, error) {
+	r := bytes.NewReader(b)
+	var ops []ws.OpCode
+	for r.Len() > 0 {
+		h, err := ws.ReadHeader(r)
+		if err != nil {
+			return ops, err
+		}
+		if h.Length > int64(r.Len()) {
+			return ops, io.ErrUnexpectedEOF
+		}
+		_, _ = r.Seek(h.Length, io.SeekCurrent)
+		ops = append(ops, h.OpCode)
+	}
+	return ops, nil
+}
+
+// testOversizedHeaders: requests with 64 KiB of headers get 431 (or are
+// closed) at once, and none is upgraded.
+func testOversizedHeaders(t *testing.T) {
+	cfg := attackConfig()
+	srv := startServer(t, cfg)
+	a := underAttack(t, srv, wsEchoOpener(srv.Addr().String(), "/echo"), false)
+	n := attackN(200)
+	req := oversizedRequest(64 << 10)
+	ans := answers{statuses: map[int]int{}}
+	waves := 0
+	for start := time.Now(); waves == 0 || time.Since(start) < minAttack; waves++ {
+		var wg sync.WaitGroup
+		for range n {
+			wg.Add(1)
+			go func() { defer wg.Done(); ans.add(sendOversized(srv.Addr().String(), req)) }()
+		}
+		wg.Wait()
+	}
+	total := waves * n
+	t.Logf("oversized headers: %d waves of %d connections: answers %v, %d closed without one, slowest %v",
+		waves, n, ans.statuses, ans.closed, ans.worst.Round(time.Millisecond))
+	ans.errs.check(t, "oversized headers")
+	if ans.statuses[http.StatusRequestHeaderFieldsTooLarge]+ans.closed != total {
+		t.Errorf("got answers %v and %d closed, want %d answered 431 or closed", ans.statuses, ans.closed, total)
+	}
+	if ans.worst > goodBound {
+		t.Errorf("the slowest oversized request was answered after %v, want under %v", ans.worst, goodBound)
+	}
+	if got := a.delta(func(s Stats) uint64 { return s.Handshakes[http.StatusRequestHeaderFieldsTooLarge] }); got != uint64(total) {
+		t.Errorf("server answered %d handshakes with 431, want %d", got, total)
+	}
+	// A request is read at most MaxHandshakeSize, plus one read buffer
+	// while a worker holds it, before it is refused and dropped.
+	d := cfg.withDefaults()
+	live := uint64(n*(d.MaxHandshakeSize+clientConnBytes) + d.ReadBufferSize*16 + len(req))
+	a.finish(t, live, fmt.Sprintf("%d requests, each kept up to MaxHandshakeSize (%d B)", n, d.MaxHandshakeSize))
+}
+
+// answers tallies how oversized requests were answered.
+type answers struct {
+	mu       sync.Mutex
+	statuses map[int]int // answers by status
+	closed   int         // connections closed without an answer
+	worst    time.Duration
+	errs     errCount
+}
+
+func (a *answers) add(status int, took time.Duration, err error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.worst = max(a.worst, took)
+	switch {
+	case err == nil:
+		a.statuses[status]++
+	case isClosedErr(err) || errors.Is(err, io.ErrUnexpectedEOF):
+		a.closed++
+	default:
+		a.errs.add(err)
+	}
+}
+
+// oversizedRequest is an upgrade request with size bytes of headers.
+func oversizedRequest(size int) []byte {
+	var b strings.Builder
+	b.WriteString("GET /echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n")
+	for i := 0; b.Len() < size; i++ {
+		fmt.Fprintf(&b, "X-Padding-%05d: %s\r\n", i, strings.Repeat("p", 100))
+	}
+	b.WriteString("\r\n")
+	return []byte(b.String())
+}
+
+// sendOversized sends req on a new connection and returns the answer's
+// status and how long it took, or the error that ended the connection.
+func sendOversized(addr string, req []byte) (int, time.Duration, error) {
+	start := time.Now()
+	c, err := net.DialTimeout("tcp", addr, goodTimeout)
+	if err != nil {
+		return 0, 0, err
+	}
+	_ = c.SetDeadline(start.Add(goodTimeout))
+	written := make(chan struct{})
+	go func() {
+		defer close(written)
+		_, _ = c.Write(req) // fails once the server hangs up
+	}()
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	took := time.Since(start)
+	c.Close()
+	<-written
+	if err != nil {
+		return 0, took, err
+	}
+	resp.Body.Close()
+	return resp.StatusCode, took, nil
+}
+
+// testPingFlood: clients that send pings as fast as they can and never read
+// the pongs are closed with 1008 by the rate limit.
+func testPingFlood(t *testing.T) {
+	cfg := attackConfig()
+	srv := startServer(t, cfg)
+	a := underAttack(t, srv, wsEchoOpener(srv.Addr().String(), "/echo"), false)
+	var res []flooder
+	waves := 0
+	for start := time.Now(); waves == 0 || time.Since(start) < minAttack; waves++ {
+		res = append(res, pingFlood(t, srv.Addr().String(), floodClients(), floodPings)...)
+	}
+	t.Logf("ping flood: %d waves of %d clients", waves, floodClients())
+	checkPingFlood(t, cfg, res)
+	limited := a.delta(func(s Stats) uint64 { return s.RateLimited + s.SlowConsumers })
+	t.Logf("ping flood: RateLimited %d, SlowConsumers %d", a.delta(func(s Stats) uint64 { return s.RateLimited }),
+		a.delta(func(s Stats) uint64 { return s.SlowConsumers }))
+	if limited != uint64(len(res)) {
+		t.Errorf("rate-limited and slow-consumer closes grew by %d, want %d", limited, len(res))
+	}
+	live, why := floodLive(cfg, floodClients())
+	a.finish(t, live, why)
+}
+
+// rateAllows is the most frames a connection may send in its first d
+// under MaxMessageRate rate: the burst of 2 x rate, and rate a second
+// since (one more for the millisecond clock).
+func rateAllows(rate int, d time.Duration) int { return 2*rate + int(float64(rate)*d.Seconds()) + 1 }
+
+// flooder is what one ping flooder saw.
+type flooder struct {
+	sent   int           // pings written (the server reads and drops those after its close frame)
+	pongs  int           // pongs read afterwards
+	took   time.Duration // from before the dial to the end of the connection
+	code   ws.StatusCode // the close frame's code, 0 if none came
+	reason string
+	closed bool // the server closed the connection
+	err    error
+}
+
+// pingFlood connects n clients to /echo that each write pings pings as
+// fast as the socket takes them, without reading; then each reads what
+// came back, up to the close frame and EOF.
+func pingFlood(t testing.TB, addr string, n, pings int) []flooder {
+	const batch = 1000
+	ping := invFrame(ws.OpPing, true, []byte("p"))
+	burst := bytes.Repeat(ping, batch)
+	res := make([]flooder, n)
+	var wg sync.WaitGroup
+	for i := range res {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f := &res[i]
+			start := time.Now() // the rate buckets fill at accept
+			c, br, err := attackDial(addr, "/echo")
+			if err != nil {
+				f.err = err
+				return
+			}
+			defer c.Close()
+			defer func() { f.took = time.Since(start) }()
+			_ = c.SetDeadline(start.Add(goodTimeout))
+			for f.sent < pings {
+				k := min(batch, pings-f.sent)
+				if _, err := c.Write(burst[:k*len(ping)]); err != nil {
+					break
+				}
+				f.sent += k
+			}
+			f.readBack(br)
+		}()
+	}
+	wg.Wait()
+	return res
+}
+
+// readBack reads pongs until the close frame, then until the server closes.
+func (f *flooder) readBack(br *bufio.Reader) {
+	for {
+		h, err := ws.ReadHeader(br)
+		if err != nil {
+			f.closed, f.err = isClosedErr(err), err
+			return
+		}
+		p := make([]byte, h.Length)
+		if _, err := io.ReadFull(br, p); err != nil {
+			f.closed, f.err = isClosedErr(err), err
+			return
+		}
+		switch {
+		case h.OpCode == ws.OpPong:
+			f.pongs++
+		case h.OpCode == ws.OpClose && len(p) >= 2:
+			f.code, f.reason = ws.StatusCode(binary.BigEndian.Uint16(p)), string(p[2:])
+		default:
+			f.err = fmt.Errorf("got a %v frame", h.OpCode)
+			return
+		}
+	}
+}
+
+// checkPingFlood: every flooder was closed by the server, with 1008 when
+// the close frame reached it (a reset may destroy it on the way), having
+// had no more pongs than the rate limit lets pings through.
+func checkPingFlood(t testing.TB, cfg Config, res []flooder) {
+	t.Helper()
+	rate := cfg.withDefaults().MaxMessageRate
+	sent, pongs, most, frames := 0, 0, 0, 0
+	for i, f := range res {
+		sent, pongs, most = sent+f.sent, pongs+f.pongs, max(most, f.pongs)
+		if f.code != 0 {
+			frames++
+		}
+		allowed := rateAllows(rate, f.took)
+		if !f.closed || (f.code != 0 && f.code != ws.StatusPolicyViolation) || f.pongs > allowed {
+			t.Errorf("flooder %d: sent %d pings, got %d pongs in %v, close %d %q, ended with %v; "+
+				"want closed with 1008, at most %d pongs", i, f.sent, f.pongs, f.took, f.code, f.reason, f.err, allowed)
+		}
+	}
+	t.Logf("ping flood: %d clients wrote %d pings (the server discards what follows its close frame), "+
+		"got %d pongs (at most %d each), %d got the 1008 close frame", len(res), sent, pongs, most, frames)
+}
+
+// testPingBurstAcrossTick: a client that spends its burst of pings just
+// before the sweeper's tick and sends more just after is cut where the
+// rate allows since it connected. (Its bucket used to start at the coarse
+// clock, up to a sweep stale, and the first refill credited time from
+// before the connection existed: 2,990 of these pings passed.)
+func testPingBurstAcrossTick(t *testing.T) {
+	cfg := attackConfig()
+	cfg.SweepInterval = 200 * time.Millisecond
+	srv := startServer(t, cfg)
+	rate := cfg.withDefaults().MaxMessageRate
+	c0 := srv.now()
+	eventually(t, 2*cfg.SweepInterval, "a tick of the coarse clock", func() bool { return srv.now() != c0 })
+	time.Sleep(cfg.SweepInterval - 20*time.Millisecond) // connect just before the next tick
+	start := time.Now()
+	c, br, err := attackDial(srv.Addr().String(), "/echo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(start.Add(goodTimeout))
+	ping := invFrame(ws.OpPing, true, []byte("p"))
+	_, _ = c.Write(bytes.Repeat(ping, 2*rate-10))
+	time.Sleep(60 * time.Millisecond) // the tick passes
+	_, _ = c.Write(bytes.Repeat(ping, rate))
+	took := time.Since(start)
+	var f flooder
+	f.readBack(br)
+	t.Logf("%d pongs within %v, then close %d %q", f.pongs, took.Round(time.Millisecond), f.code, f.reason)
+	if allowed := rateAllows(rate, took); f.pongs > allowed || f.code != ws.StatusPolicyViolation {
+		t.Errorf("got %d pongs, then close %d %q (%v); want at most %d, then 1008", f.pongs, f.code, f.reason, f.err, allowed)
+	}
+}
+
+// testReconnectStorm: thousands of connections opened and dropped as fast
+// as 16 goroutines can all end, and leave no connection or descriptor
+// behind.
+func testReconnectStorm(t *testing.T) {
+	cfg := attackConfig()
+	cfg.Workers = 0 // the default pool: the storm is about the accept path
+	srv := startServer(t, cfg)
+	a := underAttack(t, srv, wsEchoOpener(srv.Addr().String(), "/echo"), false)
+	start := time.Now()
+	r := reconnectStorm(srv.Addr().String(), stormConns(), stormWorkers)
+	took := time.Since(start)
+	checkStorm(t, r, a.delta(func(s Stats) uint64 { return s.AcceptRefused }))
+	t.Logf("reconnect storm: %d connections in %v (%.0f/s)", stormConns(), took.Round(time.Millisecond),
+		float64(stormConns())/took.Seconds())
+	live, why := stormLive(stormConns())
+	a.finish(t, live, why)
+}
+
+// storm counts what a reconnect storm's connections did.
+type storm struct {
+	upgraded, dropped, refused atomic.Int64
+	errs                       errCount
+}
+
+// reconnectStorm opens total connections from workers goroutines, each
+// closed at once: a third right after the TCP connect, a third after half
+// an upgrade request, a third after a complete upgrade.
+func reconnectStorm(addr string, total, workers int) *storm {
+	r := &storm{}
+	req := []byte(upgradeRequest("/echo", "dGhlIHNhbXBsZSBub25jZQ=="))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := next.Add(1) - 1; i < int64(total); i = next.Add(1) - 1 {
+				r.one(addr, req, i%3)
+			}
+		}()
+	}
+	wg.Wait()
+	return r
+}
+
+func (r *storm) one(addr string, req []byte, kind int64) {
+	c, err := net.DialTimeout("tcp", addr, goodTimeout)
+	if err != nil {
+		r.errs.add(err)
+		return
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(goodTimeout))
+	switch kind {
+	case 0:
+		r.dropped.Add(1)
+		return
+	case 1:
+		_, _ = c.Write(req[:len(req)/2])
+		r.dropped.Add(1)
+		return
+	}
+	_, err = c.Write(req)
+	var resp *http.Response
+	if err == nil {
+		resp, err = http.ReadResponse(bufio.NewReader(c), nil)
+	}
+	switch {
+	case err == nil && resp.StatusCode == http.StatusSwitchingProtocols:
+		r.upgraded.Add(1)
+	case err == nil:
+		r.errs.add(fmt.Errorf("got status %d, want 101", resp.StatusCode))
+	case isClosedErr(err) || errors.Is(err, syscall.EPIPE):
+		r.refused.Add(1) // closed at accept, past AcceptRate
+	default:
+		r.errs.add(err)
+	}
+}
+
+// checkStorm: no connection failed other than by being refused at accept,
+// which the server counted.
+func checkStorm(t testing.TB, r *storm, acceptRefused uint64) {
+	t.Helper()
+	t.Logf("reconnect storm: %d upgraded, %d dropped by the client, %d refused (server: AcceptRefused %d)",
+		r.upgraded.Load(), r.dropped.Load(), r.refused.Load(), acceptRefused)
+	r.errs.check(t, "reconnect storm")
+	if uint64(r.refused.Load()) > acceptRefused {
+		t.Errorf("%d upgrades were closed unanswered, but the server refused only %d at accept",
+			r.refused.Load(), acceptRefused)
+	}
+}
+
+// testTLSHandshakeStall: clients that stall in the TLS handshake after the
+// first bytes of a ClientHello: the server closes those past
+// MaxTLSHandshakes at once and the rest at HandshakeTimeout, and a
+// well-behaved wss client keeps its echoes and connects again.
+func testTLSHandshakeStall(t *testing.T) {
+	cfg := attackConfig()
+	cfg.MaxTLSHandshakes = 64
+	srv, pool := startTLSServer(t, cfg)
+	// While MaxTLSHandshakes stalled handshakes are in progress, a new wss
+	// client is refused like any other: the good client counts those.
+	a := underAttack(t, srv, wssEchoOpener(srv, pool), true)
+	n := attackN(200)
+	hello := []byte{0x16, 0x03, 0x01, 0x02, 0x00, 0x01} // a record header for a 512-byte ClientHello, and its type
+	var stalled attackers
+	defer stalled.closeAll()
+	for range n {
+		start := time.Now()
+		c, err := net.DialTimeout("tcp", srv.Addr().String(), goodTimeout)
+		if err != nil {
+			t.Fatalf("dial: %v", err)
+		}
+		stalled.add(c, nil, start)
+		if _, err := c.Write(hello); err != nil {
+			t.Fatalf("write: %v", err)
+		}
+	}
+	ends := stalled.awaitEnds(cfg.HandshakeTimeout + endLimit)
+	over := time.Now()
+	s := summarize(ends)
+	s.check(t, "stalled TLS handshakes")
+	atOnce, atTimeout := 0, 0
+	for i, e := range ends {
+		switch {
+		case !e.closed:
+		case e.after < cfg.HandshakeTimeout/2:
+			atOnce++
+		case e.after >= cfg.HandshakeTimeout-cfg.SweepInterval:
+			atTimeout++
+		default:
+			t.Errorf("stalled handshake %d closed after %v, want at once or at the handshake timeout (%v)",
+				i, e.after, cfg.HandshakeTimeout)
+		}
+	}
+	limited := a.delta(func(s Stats) uint64 { return s.TLSHandshakeLimit })
+	t.Logf("stalled TLS handshakes: %v; %d closed at once, %d at the handshake timeout; server: TLSHandshakeLimit %d, TLSHandshakeErrors %d, HandshakeTimeouts %d",
+		s, atOnce, atTimeout, limited, a.delta(func(s Stats) uint64 { return s.TLSHandshakeErrors }),
+		a.delta(func(s Stats) uint64 { return s.HandshakeTimeouts }))
+	if atTimeout > cfg.MaxTLSHandshakes || atOnce < n-cfg.MaxTLSHandshakes || uint64(atOnce) > limited {
+		t.Errorf("%d closed at once (server counted %d past the cap), %d at the timeout; want at most %d at the timeout",
+			atOnce, limited, atTimeout, cfg.MaxTLSHandshakes)
+	}
+	eventually(t, 5*time.Second, "a new wss connection after the stalled handshakes", func() bool {
+		return a.good.stats().lastDial.After(over)
+	})
+	stalled.closeAll()
+	// crypto/tls reads at most one record (16 KiB) ahead while a
+	// handshake is in progress; the Conn, its tls.Conn and both ends'
+	// sockets add the rest.
+	live := uint64(n * (16<<10 + clientConnBytes))
+	a.finish(t, live, fmt.Sprintf("%d TLS handshakes, each at most one 16 KiB record buffered", n))
+}
+
+// testCombined: slowloris, half frames, ping flood and reconnect storm at
+// once, on one server.
+func testCombined(t *testing.T) {
+	cfg := attackConfig()
+	srv := startServer(t, cfg)
+	addr := srv.Addr().String()
+	a := underAttack(t, srv, wsEchoOpener(addr, "/echo"), false)
+	var (
+		wg       sync.WaitGroup
+		slow     []ending
+		half     []ending
+		flood    []flooder
+		stormRes *storm
+	)
+	wg.Add(4)
+	go func() { defer wg.Done(); slow = slowloris(t, addr, slowlorisConns(), cfg.HandshakeTimeout+endLimit) }()
+	go func() {
+		defer wg.Done()
+		half = halfFrames(t, addr, halfFrameConns(), cfg.PingInterval+cfg.PongTimeout+endLimit)
+	}()
+	go func() { defer wg.Done(); flood = pingFlood(t, addr, floodClients(), floodPings) }()
+	go func() { defer wg.Done(); stormRes = reconnectStorm(addr, stormConns(), stormWorkers) }()
+	wg.Wait()
+	checkSlowloris(t, cfg, slow)
+	checkHalfFrames(t, cfg, half)
+	checkPingFlood(t, cfg, flood)
+	checkStorm(t, stormRes, a.delta(func(s Stats) uint64 { return s.AcceptRefused }))
+	for _, c := range []struct {
+		name string
+		got  uint64
+		want int
+	}{
+		{"HandshakeTimeouts", a.delta(func(s Stats) uint64 { return s.HandshakeTimeouts }), slowlorisConns()},
+		{"HeartbeatTimeouts", a.delta(func(s Stats) uint64 { return s.HeartbeatTimeouts }), halfFrameConns()},
+		{"RateLimited+SlowConsumers", a.delta(func(s Stats) uint64 { return s.RateLimited + s.SlowConsumers }), floodClients()},
+	} {
+		t.Logf("%s: %d", c.name, c.got)
+		if c.got < uint64(c.want) {
+			t.Errorf("%s grew by %d, want at least %d", c.name, c.got, c.want)
+		}
+	}
+	l1, why1 := slowlorisLive(cfg.withDefaults(), slowlorisConns())
+	l2, why2 := halfFrameLive(halfFrameConns())
+	l3, why3 := floodLive(cfg, floodClients())
+	l4, why4 := stormLive(stormConns())
+	a.finish(t, l1+l2+l3+l4, strings.Join([]string{why1, why2, why3, why4}, "; "))
+}
+
+// testNeverReader: a subscriber that never reads, among readers that keep
+// up, during a broadcast of 8 KiB messages: the readers get every message
+// in order, the non-reader is closed with 1008 "slow consumer", and memory
+// stays bounded by MaxQueueBytes.
+func testNeverReader(t *testing.T) {
+	channels, err := handler.NewChannels(handler.ChannelsConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &recordingHandler{Handler: channels}
+	cfg := attackConfig()
+	cfg.Workers = 0
+	cfg.Routes = map[string]handler.Handler{"/ws": rec, "/echo": handler.Echo{}}
+	cfg.MaxMessageSize = 16 << 10
+	cfg.MaxQueueBytes = 128 << 10
+	// Subscribers send nothing after subscribing: no heartbeat during the
+	// broadcast. The non-reader gets time to drain its socket and read
+	// the close frame before the server gives up on the closing handshake.
+	cfg.PingInterval, cfg.CloseTimeout = time.Minute, 5*time.Second
+	srv := startServer(t, cfg)
+	addr := srv.Addr().String()
+	a := underAttack(t, srv, wsEchoOpener(addr, "/echo"), false)
+	b := newBroadcast(t, addr, attackN(50))
+	defer b.closeAll()
+	b.run(t, channels, srv, a.st0.SlowConsumers)
+	eventually(t, 10*time.Second, "the non-reader closed with 1008", func() bool {
+		return rec.closed(ws.StatusPolicyViolation) == 1
+	})
+	if got := a.delta(func(s Stats) uint64 { return s.SlowConsumers }); got != 1 {
+		t.Errorf("SlowConsumers grew by %d, want 1", got)
+	}
+	b.closeAll()
+	// Frames are shared between subscribers (serialised once). The
+	// publisher stays at most broadcastLag messages ahead of the slowest
+	// reader, and the non-reader's queue holds at most MaxQueueBytes, so
+	// the frames alive at once are at most MaxQueueBytes' worth plus
+	// broadcastLag+1 messages.
+	live := uint64(cfg.MaxQueueBytes + (broadcastLag+1)*(broadcastSize+64) + len(b.readers)*(broadcastBuf+clientConnBytes))
+	a.finish(t, live, fmt.Sprintf("MaxQueueBytes (%d B) of shared frames, %d messages in flight, %d readers' buffers",
+		cfg.MaxQueueBytes, broadcastLag+1, len(b.readers)))
+}
