@@ -105,8 +105,9 @@ type Config struct {
 	// GetCertificate for reloads). Default: nil, plain ws://.
 	TLS *tls.Config
 	// MaxTLSHandshakes caps TLS handshakes in progress at once, each of
-	// which has a goroutine while it lasts (see tls.go); a connection past
-	// the cap is closed. Default: 1024.
+	// which has a goroutine while it lasts (see tls.go); at the cap, a new
+	// handshake ends the oldest one in progress (a stalled client ages out,
+	// a well-behaved one finishes in milliseconds). Default: 1024.
 	MaxTLSHandshakes int
 	// Compression offers permessage-deflate (RFC 7692) to clients that ask
 	// for it, with no context takeover: messages of MinDeflateSize bytes or

@@ -43,6 +43,7 @@ type Server struct {
 	perIP         *ipCounter    // nil when MaxConnsPerIP is off
 	acceptRate    *rate.Limiter // nil when AcceptRate is off
 	tlsHandshakes atomic.Int32  // TLS handshake goroutines running
+	tlsInFlight   tlsInFlight   // their start times, to end the oldest at MaxTLSHandshakes
 	stats         counters
 }
 

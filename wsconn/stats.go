@@ -93,7 +93,7 @@ type Stats struct {
 	AcceptRefused      uint64         // connections closed at accept, past AcceptRate
 	RateLimited        uint64         // connections closed past MaxMessageRate or MaxByteRate (1008)
 	TLSHandshakeErrors uint64         // wss handshakes that failed (bad client hello, timeout, ...)
-	TLSHandshakeLimit  uint64         // connections closed because MaxTLSHandshakes were in progress
+	TLSHandshakeLimit  uint64         // TLS handshakes ended, oldest first, to stay within MaxTLSHandshakes
 	InternalErrors     uint64         // panics inside wsgate itself (close 1011): bugs
 	ForcedCloses       uint64         // connections cut at the shutdown deadline
 	Closes             map[int]uint64 // OnClose codes (0: other codes)

@@ -229,26 +229,59 @@ func (c *Conn) tlsHandshakeFinished(st *tlsState) bool {
 	}
 }
 
-var (
-	errTLSHandshakeFlood = errors.New("wsconn: tls handshake: too much data before it finished")
-	errTLSHandshakeLimit = errors.New("wsconn: too many tls handshakes at once")
-)
+var errTLSHandshakeFlood = errors.New("wsconn: tls handshake: too much data before it finished")
+
+// tlsInFlight is the set of TLS handshakes in progress. At
+// MaxTLSHandshakes, a new one makes room by ending the oldest: a client
+// that stalls its handshake ages out while well-behaved clients, which
+// finish in milliseconds, get in. (Refusing newcomers instead would let a
+// few stalled handshakes lock every new wss client out until they time
+// out.)
+type tlsInFlight struct {
+	mu    sync.Mutex
+	start map[*tlsHandshake]time.Time // guarded by mu
+}
+
+// add registers hs, ending the oldest handshake first if max are running.
+func (f *tlsInFlight) add(hs *tlsHandshake, max int, st *counters) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.start == nil {
+		f.start = map[*tlsHandshake]time.Time{}
+	}
+	if len(f.start) >= max {
+		var oldest *tlsHandshake
+		var at time.Time
+		for h, t := range f.start {
+			if oldest == nil || t.Before(at) {
+				oldest, at = h, t
+			}
+		}
+		delete(f.start, oldest)
+		oldest.cancel() // its goroutine ends; its owner closes the connection
+		st.tlsHandshakeLimit.Add(1)
+	}
+	f.start[hs] = time.Now()
+}
+
+func (f *tlsInFlight) remove(hs *tlsHandshake) {
+	f.mu.Lock()
+	delete(f.start, hs)
+	f.mu.Unlock()
+}
 
 // startTLSHandshake starts the handshake goroutine, within
 // MaxTLSHandshakes. It returns false (the connection is closed) past it.
 func (c *Conn) startTLSHandshake(st *tlsState) bool {
 	s := c.srv
-	if int(s.tlsHandshakes.Add(1)) > s.cfg.MaxTLSHandshakes {
-		s.tlsHandshakes.Add(-1)
-		s.stats.tlsHandshakeLimit.Add(1)
-		c.terminate(errTLSHandshakeLimit)
-		return false
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.HandshakeTimeout)
 	hs := &tlsHandshake{inbox: make(chan []byte, 16), result: make(chan error, 1), cancel: cancel}
+	s.tlsInFlight.add(hs, s.cfg.MaxTLSHandshakes, &s.stats)
+	s.tlsHandshakes.Add(1)
 	st.hs, st.raw.hs, st.raw.ctx = hs, hs, ctx
 	go func() {
 		defer s.tlsHandshakes.Add(-1)
+		defer s.tlsInFlight.remove(hs)
 		err := st.conn.HandshakeContext(ctx)
 		c.flushTLS()
 		hs.result <- err
