@@ -109,6 +109,12 @@ type Config struct {
 	// handshake ends the oldest one in progress (a stalled client ages out,
 	// a well-behaved one finishes in milliseconds). Default: 1024.
 	MaxTLSHandshakes int
+	// Pages are plain HTTP pages served on the WebSocket port: a GET for one
+	// of these paths that is not an upgrade request is answered 200 with
+	// the page, and the connection is closed (no keep-alive). For a demo
+	// page or a health check behind a proxy, not for a web site.
+	// Default: none.
+	Pages map[string]Page
 	// Compression offers permessage-deflate (RFC 7692) to clients that ask
 	// for it, with no context takeover: messages of MinDeflateSize bytes or
 	// more are sent compressed, a broadcast is compressed once for all such
@@ -268,4 +274,10 @@ func orDefault(v, def int) int {
 		return def
 	}
 	return v
+}
+
+// Page is a plain HTTP response served by Config.Pages.
+type Page struct {
+	ContentType string // "text/html; charset=utf-8", say
+	Body        []byte
 }

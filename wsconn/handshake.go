@@ -77,6 +77,10 @@ func (c *Conn) handshake(p []byte) {
 		return
 	}
 	req, rest := st.hs[:end], st.hs[end:]
+	if page, ok := c.srv.pageFor(req); ok {
+		c.servePage(page)
+		return
+	}
 	if !c.upgrade(req) {
 		return
 	}

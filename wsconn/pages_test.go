@@ -1,0 +1,37 @@
+package wsconn
+
+import (
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+func TestPages(t *testing.T) {
+	srv := startServer(t, Config{Pages: map[string]Page{
+		"/": {ContentType: "text/html; charset=utf-8", Body: []byte("<h1>hello</h1>")},
+	}})
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	defer client.CloseIdleConnections()
+	resp, err := client.Get("http://" + srv.Addr().String() + "/?room=lobby")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(body) != "<h1>hello</h1>" || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+		t.Fatalf("got %d %q %q, want the page", resp.StatusCode, resp.Header.Get("Content-Type"), body)
+	}
+	other, err := client.Get("http://" + srv.Addr().String() + "/other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other.Body.Close()
+	if other.StatusCode == 200 {
+		t.Fatalf("GET /other: got 200, want an error status")
+	}
+	// An upgrade request for the page's path is not answered with the page.
+	if got := rawHandshakeStatus(t, srv, "/"); got != http.StatusNotFound {
+		t.Fatalf("upgrade on /: got %d, want 404 (no route)", got)
+	}
+}
