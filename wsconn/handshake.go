@@ -77,6 +77,14 @@ func (c *Conn) handshake(p []byte) {
 		return
 	}
 	req, rest := st.hs[:end], st.hs[end:]
+	if !crlfOnly(req) {
+		// Lines end in CRLF here; a bare LF is legal for a lenient
+		// parser (RFC 9112 section 2.2), but this server finds the end of
+		// the headers by CRLF CRLF, and one request read two ways is how
+		// request smuggling starts: refuse it.
+		c.rejectRaw(badRequestResponse, http.StatusBadRequest)
+		return
+	}
 	if page, ok := c.srv.pageFor(req); ok {
 		c.servePage(page)
 		return
@@ -272,4 +280,18 @@ func (a *authorizing) run(authorize func(*UpgradeRequest) (any, time.Time, error
 		opts = append(opts, ws.RejectionHeader(ws.HandshakeHeaderHTTP(he.Header)))
 	}
 	return ws.RejectConnectionError(opts...)
+}
+
+// crlfOnly reports whether every LF in req follows a CR, and every CR
+// precedes an LF.
+func crlfOnly(req []byte) bool {
+	for i, b := range req {
+		switch {
+		case b == '\n' && (i == 0 || req[i-1] != '\r'):
+			return false
+		case b == '\r' && (i+1 == len(req) || req[i+1] != '\n'):
+			return false
+		}
+	}
+	return true
 }

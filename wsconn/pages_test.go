@@ -35,3 +35,20 @@ func TestPages(t *testing.T) {
 		t.Fatalf("upgrade on /: got %d, want 404 (no route)", got)
 	}
 }
+
+func TestCRLFOnly(t *testing.T) {
+	for _, tt := range []struct {
+		req  string
+		want bool
+	}{
+		{"GET / HTTP/1.1\r\nHost: x\r\n\r\n", true},
+		{"GET / HTTP/1.1\nHost: x\r\n\r\n", false}, // found by FuzzUpgrade
+		{"GET / HTTP/1.1\r\nHost: x\r\r\n\r\n", false},
+		{"\nGET / HTTP/1.1\r\n\r\n", false},
+		{"GET / HTTP/1.1\r\nX: a\rb\r\n\r\n", false},
+	} {
+		if got := crlfOnly([]byte(tt.req)); got != tt.want {
+			t.Errorf("crlfOnly(%q) = %v, want %v", tt.req, got, tt.want)
+		}
+	}
+}
