@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"strconv"
 	"strings"
 	"time"
 
+	"wsgate/admin"
 	"wsgate/auth"
 	"wsgate/wsconn"
 )
@@ -46,6 +48,11 @@ func parseFlags(args []string, getenv func(string) string) (options, error) {
 	fs.Var(intSizeFlag{&w.MaxByteRate}, "max-byte-rate", "bytes per second per connection, 1008 past it (default 4M; negative: no cap)")
 	fs.IntVar(&o.channels.MaxSubscriptions, "max-subs", 64, "channel subscriptions per connection")
 	fs.IntVar(&o.channels.MaxChannelLen, "max-channel-len", 128, "longest channel name, bytes")
+	fs.StringVar(&o.admin, "admin", admin.DefaultAddr, "admin listener (API, /metrics, health), host:port; \"\" or off: none. "+
+		"With -workers, worker i listens on this port + 1 + i, the supervisor on none")
+	fs.StringVar(&o.apiKey, "api-key", "", "bearer key for POST /api/publish on -admin, at least 16 bytes; empty: publishing disabled "+
+		"(prefer WSGATE_API_KEY: ps shows flags)")
+	fs.BoolVar(&o.pprof, "pprof", false, "serve net/http/pprof under /debug/pprof/ on -admin")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 10*time.Second, "graceful shutdown deadline")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "text or json")
@@ -71,6 +78,9 @@ func parseFlags(args []string, getenv func(string) string) (options, error) {
 	}
 	if o.origins != "" {
 		w.AllowedOrigins = strings.Split(o.origins, ",")
+	}
+	if err := checkAdminFlags(&o); err != nil {
+		return o, err
 	}
 	jwtCfg.Secret = []byte(jwtSecret)
 	if (o.tlsCert == "") != (o.tlsKey == "") {
@@ -102,6 +112,24 @@ func checkJWTFlags(c auth.Config) error {
 		return errors.New("-jwt-secret or -jwt-secret-file, and -jwt-public-key: give one kind of key")
 	case secrets == 0 && len(c.PublicKeyFiles) == 0 && (c.Issuer != "" || c.Audience != ""):
 		return errors.New("-jwt-issuer and -jwt-audience need a key: -jwt-secret, -jwt-secret-file or -jwt-public-key")
+	}
+	return nil
+}
+
+// checkAdminFlags reads "off" in -admin as "" (no admin listener) and
+// reports, in terms of flags, an address or key that admin.New would refuse
+// (the supervisor never calls it).
+func checkAdminFlags(o *options) error {
+	if o.admin == "off" {
+		o.admin = ""
+	}
+	if o.admin != "" {
+		if _, _, err := net.SplitHostPort(o.admin); err != nil {
+			return fmt.Errorf("invalid -admin %q: want host:port, or off", o.admin)
+		}
+	}
+	if o.apiKey != "" && len(o.apiKey) < admin.MinAPIKeyLen {
+		return fmt.Errorf("-api-key is %d bytes: want at least %d", len(o.apiKey), admin.MinAPIKeyLen)
 	}
 	return nil
 }

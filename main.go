@@ -10,6 +10,12 @@
 // connections that present a valid JSON Web Token, and /ws checks the
 // token's channel permissions (package auth).
 //
+// An admin listener (package admin, -admin, 127.0.0.1:8081 by default)
+// serves POST /api/publish (with -api-key), /api/channels, /api/stats,
+// /healthz, /readyz, Prometheus /metrics, and with -pprof net/http/pprof.
+// Under a supervisor, worker i serves it on the -admin port + 1 + i, and
+// the supervisor serves none.
+//
 // Every flag has an environment variable: -max-conns is WSGATE_MAX_CONNS.
 // A flag given on the command line wins over the environment.
 package main
@@ -21,15 +27,18 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"wsgate/admin"
 	"wsgate/auth"
 	"wsgate/broker"
 	"wsgate/handler"
@@ -47,6 +56,9 @@ type options struct {
 	origins         string
 	workers         int // 0: auto
 	nats            []string
+	admin           string // admin listener address; "": none
+	apiKey          string // bearer key of /api/publish; "": publishing disabled
+	pprof           bool
 	shutdownTimeout time.Duration
 	logLevel        string
 	logFormat       string
@@ -108,6 +120,7 @@ func runServer(opts options, log *slog.Logger, id int, isWorker bool) error {
 	channels.SetRefresh(opts.refresh)
 	cfg := opts.ws
 	cfg.Routes = map[string]handler.Handler{"/ws": channels, "/echo": handler.Echo{}}
+	cfg.Pages = demoPages() // the chat demo at GET /
 	var certs *certReloader
 	if opts.tlsCert != "" {
 		if certs, err = newCertReloader(opts.tlsCert, opts.tlsKey); err != nil {
@@ -127,6 +140,7 @@ func runServer(opts options, log *slog.Logger, id int, isWorker bool) error {
 	if err != nil {
 		fail(err)
 	}
+	var brk admin.Broker // nil without NATS: /readyz does not wait for one
 	if len(opts.nats) > 0 {
 		b, err := broker.NewNATS(broker.Config{URLs: opts.nats, OnStateChange: brokerLogger(log)}, channels.DeliverRemote)
 		if err != nil {
@@ -134,6 +148,11 @@ func runServer(opts options, log *slog.Logger, id int, isWorker bool) error {
 		}
 		defer b.Close()
 		channels.SetBroker(b)
+		brk = b
+	}
+	adm, err := startAdmin(opts, log, isWorker, admin.Config{WS: srv, Channels: channels, Broker: brk})
+	if err != nil {
+		return err
 	}
 	if err := srv.Start(); err != nil {
 		return err
@@ -147,11 +166,73 @@ func runServer(opts options, log *slog.Logger, id int, isWorker bool) error {
 	log.Info("shutting down", "signal", s.String(), "conns", srv.Conns(), "timeout", opts.shutdownTimeout)
 	ctx, cancel := context.WithTimeout(context.Background(), opts.shutdownTimeout)
 	defer cancel()
+	if adm != nil {
+		adm.Drain() // /readyz: 503 while connections drain; the rest serves until the end
+		defer adm.Shutdown(ctx)
+	}
 	if err := srv.Shutdown(ctx); err != nil {
 		return err
 	}
 	log.Info("shutdown complete", "closed", srv.Stats().Closed)
 	return nil
+}
+
+// envWorkerAdmin carries a worker's admin address ("off": none) from the
+// supervisor; it wins over -admin, which the workers inherit.
+const envWorkerAdmin = "WSGATE_WORKER_ADMIN"
+
+// startAdmin starts the admin listener on -admin (for a worker, on the
+// address the supervisor chose) over what cfg names, or returns nil if
+// there is none.
+func startAdmin(opts options, log *slog.Logger, isWorker bool, cfg admin.Config) (*admin.Server, error) {
+	cfg.Addr, cfg.APIKey, cfg.Pprof, cfg.Logger = opts.admin, opts.apiKey, opts.pprof, log
+	if v, ok := os.LookupEnv(envWorkerAdmin); ok && isWorker {
+		cfg.Addr = v
+	}
+	if cfg.Addr == "" || cfg.Addr == "off" {
+		return nil, nil
+	}
+	adm, err := admin.New(cfg)
+	if err != nil {
+		fail(err)
+	}
+	if err := adm.Start(); err != nil {
+		return nil, err
+	}
+	log.Info("admin listening", "addr", adm.Addr().String(), "publish", cfg.APIKey != "", "pprof", cfg.Pprof)
+	return adm, nil
+}
+
+// workerAdminAddrs returns the admin address of each of n workers: worker
+// i on addr's port + 1 + i, so that none takes the address a single
+// process would use; every worker on a free port if addr's port is 0;
+// "off" for all if addr is "".
+func workerAdminAddrs(addr string, n int) ([]string, error) {
+	addrs := make([]string, n)
+	if addr == "" {
+		for i := range addrs {
+			addrs[i] = "off"
+		}
+		return addrs, nil
+	}
+	host, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("invalid -admin %q: %w", addr, err)
+	}
+	port, err := net.LookupPort("tcp", p)
+	if err != nil {
+		return nil, fmt.Errorf("invalid -admin %q: %w", addr, err)
+	}
+	if port > 0 && port+n > 65535 {
+		return nil, fmt.Errorf("-admin port %d: %d workers need ports up to %d, past 65535", port, n, port+n)
+	}
+	for i := range addrs {
+		if port > 0 {
+			p = strconv.Itoa(port + 1 + i)
+		}
+		addrs[i] = net.JoinHostPort(host, p)
+	}
+	return addrs, nil
 }
 
 // reloadOnHangup reloads the certificate on every SIGHUP, for the life of
@@ -186,6 +267,10 @@ func runSupervisor(opts options, log *slog.Logger) error {
 	if n == 0 {
 		n = autoWorkers(opts.ws.MaxConns)
 	}
+	admins, err := workerAdminAddrs(opts.admin, n)
+	if err != nil {
+		fail(err)
+	}
 	nats := opts.nats
 	if len(nats) == 0 {
 		emb, err := broker.StartEmbedded("127.0.0.1", 0)
@@ -209,13 +294,16 @@ func runSupervisor(opts options, log *slog.Logger) error {
 	sup, err := prefork.Start(prefork.Config{
 		Workers: n,
 		Args:    os.Args[1:],
-		Env:     func(int) []string { return env },
+		Env:     func(i int) []string { return append(slices.Clip(env), envWorkerAdmin+"="+admins[i]) },
 		OnEvent: func(e prefork.Event) { logWorkerEvent(log, e) },
 	})
 	if err != nil {
 		return err
 	}
 	log.Info("supervisor running", "workers", n, "pids", sup.Pids(), "nats", nats)
+	if opts.admin != "" {
+		log.Info("admin listeners on the workers, none on the supervisor", "worker_0", admins[0], "last", admins[n-1])
+	}
 	go forwardHangup(sup)
 	s := <-sig
 	log.Info("stopping workers", "signal", s.String())

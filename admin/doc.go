@@ -1,0 +1,66 @@
+// Package admin owns wsgate's operator port: an HTTP listener, separate
+// from the WebSocket port, that publishes to channels on behalf of a
+// backend, reports what the process holds, answers health checks, and
+// exposes Prometheus metrics. It serves with net/http (the WebSocket port
+// has its own reactor; this one sees a few requests a second).
+//
+// # Endpoints
+//
+//	POST /api/publish   {"channel":"news","data":<JSON>}             → {"delivered":N}
+//	                    {"messages":[{"channel":…,"data":…},…]}      → {"results":[{"delivered":N}|{"error":"bad_channel"},…]}
+//	GET  /api/channels  {"channels":{"news":2,…}}
+//	GET  /api/stats     {"ws":wsconn.Stats,"poller":poller.Stats,"channels":handler.ChannelsStats,"broker":broker.Stats}
+//	GET  /healthz       200 "ok" while the process serves
+//	GET  /readyz        200 "ready", or 503 and the reason: shutting down
+//	                    (Drain or Shutdown called), the WebSocket listener
+//	                    not started, or a broker configured and not connected
+//	GET  /metrics       Prometheus text exposition
+//	GET  /debug/pprof/  net/http/pprof, with Config.Pprof (no cmdline)
+//
+// /api/publish calls handler.Channels.Publish, which pushes to the
+// subscribers on this process and hands the message to the broker, if
+// any, for the other workers and nodes; "delivered" counts this process's
+// subscribers. It needs "Authorization: Bearer <Config.APIKey>" (compared
+// in constant time) and "Content-Type: application/json"; a body is at most
+// MaxBodyBytes and a batch at most MaxBatch messages. Failures answer a JSON
+// body {"error":code,"message":text}:
+//
+//	status  code                    when
+//	400     bad_json                body not one JSON object of the shape above
+//	                                (unknown fields and trailing data included)
+//	400     bad_channel             channel empty, too long, or a byte outside
+//	                                [A-Za-z0-9_.:@/-] (in a batch: per message)
+//	400     bad_data                "data" missing (in a batch: per message)
+//	400     bad_batch               "messages" empty, over MaxBatch, or given
+//	                                with "channel" or "data"
+//	401     unauthorized            no or wrong key (with WWW-Authenticate)
+//	403     publishing_disabled     Config.APIKey is empty
+//	405     method_not_allowed      not POST (with Allow)
+//	413     body_too_large          body over MaxBodyBytes
+//	415     unsupported_media_type  Content-Type not application/json
+//
+// The other endpoints need no key: the listener is meant for loopback or a
+// private network (Config.Addr defaults to 127.0.0.1:8081). They answer 405
+// to methods other than GET and HEAD.
+//
+// # Metrics
+//
+// Nothing here adds work to the paths of messages or connections: the
+// collector reads the counters that wsconn.Server, poller.Poller,
+// handler.Channels and the broker already keep, calling each Stats method
+// once per scrape. Every series is named wsgate_…; the Go runtime's go_…
+// and the process's process_… series (descriptors, memory, CPU) come
+// alongside. The list is in metrics.go.
+//
+// Not exported: the latency histograms for handshakes and for delivery
+// (publish to the socket). They need a clock read at the source, in
+// wsconn's handshake and in every queued push, and a histogram update on
+// those paths; neither is counted there today. They are left for when they
+// can be measured cheaply (a sampled clock, or a per-worker histogram).
+//
+// # Logging
+//
+// The package logs only through Config.Logger (nothing when it is nil):
+// refused publish keys at Warn, accepted publishes at Debug, net/http's own
+// errors at Warn.
+package admin

@@ -1,0 +1,154 @@
+package admin
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/coder/websocket"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+)
+
+// scrape fetches base/metrics and parses the text exposition.
+func scrape(t *testing.T, c *http.Client, base string) map[string]*dto.MetricFamily {
+	t.Helper()
+	status, body := get(t, c, base+"/metrics")
+	if status != http.StatusOK {
+		t.Fatalf("/metrics: got %d %.200s", status, body)
+	}
+	parser := expfmt.NewTextParser(model.LegacyValidation)
+	families, err := parser.TextToMetricFamilies(strings.NewReader(body))
+	if err != nil {
+		t.Fatalf("parsing /metrics: %v\n%s", err, body)
+	}
+	return families
+}
+
+// value returns the value of the series of family name whose labels
+// include want (label=value pairs), and whether there is one.
+func value(families map[string]*dto.MetricFamily, name string, want ...string) (float64, bool) {
+	f := families[name]
+	if f == nil {
+		return 0, false
+	}
+	for _, m := range f.GetMetric() {
+		labels := map[string]string{}
+		for _, l := range m.GetLabel() {
+			labels[l.GetName()] = l.GetValue()
+		}
+		match := true
+		for i := 0; i+1 < len(want); i += 2 {
+			match = match && labels[want[i]] == want[i+1]
+		}
+		if !match {
+			continue
+		}
+		switch {
+		case m.GetCounter() != nil:
+			return m.GetCounter().GetValue(), true
+		case m.GetGauge() != nil:
+			return m.GetGauge().GetValue(), true
+		}
+	}
+	return 0, false
+}
+
+func TestMetrics(t *testing.T) {
+	e := newEnv(t, Config{}, true)
+	e.startWS(t)
+	base := e.startAdmin(t)
+	client := httpClient(t)
+	subscriber(t, e, "news")
+	gone := subscriber(t, e, "other")
+	if err := gone.Close(websocket.StatusNormalClosure, "bye"); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	eventually(t, "a connection closed with 1000", func() bool { return e.ws.Stats().Closes[1000] == 1 })
+
+	families := scrape(t, client, base)
+	for _, name := range []string{
+		"wsgate_connections_open", "wsgate_connections_opened_total", "wsgate_connections_closed_total",
+		"wsgate_handshakes_total", "wsgate_messages_received_total", "wsgate_messages_sent_total",
+		"wsgate_received_bytes_total", "wsgate_sent_bytes_total", "wsgate_queued_bytes",
+		"wsgate_slow_consumer_closes_total", "wsgate_rate_limited_closes_total", "wsgate_accept_refused_total",
+		"wsgate_heartbeat_timeouts_total", "wsgate_pool_workers", "wsgate_pool_running", "wsgate_pool_queued",
+		"wsgate_pool_overflow_total", "wsgate_reactor_events_total", "wsgate_reactor_stale_events_total",
+		"wsgate_broker_connected", "wsgate_broker_publish_failures_total", "wsgate_channels",
+		"wsgate_subscriptions", "wsgate_tls_handshake_failures_total",
+		"go_goroutines", "process_open_fds",
+	} {
+		if families[name] == nil {
+			t.Errorf("/metrics has no %s", name)
+		}
+	}
+
+	tests := []struct {
+		name   string
+		labels []string
+		want   float64
+	}{
+		{name: "wsgate_connections_open", want: 1},
+		{name: "wsgate_connections_opened_total", want: 2},
+		{name: "wsgate_connections_closed_total", labels: []string{"code", "1000"}, want: 1},
+		{name: "wsgate_handshakes_total", labels: []string{"status", "101"}, want: 2},
+		{name: "wsgate_messages_received_total", want: 2}, // the subscribes
+		{name: "wsgate_channels", want: 1},
+		{name: "wsgate_subscriptions", want: 1},
+		{name: "wsgate_broker_connected", want: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := value(families, tt.name, tt.labels...)
+			if !ok || got != tt.want {
+				t.Errorf("got %v (present %v), want %v", got, ok, tt.want)
+			}
+		})
+	}
+
+	t.Run("broker down", func(t *testing.T) {
+		e.broker.connected.Store(false)
+		e.broker.failed.Store(3)
+		families := scrape(t, client, base)
+		if got, _ := value(families, "wsgate_broker_connected"); got != 0 {
+			t.Errorf("got wsgate_broker_connected %v, want 0", got)
+		}
+		if got, _ := value(families, "wsgate_broker_publish_failures_total"); got != 3 {
+			t.Errorf("got wsgate_broker_publish_failures_total %v, want 3", got)
+		}
+	})
+
+	t.Run("lint", func(t *testing.T) {
+		problems, err := testutil.CollectAndLint(newCollector(e.adm.snapshot))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range problems {
+			t.Errorf("%s: %s", p.Metric, p.Text)
+		}
+	})
+}
+
+// TestMetricsWithoutBroker checks that a process without a broker exports
+// no broker series (a broker_connected of 0 would page someone), and none
+// of the pool's before the WebSocket server has started.
+func TestMetricsWithoutBroker(t *testing.T) {
+	e := newEnv(t, Config{}, false)
+	base := e.startAdmin(t)
+	client := httpClient(t)
+	families := scrape(t, client, base)
+	for name := range families {
+		if strings.HasPrefix(name, "wsgate_broker_") || strings.HasPrefix(name, "wsgate_pool_") {
+			t.Errorf("got %s, want no broker or pool series", name)
+		}
+	}
+	if families["wsgate_connections_open"] == nil {
+		t.Error("no wsgate_connections_open")
+	}
+	e.startWS(t)
+	if families := scrape(t, client, base); families["wsgate_pool_workers"] == nil {
+		t.Error("no wsgate_pool_workers once the WebSocket server runs")
+	}
+}

@@ -1,0 +1,52 @@
+// chat.js drives the chat demo page in headless Chromium: two pages join a
+// room, see each other, and exchange messages; a screenshot is saved.
+// Usage: node chat.js http://host:port screenshot.png
+"use strict";
+const { chromium } = require("playwright-core");
+
+(async () => {
+  const [url, shot] = process.argv.slice(2);
+  if (!url || !shot) {
+    console.error("usage: node chat.js http://host:port screenshot.png");
+    process.exit(2);
+  }
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+  try {
+    const join = async (name) => {
+      const page = await (await browser.newContext()).newPage();
+      page.setDefaultTimeout(15000);
+      await page.goto(url);
+      await page.fill("#name", name);
+      await page.fill("#room", "playwright");
+      await page.click("#joinBtn");
+      await page.waitForSelector("#status.up");
+      return page;
+    };
+    const alice = await join("alice");
+    const bob = await join("bob");
+    for (const page of [alice, bob]) {
+      await page.waitForFunction(() => document.getElementById("count").textContent === "2");
+    }
+    const say = async (page, text) => {
+      await page.fill("#text", text);
+      await page.press("#text", "Enter");
+    };
+    const heard = (page, line) =>
+      page.waitForFunction((l) => document.getElementById("log").innerText.includes(l), line);
+    await say(alice, "hello bob");
+    await heard(bob, "alice: hello bob");
+    await say(bob, "hi alice, over wsgate");
+    await heard(alice, "bob: hi alice, over wsgate");
+    await alice.screenshot({ path: shot, fullPage: true });
+    console.log("ok: two pages joined, counted 2, exchanged messages; screenshot", shot);
+  } finally {
+    await browser.close();
+  }
+})().catch((e) => {
+  console.error("FAIL", e.message);
+  process.exit(1);
+});
