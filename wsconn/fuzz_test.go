@@ -56,6 +56,13 @@ func fuzzFrameConfig() Config {
 		MaxFrameSize:   2048,
 		PingInterval:   -1,
 		CloseTimeout:   2 * time.Second,
+		// The fuzzer opens thousands of connections a second from one
+		// "address": the abuse limits would refuse them, which is right
+		// for a server and useless for fuzzing the parser.
+		AcceptRate:     -1,
+		MaxConnsPerIP:  -1,
+		MaxMessageRate: -1,
+		MaxByteRate:    -1,
 	}
 }
 
@@ -281,6 +288,7 @@ func fuzzUpgradeConfig() Config {
 	cfg.HandshakeTimeout = 50 * time.Millisecond
 	cfg.SweepInterval = 5 * time.Millisecond
 	cfg.PingInterval = -1
+	cfg.AcceptRate, cfg.MaxConnsPerIP = -1, -1 // thousands of connections a second: see fuzzFrameConfig
 	return cfg
 }
 
