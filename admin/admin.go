@@ -63,6 +63,9 @@ func New(cfg Config) (*Server, error) {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
+	if cfg.Latency != nil {
+		reg.MustRegister(cfg.Latency.collectors()...)
+	}
 	s.http = &http.Server{
 		Handler:           s.routes(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})),
 		ReadHeaderTimeout: readHeaderTimeout,

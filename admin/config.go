@@ -63,6 +63,9 @@ type Config struct {
 	// and /metrics. Nil means this process runs alone (no NATS); the
 	// broker_… metrics are then absent.
 	Broker Broker
+	// Latency, if set, adds its histograms to /metrics (see NewLatency).
+	// Default: nil, no latency histograms.
+	Latency *Latency
 }
 
 // withDefaults returns c with every zero field that has a default set.

@@ -10,6 +10,9 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // scrape fetches base/metrics and parses the text exposition.
@@ -150,5 +153,26 @@ func TestMetricsWithoutBroker(t *testing.T) {
 	e.startWS(t)
 	if families := scrape(t, client, base); families["wsgate_pool_workers"] == nil {
 		t.Error("no wsgate_pool_workers once the WebSocket server runs")
+	}
+}
+
+func TestLatencyHistograms(t *testing.T) {
+	lat := NewLatency()
+	lat.ObserveHandshake(3 * time.Millisecond)
+	lat.ObserveFanout(40*time.Microsecond, 100)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(lat.collectors()...)
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]uint64{}
+	for _, f := range families {
+		got[f.GetName()] = f.GetMetric()[0].GetHistogram().GetSampleCount()
+	}
+	for _, name := range []string{"wsgate_handshake_seconds", "wsgate_broadcast_fanout_seconds", "wsgate_broadcast_recipients"} {
+		if got[name] != 1 {
+			t.Errorf("%s: %d observations, want 1", name, got[name])
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/gobwas/ws"
 )
@@ -91,5 +92,28 @@ func TestChannelsBrokerPublish(t *testing.T) {
 	st := h.Stats()
 	if st.BrokerFailures != 1 || st.Remote != 1 {
 		t.Fatalf("stats %+v: want 1 broker failure and 1 remote publish", st)
+	}
+}
+
+func TestFanoutObserver(t *testing.T) {
+	h, _ := NewChannels(ChannelsConfig{})
+	var recipients []int
+	h.SetFanoutObserver(func(d time.Duration, n int) {
+		if d < 0 {
+			t.Errorf("negative duration %v", d)
+		}
+		recipients = append(recipients, n)
+	})
+	a, b := newFakeConn(), newFakeConn()
+	send(h, a, `{"op":"subscribe","channel":"x"}`)
+	send(h, b, `{"op":"subscribe","channel":"x"}`)
+	if _, err := h.Publish("x", []byte(`1`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Publish("nobody", []byte(`1`)); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(recipients, []int{2, 0}) {
+		t.Fatalf("observed recipients %v, want [2 0]", recipients)
 	}
 }

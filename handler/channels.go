@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sync/atomic"
+	"time"
 
 	"github.com/gobwas/ws"
 )
@@ -94,6 +95,7 @@ type Channels struct {
 	hub     *hub
 	broker  Broker                           // nil: this process only; set by SetBroker before use
 	refresh func(c Conn, token string) error // nil: no refresh op; set by SetRefresh before use
+	observe func(time.Duration, int)         // nil: none; set by SetFanoutObserver before use
 
 	published    atomic.Uint64
 	delivered    atomic.Uint64
@@ -167,6 +169,14 @@ func NewChannels(cfg ChannelsConfig) (*Channels, error) {
 	h := &Channels{cfg: cfg}
 	h.hub = newHub(cfg.Shards, h.interest)
 	return h, nil
+}
+
+// SetFanoutObserver makes h call observe after each local delivery of a
+// publish with how long queueing it to every local subscriber took and to
+// how many: for a latency histogram. Call it before h serves any
+// connection; observe must be quick.
+func (h *Channels) SetFanoutObserver(observe func(d time.Duration, recipients int)) {
+	h.observe = observe
 }
 
 // SetBroker makes h share publishes with other processes through b: b
@@ -286,7 +296,14 @@ func (h *Channels) DeliverRemote(channel string, push []byte) int {
 // counts the outcome and returns the number it was queued to. It is the one
 // way into local delivery, for Publish and for messages from other nodes.
 func (h *Channels) deliverLocal(channel string, pm *PreparedMessage) int {
+	var start time.Time
+	if h.observe != nil {
+		start = time.Now()
+	}
 	delivered, dropped := h.hub.deliver(channel, pm)
+	if h.observe != nil {
+		h.observe(time.Since(start), delivered+dropped)
+	}
 	h.delivered.Add(uint64(delivered))
 	h.dropped.Add(uint64(dropped))
 	return delivered

@@ -109,6 +109,11 @@ type Config struct {
 	// handshake ends the oldest one in progress (a stalled client ages out,
 	// a well-behaved one finishes in milliseconds). Default: 1024.
 	MaxTLSHandshakes int
+	// ObserveHandshake, if set, is called on the connection's worker with
+	// the time from accept to the 101 answer (TLS included) of every
+	// successful upgrade, in milliseconds of resolution: for a latency
+	// histogram. It must be quick. Default: nil.
+	ObserveHandshake func(time.Duration)
 	// Pages are plain HTTP pages served on the WebSocket port: a GET for one
 	// of these paths that is not an upgrade request is answered 200 with
 	// the page, and the connection is closed (no keep-alive). For a demo

@@ -195,6 +195,12 @@ func (c *Conn) upgrade(req []byte) bool {
 			c.state.Or(stDeflate)
 		}
 	}
+	if srv.cfg.ObserveHandshake != nil {
+		// The handshake deadline was set at accept: accept time = deadline
+		// - HandshakeTimeout, so no connection keeps its accept time.
+		accepted := c.deadline.Load() - uint32(srv.cfg.HandshakeTimeout/time.Millisecond)
+		srv.cfg.ObserveHandshake(elapsed(srv.nowExact(), accepted))
+	}
 	c.rt = rt
 	c.deadline.Store(0)
 	if auth != nil {

@@ -4,7 +4,9 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 func TestPages(t *testing.T) {
@@ -50,5 +52,24 @@ func TestCRLFOnly(t *testing.T) {
 		if got := crlfOnly([]byte(tt.req)); got != tt.want {
 			t.Errorf("crlfOnly(%q) = %v, want %v", tt.req, got, tt.want)
 		}
+	}
+}
+
+func TestObserveHandshake(t *testing.T) {
+	var mu sync.Mutex
+	var seen []time.Duration
+	srv := startServer(t, Config{ObserveHandshake: func(d time.Duration) {
+		mu.Lock()
+		seen = append(seen, d)
+		mu.Unlock()
+	}})
+	invDial(t, srv, "/echo").Close()
+	if got := rawHandshakeStatus(t, srv, "/nowhere"); got != http.StatusNotFound {
+		t.Fatalf("got %d, want 404", got)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) != 1 || seen[0] < 0 || seen[0] > 5*time.Second {
+		t.Fatalf("observed %v, want one plausible handshake time (rejections are not observed)", seen)
 	}
 }
