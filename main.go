@@ -16,8 +16,10 @@
 // Under a supervisor, worker i serves it on the -admin port + 1 + i, and
 // the supervisor serves none.
 //
-// Every flag has an environment variable: -max-conns is WSGATE_MAX_CONNS.
-// A flag given on the command line wins over the environment.
+// Every flag has an environment variable and a key in the YAML file named
+// by -config: -max-conns is WSGATE_MAX_CONNS and max-conns. The command
+// line wins over the environment, the environment over the file, the file
+// over the default; -print-config shows the result.
 package main
 
 import (
@@ -62,6 +64,10 @@ type options struct {
 	shutdownTimeout time.Duration
 	logLevel        string
 	logFormat       string
+	configFile      string            // -config or WSGATE_CONFIG; "": none
+	sources         map[string]source // where each flag's value came from
+	printConfig     bool              // -print-config: print effective and exit
+	effective       string            // with printConfig: the settings, as a config file
 }
 
 // envWorkerMaxConns carries a worker's share of -max-conns from the
@@ -75,6 +81,10 @@ func main() {
 	}
 	if err != nil {
 		fail(err)
+	}
+	if opts.printConfig {
+		fmt.Print(opts.effective)
+		os.Exit(0)
 	}
 	log, err := newLogger(os.Stderr, opts.logLevel, opts.logFormat)
 	if err != nil {
@@ -113,6 +123,8 @@ func fail(err error) {
 // SIGTERM or SIGINT.
 func runServer(opts options, log *slog.Logger, id int, isWorker bool) error {
 	sig := notifySignals() // before Start: a SIGTERM right after must shut down cleanly
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP) // SIGHUP's default action ends the process, TLS or not
 	channels, err := handler.NewChannels(opts.channels)
 	if err != nil {
 		fail(err)
@@ -127,8 +139,8 @@ func runServer(opts options, log *slog.Logger, id int, isWorker bool) error {
 			fail(err)
 		}
 		cfg.TLS = certs.config()
-		go reloadOnHangup(certs, log)
 	}
+	go reloadOnHangup(hup, certs, log)
 	if isWorker {
 		cfg.ReusePort = true
 		cfg.ResponseHeader = http.Header{"X-Wsgate-Worker": {strconv.Itoa(id)}}
@@ -235,12 +247,14 @@ func workerAdminAddrs(addr string, n int) ([]string, error) {
 	return addrs, nil
 }
 
-// reloadOnHangup reloads the certificate on every SIGHUP, for the life of
-// the process.
-func reloadOnHangup(certs *certReloader, log *slog.Logger) {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
+// reloadOnHangup reloads the certificate on every SIGHUP from hup, for
+// the life of the process; without one (certs nil) it only logs.
+func reloadOnHangup(hup <-chan os.Signal, certs *certReloader, log *slog.Logger) {
 	for range hup {
+		if certs == nil {
+			log.Info("SIGHUP: nothing to reload (no -tls-cert)")
+			continue
+		}
 		if err := certs.reload(); err != nil {
 			log.Error("certificate reload failed; keeping the old one", "err", err)
 			continue

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"net"
 	"net/url"
@@ -388,5 +389,210 @@ func TestWorkerArithmetic(t *testing.T) {
 	}
 	if got := workerShare(10_000_000, 2); got != per {
 		t.Errorf("workerShare past the descriptor limit = %d, want the limit %d", got, per)
+	}
+}
+
+// writeConfig writes a config file into a fresh directory and returns its
+// path.
+func writeConfig(t *testing.T, text string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "wsgate.yaml")
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestConfigFile: each setting comes from the highest source that has it,
+// command line > environment > config file > default, and every problem
+// with the file is one error naming the file, the line and the key.
+func TestConfigFile(t *testing.T) {
+	const file = `# settings
+max-conns: 50000
+addr: ":7000"
+ping-interval: 45s
+max-queue: 8M
+origins: "https://a.example,https://b.example"
+reuse-port: true
+`
+	type want struct {
+		maxConns     int
+		addr         string
+		pingInterval time.Duration
+		maxQueue     int
+		origins      []string
+		reusePort    bool
+		pongTimeout  time.Duration
+		sources      map[string]source
+	}
+	fromFileOnly := want{50000, ":7000", 45 * time.Second, 8 << 20, []string{"https://a.example", "https://b.example"}, true,
+		wsconn.DefaultPongTimeout,
+		map[string]source{"max-conns": fromFile, "addr": fromFile, "ping-interval": fromFile, "pong-timeout": fromDefault}}
+	tests := []struct {
+		name    string
+		file    string // "": no file written
+		args    []string
+		env     map[string]string
+		want    *want
+		wantErr string // with "FILE" for the file's path
+	}{
+		{name: "file over defaults", file: file, want: &fromFileOnly},
+		{name: "file named by WSGATE_CONFIG", file: file, env: map[string]string{"WSGATE_CONFIG": "FILE"}, want: &fromFileOnly},
+		{name: "flag > env > file > default", file: file,
+			args: []string{"-max-conns", "7"},
+			env:  map[string]string{"WSGATE_MAX_CONNS": "100", "WSGATE_ADDR": ":9000"},
+			want: &want{7, ":9000", 45 * time.Second, 8 << 20, []string{"https://a.example", "https://b.example"}, true,
+				wsconn.DefaultPongTimeout,
+				map[string]source{"max-conns": fromFlag, "addr": fromEnv, "ping-interval": fromFile, "pong-timeout": fromDefault}}},
+		{name: "bool flag over file", file: file, args: []string{"-reuse-port=false"},
+			want: &want{50000, ":7000", 45 * time.Second, 8 << 20, []string{"https://a.example", "https://b.example"}, false,
+				wsconn.DefaultPongTimeout, map[string]source{"reuse-port": fromFlag}}},
+		{name: "-config on the command line wins over WSGATE_CONFIG", file: file,
+			env: map[string]string{"WSGATE_CONFIG": "/nonexistent/wsgate.yaml"}, want: &fromFileOnly},
+		{name: "empty file", file: "# nothing yet\n", want: &want{0, ":8080", wsconn.DefaultPingInterval, 0, nil, false,
+			wsconn.DefaultPongTimeout, map[string]source{"max-conns": fromDefault}}},
+
+		{name: "unknown key", file: "max-conns: 1\nmax-con: 2\n", wantErr: `FILE:2: unknown key "max-con"`},
+		{name: "key spelt as env", file: "max_conns: 2\n", wantErr: `FILE:1: unknown key "max_conns" (did you mean "max-conns"?)`},
+		{name: "bad int", file: "max-conns: lots\n", wantErr: `FILE:1: invalid value "lots" for max-conns`},
+		{name: "bad size", file: "\nmax-queue: 4Q\n", wantErr: `FILE:2: invalid value "4Q" for max-queue: bad size`},
+		{name: "bad duration", file: "ping-interval: 30\n", wantErr: `FILE:1: invalid value "30" for ping-interval`},
+		{name: "bad value under a flag is still an error", file: "max-conns: lots\n", args: []string{"-max-conns", "1"},
+			wantErr: `FILE:1: invalid value "lots" for max-conns`},
+		{name: "list", file: "origins: [a, b]\n", wantErr: "FILE:1: origins: want a single value"},
+		{name: "null", file: "max-conns:\n", wantErr: "FILE:1: max-conns: no value"},
+		{name: "twice", file: "max-conns: 1\nmax-conns: 2\n", wantErr: `FILE:2: key "max-conns" given twice`},
+		{name: "not a mapping", file: "- max-conns\n", wantErr: "FILE:1: want a mapping"},
+		{name: "not YAML", file: "max-conns: [\n", wantErr: "FILE: yaml:"},
+		{name: "config in config", file: "config: other.yaml\n", wantErr: `FILE:1: "config" cannot be set in a config file`},
+		{name: "semantic check names the file", file: "api-key: short\n", wantErr: "-api-key (in FILE) is 5 bytes"},
+		{name: "missing file", args: []string{"-config", "/nonexistent/wsgate.yaml"},
+			wantErr: "failed to read the config file (-config): open /nonexistent/wsgate.yaml: no such file or directory"},
+		{name: "missing file from env", env: map[string]string{"WSGATE_CONFIG": "/nonexistent/wsgate.yaml"},
+			wantErr: "failed to read the config file (WSGATE_CONFIG): open /nonexistent/wsgate.yaml"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path, args := "", tt.args
+			if tt.file != "" {
+				path = writeConfig(t, tt.file)
+				if tt.env["WSGATE_CONFIG"] != "FILE" {
+					args = append([]string{"-config", path}, args...)
+				}
+			}
+			getenv := func(k string) string { return strings.ReplaceAll(tt.env[k], "FILE", path) }
+			o, err := parseFlags(args, getenv)
+			if tt.wantErr != "" {
+				want := strings.ReplaceAll(tt.wantErr, "FILE", path)
+				if err == nil || !strings.Contains(err.Error(), want) {
+					t.Fatalf("got error %v, want one containing %q", err, want)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			w := tt.want
+			got := want{o.ws.MaxConns, o.ws.Addr, o.ws.PingInterval, o.ws.MaxQueueBytes, o.ws.AllowedOrigins, o.ws.ReusePort,
+				o.ws.PongTimeout, nil}
+			if fmt.Sprint(got.maxConns, got.addr, got.pingInterval, got.maxQueue, got.origins, got.reusePort, got.pongTimeout) !=
+				fmt.Sprint(w.maxConns, w.addr, w.pingInterval, w.maxQueue, w.origins, w.reusePort, w.pongTimeout) {
+				t.Errorf("got %+v, want %+v", got, *w)
+			}
+			for name, src := range w.sources {
+				if o.sources[name] != src {
+					t.Errorf("source of %s: got %q, want %q", name, o.sources[name], src)
+				}
+			}
+		})
+	}
+}
+
+// TestPrintConfig: -print-config lists every setting with its source, hides
+// secrets, and reads back as a config file into the same settings.
+func TestPrintConfig(t *testing.T) {
+	const secret = "0123456789abcdef0123456789abcdef" // a JWT secret and an API key
+	file := writeConfig(t, "max-conns: 50000\nping-interval: 1m30s\nmax-message: 2M\nlog-format: json\n")
+	env := map[string]string{"WSGATE_ADDR": "127.0.0.1:9000", "WSGATE_JWT_SECRET": secret, "WSGATE_API_KEY": secret,
+		"WSGATE_NATS": "nats://a:4222,nats://b:4222"}
+	getenv := func(k string) string { return env[k] }
+	args := []string{"-config", file, "-print-config", "-max-conns", "7", "-origins", `https://a.example,"odd" \ one`,
+		"-workers", "auto", "-max-queue", "12345", "-admin", "off"}
+	o, err := parseFlags(args, getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !o.printConfig {
+		t.Fatal("printConfig not set")
+	}
+	out := o.effective
+	t.Logf("-print-config:\n%s", out)
+	for _, want := range []string{
+		`max-conns: 7 `, "# flag\n",
+		`addr: "127.0.0.1:9000" `, "# env WSGATE_ADDR\n",
+		`ping-interval: "1m30s" `, `max-message: "2M" `, `log-format: "json" `, "# file\n",
+		`pong-timeout: "10s" `, "# default\n",
+		`jwt-secret: "<redacted>" `, `api-key: "<redacted>" `,
+		`origins: "https://a.example,\"odd\" \\ one" `,
+		"# config file: " + file + "\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	if strings.Contains(out, secret) {
+		t.Error("output shows a secret")
+	}
+	for _, hidden := range []string{"\nconfig:", "\nprint-config:"} {
+		if strings.Contains(out, hidden) {
+			t.Errorf("output lists %q, a command-line action", hidden)
+		}
+	}
+	lines := strings.Count(out, "\n") - 2 // two header lines
+	settings := 0
+	newFlagSet(&flagTargets{}).VisitAll(func(f *flag.Flag) {
+		if !cliOnly[f.Name] {
+			settings++
+		}
+	})
+	if lines != settings {
+		t.Errorf("got %d settings printed, want all %d", lines, settings)
+	}
+
+	// Read back as the only source (secrets from the environment, as they
+	// would be): the same settings.
+	printed := writeConfig(t, out)
+	secrets := func(k string) string {
+		if k == "WSGATE_JWT_SECRET" || k == "WSGATE_API_KEY" {
+			return secret
+		}
+		return ""
+	}
+	back, err := parseFlags([]string{"-config", printed}, secrets)
+	if err != nil {
+		t.Fatalf("reading the printed configuration back: %v", err)
+	}
+	for name, src := range back.sources {
+		if want := fromFile; src != want && !secretFlags[name] && !cliOnly[name] {
+			t.Errorf("read back, source of %s: got %q, want %q", name, src, want)
+		}
+	}
+	// Compare everything the flags set, except what only the first run had.
+	o.sources, back.sources = nil, nil
+	o.configFile, back.configFile = "", ""
+	o.printConfig, o.effective = false, ""
+	if o.jwt == nil || back.jwt == nil {
+		t.Fatalf("JWT settings: got %v, want %v", back.jwt, o.jwt)
+	}
+	jwt, backJWT := *o.jwt, *back.jwt
+	o.jwt, back.jwt = nil, nil
+	if got, want := fmt.Sprintf("%+v %+v", back, backJWT), fmt.Sprintf("%+v %+v", o, jwt); got != want {
+		t.Errorf("read back:\n got %s\nwant %s", got, want)
+	}
+
+	// Read back without the secrets: "<redacted>" is no usable key.
+	if _, err := parseFlags([]string{"-config", printed}, func(string) string { return "" }); err == nil ||
+		!strings.Contains(err.Error(), "-api-key (in "+printed+") is 10 bytes") {
+		t.Errorf("read back without secrets: got %v, want the redacted API key refused", err)
 	}
 }
