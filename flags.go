@@ -125,8 +125,8 @@ func newFlagSet(t *flagTargets) *flag.FlagSet {
 	fs.IntVar(&w.MaxConns, "max-conns", 0, "connection cap, 503 past it (0: descriptor limit - 128)")
 	fs.Var(sizeFlag{&w.MaxMessageSize}, "max-message", "largest message, bytes (K/M suffixes ok); 1009 past it (0: 1M)")
 	fs.Var(sizeFlag{&w.MaxFrameSize}, "max-frame", "largest frame payload (0: -max-message)")
-	fs.Var(intSizeFlag{&w.MaxQueueBytes}, "max-queue", "outbound queue per connection, bytes; 1008 past it (0: 4M)")
-	fs.Var(intSizeFlag{&w.MaxHandshakeSize}, "max-handshake", "largest upgrade request, bytes; 431 past it (0: 8K)")
+	fs.Var(intSizeFlag{v: &w.MaxQueueBytes}, "max-queue", "outbound queue per connection, bytes; 1008 past it (0: 4M)")
+	fs.Var(intSizeFlag{v: &w.MaxHandshakeSize}, "max-handshake", "largest upgrade request, bytes; 431 past it (0: 8K)")
 	fs.DurationVar(&w.HandshakeTimeout, "handshake-timeout", wsconn.DefaultHandshakeTimeout, "time allowed for the upgrade request")
 	fs.DurationVar(&w.PingInterval, "ping-interval", wsconn.DefaultPingInterval, "ping a connection silent this long (negative: never)")
 	fs.DurationVar(&w.PongTimeout, "pong-timeout", wsconn.DefaultPongTimeout, "close a pinged connection silent this long")
@@ -141,7 +141,7 @@ func newFlagSet(t *flagTargets) *flag.FlagSet {
 	fs.IntVar(&w.MaxConnsPerIP, "max-conns-per-ip", 10000, "connections per source address, 429 past it (negative: no cap)")
 	fs.IntVar(&w.AcceptRate, "accept-rate", 10000, "new connections per second, the excess closed at once (negative: no cap)")
 	fs.IntVar(&w.MaxMessageRate, "max-msg-rate", 1000, "messages per second per connection, 1008 past it (negative: no cap)")
-	fs.Var(intSizeFlag{&w.MaxByteRate}, "max-byte-rate", "bytes per second per connection, 1008 past it (0: 4M; negative: no cap)")
+	fs.Var(intSizeFlag{&w.MaxByteRate, true}, "max-byte-rate", "bytes per second per connection, 1008 past it (0: 4M; negative: no cap)")
 	fs.IntVar(&o.channels.MaxSubscriptions, "max-subs", 64, "channel subscriptions per connection")
 	fs.IntVar(&o.channels.MaxChannelLen, "max-channel-len", 128, "longest channel name, bytes")
 	fs.StringVar(&o.admin, "admin", admin.DefaultAddr, "admin listener (API, /metrics, health), host:port; \"\" or off: none. "+
@@ -152,6 +152,8 @@ func newFlagSet(t *flagTargets) *flag.FlagSet {
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 10*time.Second, "graceful shutdown deadline")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "text or json")
+	fs.DurationVar(&w.WarnInterval, "log-warn-interval", wsconn.DefaultWarnInterval,
+		"least time between two warnings of one kind (slow consumers, rate limits, TLS failures, ...); the rest are counted")
 	fs.StringVar(&t.jwtSecret, "jwt-secret", "", "HMAC secret of JWTs, at least 32 bytes (prefer the environment or -jwt-secret-file: ps shows flags)")
 	fs.StringVar(&t.jwt.SecretFile, "jwt-secret-file", "", "file holding the HMAC secret of JWTs")
 	fs.Var(listFlag{&t.jwt.PublicKeyFiles}, "jwt-public-key", "PEM files of the RSA, ECDSA or Ed25519 public keys of JWTs, comma-separated")
@@ -428,8 +430,12 @@ func (f sizeFlag) Set(s string) error {
 	return err
 }
 
-// intSizeFlag is sizeFlag for an int field.
-type intSizeFlag struct{ v *int }
+// intSizeFlag is sizeFlag for an int field. With negative set, a value
+// below zero (such as -1) is accepted and stored as -1: "no cap".
+type intSizeFlag struct {
+	v        *int
+	negative bool
+}
 
 func (f intSizeFlag) String() string {
 	if f.v == nil {
@@ -439,6 +445,13 @@ func (f intSizeFlag) String() string {
 }
 
 func (f intSizeFlag) Set(s string) error {
+	if t, ok := strings.CutPrefix(strings.TrimSpace(s), "-"); ok && f.negative {
+		if _, err := parseSize(t); err != nil {
+			return err
+		}
+		*f.v = -1
+		return nil
+	}
 	n, err := parseSize(s)
 	if err == nil && n > 1<<31-1 {
 		err = errors.New("too large")

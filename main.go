@@ -133,6 +133,10 @@ func runServer(opts options, log *slog.Logger, id int, isWorker bool) error {
 	cfg := opts.ws
 	cfg.Routes = map[string]handler.Handler{"/ws": channels, "/echo": handler.Echo{}}
 	cfg.Pages = demoPages() // the chat demo at GET /
+	cfg.Logger = log
+	lat := admin.NewLatency() // two clock reads per handshake and per publish, none per message
+	cfg.ObserveHandshake = lat.ObserveHandshake
+	channels.SetFanoutObserver(lat.ObserveFanout)
 	var certs *certReloader
 	if opts.tlsCert != "" {
 		if certs, err = newCertReloader(opts.tlsCert, opts.tlsKey); err != nil {
@@ -162,7 +166,7 @@ func runServer(opts options, log *slog.Logger, id int, isWorker bool) error {
 		channels.SetBroker(b)
 		brk = b
 	}
-	adm, err := startAdmin(opts, log, isWorker, admin.Config{WS: srv, Channels: channels, Broker: brk})
+	adm, err := startAdmin(opts, log, isWorker, admin.Config{WS: srv, Channels: channels, Broker: brk, Latency: lat})
 	if err != nil {
 		return err
 	}

@@ -60,7 +60,21 @@ func TestParseFlags(t *testing.T) {
 			}
 			return nil
 		}},
+		{name: "negative byte rate: no cap", args: []string{"-max-byte-rate", "-1"}, check: func(o options) error {
+			if o.ws.MaxByteRate != -1 {
+				return fmt.Errorf("got max-byte-rate %d, want -1", o.ws.MaxByteRate)
+			}
+			return nil
+		}},
+		{name: "byte rate with suffix", args: []string{"-max-byte-rate", "16M"}, check: func(o options) error {
+			if o.ws.MaxByteRate != 16<<20 {
+				return fmt.Errorf("got max-byte-rate %d, want 16M", o.ws.MaxByteRate)
+			}
+			return nil
+		}},
 		{name: "bad size", args: []string{"-max-message", "lots"}, wantErr: "bad size"},
+		{name: "negative size where none is allowed", args: []string{"-max-queue", "-1"}, wantErr: "bad size"},
+		{name: "bad negative byte rate", args: []string{"-max-byte-rate", "-x"}, wantErr: "bad size"},
 		{name: "bad workers", args: []string{"-workers", "0"}, wantErr: "want a number from 1 to 4096"},
 		{name: "unknown flag", args: []string{"-nope"}, wantErr: "not defined"},
 		{name: "stray argument", args: []string{"extra"}, wantErr: "unexpected argument"},

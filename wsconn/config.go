@@ -3,6 +3,7 @@ package wsconn
 import (
 	"crypto/tls"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -24,6 +25,7 @@ const (
 	DefaultCloseTimeout     = 5 * time.Second
 	DefaultSweepInterval    = time.Second
 	DefaultReadBufferSize   = 16 << 10
+	DefaultWarnInterval     = 10 * time.Second
 	// DescriptorHeadroom is how many descriptors the default MaxConns
 	// leaves for the process itself (listener, epoll, logs, admin HTTP,
 	// broker) and for connections being answered 503.
@@ -114,6 +116,18 @@ type Config struct {
 	// successful upgrade, in milliseconds of resolution: for a latency
 	// histogram. It must be quick. Default: nil.
 	ObserveHandshake func(time.Duration)
+	// Logger receives the server's records (see log.go): at debug level
+	// each refused or timed-out handshake and each closed connection; at
+	// warn level, at most one record per kind per WarnInterval, the errors
+	// that clients can repeat (connection cap reached, address capped,
+	// accept rate exceeded, TLS handshakes failing, slow consumers,
+	// rate-limit closes, handler panics, accept failing). Nothing is
+	// logged per message. Default (nil): nothing is logged.
+	Logger *slog.Logger
+	// WarnInterval is the least time between two warnings of one kind;
+	// those in between are counted and reported with the next one.
+	// Default: 10s.
+	WarnInterval time.Duration
 	// Pages are plain HTTP pages served on the WebSocket port: a GET for one
 	// of these paths that is not an upgrade request is answered 200 with
 	// the page, and the connection is closed (no keep-alive). For a demo
@@ -201,6 +215,12 @@ func (c Config) withDefaults() Config {
 	if c.MaxTLSHandshakes == 0 {
 		c.MaxTLSHandshakes = 1024
 	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.WarnInterval == 0 {
+		c.WarnInterval = DefaultWarnInterval
+	}
 	c.MaxConnsPerIP = orDefault(c.MaxConnsPerIP, 10000)
 	c.AcceptRate = orDefault(c.AcceptRate, 10000)
 	c.MaxMessageRate = orDefault(c.MaxMessageRate, 1000)
@@ -236,6 +256,8 @@ func (c Config) validate() error {
 		return bad("sweep interval %v is below 1ms", c.SweepInterval)
 	case max(c.HandshakeTimeout, c.PingInterval, c.PongTimeout, c.CloseTimeout, c.SweepInterval) > maxTimer:
 		return bad("timeouts and intervals must be at most %v", maxTimer)
+	case c.WarnInterval < 0:
+		return bad("warn interval %v is negative", c.WarnInterval)
 	case c.MaxTLSHandshakes < 0:
 		return bad("max tls handshakes %d is negative", c.MaxTLSHandshakes)
 	case c.ReadBufferSize < 512 || c.ReadBufferSize > 4<<20:

@@ -2,6 +2,7 @@ package wsconn
 
 import (
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"runtime/debug"
 	"sync"
@@ -359,6 +360,9 @@ func (c *Conn) terminate(cause error) {
 	}
 	c.mu.Unlock()
 	c.setPhase(phaseClosed)
+	if c.rt == nil {
+		c.logClosed(false, 0, "", st.cause)
+	}
 	c.releaseIn()
 	c.srv.connClosed(c, unsent)
 	if c.rt == nil {
@@ -366,6 +370,7 @@ func (c *Conn) terminate(cause error) {
 	}
 	code, reason := closeStatus(&st)
 	c.srv.stats.countClose(code)
+	c.logClosed(true, int(code), reason, st.cause)
 	if st.cause != nil {
 		c.callOnError(st.cause)
 	}
@@ -442,6 +447,8 @@ func (c *Conn) recoverInternal() {
 	c.srv.stats.internalErrors.Add(1)
 	err := &CloseError{Code: ws.StatusInternalServerError, Reason: "internal error",
 		Err: fmt.Errorf("%w: %v\n%s", ErrInternal, r, debug.Stack())}
+	c.srv.warns.warn(warnInternal, slog.LevelError, "internal error: closing with 1011 (please report it)",
+		func() []any { return append(c.connAttrs(), "err", err.Err.Error()) })
 	c.mu.Lock()
 	if c.wflags&wfCloseSent == 0 && c.rt != nil {
 		c.sendCloseLocked(ws.StatusInternalServerError, "internal error", err)
@@ -453,6 +460,8 @@ func (c *Conn) recoverInternal() {
 func (c *Conn) recoverHandler() {
 	if r := recover(); r != nil {
 		c.srv.stats.panics.Add(1)
+		c.srv.warns.warn(warnPanic, slog.LevelError, "handler panicked: closing with 1011",
+			func() []any { return append(c.connAttrs(), "panic", fmt.Sprint(r), "stack", string(debug.Stack())) })
 		c.fail(ws.StatusInternalServerError, "internal error", fmt.Errorf("%w: %v", ErrHandlerPanic, r))
 	}
 }

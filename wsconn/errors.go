@@ -41,6 +41,9 @@ var (
 	ErrAuthExpired = errors.New("wsconn: authorization expired")
 	// ErrShuttingDown: the server is shutting down (close 1001).
 	ErrShuttingDown = errors.New("wsconn: server shutting down")
+	// ErrHandshakeTimeout: no complete upgrade request within
+	// HandshakeTimeout; the connection was closed without an answer.
+	ErrHandshakeTimeout = errors.New("wsconn: handshake timed out")
 )
 
 // CloseError is a failure that ended a connection: what went wrong and the

@@ -67,13 +67,13 @@ func (c *Conn) handshake(p []byte) {
 	end := bytes.Index(st.hs[from:], headerEnd)
 	if end < 0 {
 		if len(st.hs) >= limit {
-			c.rejectRaw(tooLargeResponse, http.StatusRequestHeaderFieldsTooLarge)
+			c.rejectRaw(tooLargeResponse, http.StatusRequestHeaderFieldsTooLarge, "request header too large")
 		}
 		return
 	}
 	end += from + len(headerEnd)
 	if end > limit {
-		c.rejectRaw(tooLargeResponse, http.StatusRequestHeaderFieldsTooLarge)
+		c.rejectRaw(tooLargeResponse, http.StatusRequestHeaderFieldsTooLarge, "request header too large")
 		return
 	}
 	req, rest := st.hs[:end], st.hs[end:]
@@ -82,7 +82,7 @@ func (c *Conn) handshake(p []byte) {
 		// parser (RFC 9112 section 2.2), but this server finds the end of
 		// the headers by CRLF CRLF, and one request read two ways is how
 		// request smuggling starts: refuse it.
-		c.rejectRaw(badRequestResponse, http.StatusBadRequest)
+		c.rejectRaw(badRequestResponse, http.StatusBadRequest, "bare LF or CR line end")
 		return
 	}
 	if page, ok := c.srv.pageFor(req); ok {
@@ -180,7 +180,7 @@ func (c *Conn) upgrade(req []byte) bool {
 		if len(resp) == 0 { // not a rejection: gobwas wrote nothing
 			resp = badRequestResponse
 		}
-		c.rejectRaw(resp, rejectStatus(err))
+		c.rejectRaw(resp, rejectStatus(err), err.Error())
 		return false
 	}
 	if hs.Protocol != "" {
@@ -217,9 +217,17 @@ func (c *Conn) upgrade(req []byte) bool {
 	return true
 }
 
-// rejectRaw sends an HTTP error response and closes the connection once it
-// is out. Input that follows is ignored.
-func (c *Conn) rejectRaw(resp []byte, status int) {
+// rejectRaw refuses the handshake with an HTTP error response (status, for
+// reason) and logs it.
+func (c *Conn) rejectRaw(resp []byte, status int, reason string) {
+	c.logRefused(status, reason)
+	c.answer(resp, status)
+}
+
+// answer sends a complete HTTP response instead of upgrading, counted by
+// status, and closes the connection once it is out. Input that follows is
+// ignored.
+func (c *Conn) answer(resp []byte, status int) {
 	c.srv.stats.countHandshake(status)
 	c.in.discard = true
 	c.in.hs = nil

@@ -1,9 +1,12 @@
 package wsconn
 
 import (
+	"log/slog"
 	"time"
 
 	"github.com/gobwas/ws"
+
+	"wsgate/poller"
 )
 
 // Timers without goroutines (DESIGN.md invariant 8), like Java-WebSocket's
@@ -58,8 +61,32 @@ func (s *Server) sweep(stop <-chan struct{}, done chan<- struct{}) {
 					c.Wake()
 				}
 			})
+			s.checkAcceptErrors()
 		}
 	}
+}
+
+// checkAcceptErrors warns (rate-limited) when the listener failed to
+// accept since the last tick: out of descriptors, most often, while the
+// kernel's backlog fills. It runs on the sweeper goroutine.
+func (s *Server) checkAcceptErrors() {
+	ln := s.ln.Load()
+	if ln == nil {
+		return
+	}
+	st := ln.Stats()
+	if st.Errors == s.acceptErrors {
+		return
+	}
+	n := st.Errors - s.acceptErrors
+	s.acceptErrors = st.Errors
+	s.warns.warn(warnAccept, slog.LevelWarn, "accept failing: backing off", func() []any {
+		args := []any{"errors", n, "conns", s.Conns(), "descriptor_limit", poller.DescriptorLimit()}
+		if st.LastErr != nil {
+			args = append(args, "err", st.LastErr.Error())
+		}
+		return args
+	})
 }
 
 // due reports whether c has a deadline or heartbeat action at now. It runs
@@ -114,10 +141,12 @@ func (c *Conn) shutdown() {
 func (c *Conn) deadlinePassed() {
 	switch c.phaseNow() {
 	case phaseHandshake:
-		if c.in == nil || !c.in.discard { // not an answered rejection
-			c.srv.stats.handshakeTimeouts.Add(1)
+		if c.in != nil && c.in.discard { // an answered rejection
+			c.terminate(nil)
+			return
 		}
-		c.terminate(nil)
+		c.srv.stats.handshakeTimeouts.Add(1)
+		c.terminate(ErrHandshakeTimeout)
 	case phaseOpen:
 		c.authorizationDue()
 	case phaseClosing:
@@ -152,11 +181,11 @@ func (c *Conn) heartbeat(now uint32) {
 		return
 	}
 	c.pingAt.Store(max(1, now))
+	c.srv.stats.pings.Add(1) // before the ping: a peer that saw it finds it counted
 	buf := compileFrame(ws.OpPing, nil)
 	c.mu.Lock()
 	_ = c.sendLocked(buf.b, buf, false)
 	c.mu.Unlock()
-	c.srv.stats.pings.Add(1)
 }
 
 // authorizationDue closes an open connection whose authorization expired

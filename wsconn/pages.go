@@ -35,5 +35,5 @@ func (c *Conn) servePage(p Page) {
 		strconv.Itoa(len(p.Body)) + "\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n"
 	resp := make([]byte, 0, len(head)+len(p.Body))
 	resp = append(append(resp, head...), p.Body...)
-	c.rejectRaw(resp, http.StatusOK)
+	c.answer(resp, http.StatusOK)
 }

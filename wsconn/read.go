@@ -3,6 +3,7 @@ package wsconn
 import (
 	"errors"
 	"io"
+	"log/slog"
 	"sync"
 	"unicode/utf8"
 
@@ -259,6 +260,10 @@ func (c *Conn) takeRate(h ws.Header, frames int32) bool {
 		return true
 	}
 	c.srv.stats.rateLimited.Add(1)
+	c.srv.warns.warn(warnRateLimited, slog.LevelWarn, "message or byte rate exceeded: closing with 1008",
+		func() []any {
+			return append(c.connAttrs(), "max_msg_rate", c.srv.cfg.MaxMessageRate, "max_byte_rate", c.srv.cfg.MaxByteRate)
+		})
 	c.fail(ws.StatusPolicyViolation, "rate limit exceeded", ErrRateLimited)
 	return false
 }

@@ -3,6 +3,7 @@ package wsconn
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"strings"
@@ -45,6 +46,9 @@ type Server struct {
 	tlsHandshakes atomic.Int32  // TLS handshake goroutines running
 	tlsInFlight   tlsInFlight   // their start times, to end the oldest at MaxTLSHandshakes
 	stats         counters
+	log           *slog.Logger // Config.Logger
+	warns         *warnings
+	acceptErrors  uint64 // listener accept errors seen by the sweeper
 }
 
 // New checks cfg and prepares a Server; it does not listen yet.
@@ -61,6 +65,8 @@ func New(cfg Config) (*Server, error) {
 		table:   newConnTable(poller.DescriptorLimit()),
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
+		log:     cfg.Logger,
+		warns:   newWarnings(cfg.Logger, cfg.WarnInterval),
 	}
 	for path, h := range cfg.Routes {
 		s.routes[path] = newRoute(path, h)
@@ -152,6 +158,8 @@ func (s *Server) accept(fd int, remote netip.AddrPort) {
 		// (no registration, no handshake, no memory).
 		poller.CloseFd(fd)
 		s.stats.acceptRefused.Add(1)
+		s.warns.warn(warnAcceptRate, slog.LevelWarn, "accept rate exceeded: closing new connections at once",
+			func() []any { return []any{"accept_rate", s.cfg.AcceptRate, "remote", remote.String()} })
 		return
 	}
 	c := &Conn{srv: s, id: s.nextID.Add(1)}
@@ -183,6 +191,8 @@ func (s *Server) accept(fd int, remote netip.AddrPort) {
 	s.stats.accepted.Add(1)
 	if err := s.p.Add(&c.Desc, fd, c); err != nil {
 		s.stats.registerErrors.Add(1)
+		s.warns.warn(warnRegister, slog.LevelError, "reactor refused a connection's descriptor",
+			func() []any { return []any{"err", err.Error(), "remote", remote.String()} })
 		poller.CloseFd(fd) // Add failed: the Desc does not own fd
 		s.release(c)
 		return

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"log/slog"
 	"net"
 	"sync"
 	"time"
@@ -243,7 +244,7 @@ type tlsInFlight struct {
 }
 
 // add registers hs, ending the oldest handshake first if max are running.
-func (f *tlsInFlight) add(hs *tlsHandshake, max int, st *counters) {
+func (f *tlsInFlight) add(hs *tlsHandshake, max int, st *counters, w *warnings) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.start == nil {
@@ -260,6 +261,8 @@ func (f *tlsInFlight) add(hs *tlsHandshake, max int, st *counters) {
 		delete(f.start, oldest)
 		oldest.cancel() // its goroutine ends; its owner closes the connection
 		st.tlsHandshakeLimit.Add(1)
+		w.warn(warnTLSLimit, slog.LevelWarn, "TLS handshakes at their cap: ending the oldest",
+			func() []any { return []any{"max_tls_handshakes", max, "oldest_age", time.Since(at).String()} })
 	}
 	f.start[hs] = time.Now()
 }
@@ -276,7 +279,7 @@ func (c *Conn) startTLSHandshake(st *tlsState) bool {
 	s := c.srv
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.HandshakeTimeout)
 	hs := &tlsHandshake{inbox: make(chan []byte, 16), result: make(chan error, 1), cancel: cancel}
-	s.tlsInFlight.add(hs, s.cfg.MaxTLSHandshakes, &s.stats)
+	s.tlsInFlight.add(hs, s.cfg.MaxTLSHandshakes, &s.stats, s.warns)
 	s.tlsHandshakes.Add(1)
 	st.hs, st.raw.hs, st.raw.ctx = hs, hs, ctx
 	go func() {
@@ -310,7 +313,9 @@ func (c *Conn) tlsHandshakeDone(st *tlsState, err error, more []byte) {
 	st.hs = nil
 	if err != nil {
 		c.srv.stats.tlsHandshakeErrors.Add(1)
-		c.terminate(nil)
+		c.srv.warns.warn(warnTLSHandshake, slog.LevelWarn, "TLS handshake failed",
+			func() []any { return append(c.connAttrs(), "err", err.Error()) })
+		c.terminate(err)
 		return
 	}
 	st.done = true

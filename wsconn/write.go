@@ -1,6 +1,7 @@
 package wsconn
 
 import (
+	"log/slog"
 	"sync"
 
 	"github.com/gobwas/ws"
@@ -254,6 +255,8 @@ func (c *Conn) writeFailedLocked(err error) {
 // before the close frame. c.mu must be held.
 func (c *Conn) slowConsumerLocked() {
 	c.srv.stats.slowConsumers.Add(1)
+	c.srv.warns.warn(warnSlowConsumer, slog.LevelWarn, "slow consumer: closing with 1008",
+		func() []any { return append(c.connAttrs(), "max_queue", c.srv.cfg.MaxQueueBytes) })
 	if c.tlsSession() != nil {
 		// TLS records cannot be dropped from the middle of the stream (the
 		// peer could not decrypt what follows), so no close frame can go
