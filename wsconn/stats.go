@@ -75,7 +75,7 @@ type Stats struct {
 	Conns              int            // open now (handshaking, open, closing)
 	Accepted           uint64         // connections accepted
 	Closed             uint64         // connections whose descriptor was closed
-	Handshakes         map[int]uint64 // handshake answers by HTTP status (0: other)
+	Handshakes         map[int]uint64 // handshake answers by HTTP status (0: other); every counted status, zeros included
 	HandshakeTimeouts  uint64         // handshakes not complete within HandshakeTimeout
 	MessagesIn         uint64         // data messages received
 	MessagesOut        uint64         // data messages sent or queued
@@ -96,7 +96,7 @@ type Stats struct {
 	TLSHandshakeLimit  uint64         // TLS handshakes ended, oldest first, to stay within MaxTLSHandshakes
 	InternalErrors     uint64         // panics inside wsgate itself (close 1011): bugs
 	ForcedCloses       uint64         // connections cut at the shutdown deadline
-	Closes             map[int]uint64 // OnClose codes (0: other codes)
+	Closes             map[int]uint64 // OnClose codes (0: other codes); every counted code, zeros included
 }
 
 // Stats returns a snapshot of the server's counters.
@@ -134,18 +134,14 @@ func (s *Server) Stats() Stats {
 		if i < len(hsStatuses) {
 			status = hsStatuses[i]
 		}
-		if n := c.handshakes[i].Load(); n > 0 {
-			st.Handshakes[status] = n
-		}
+		st.Handshakes[status] = c.handshakes[i].Load()
 	}
 	for i := range c.closes {
 		code := 0
 		if i < len(closeCodes) {
 			code = int(closeCodes[i])
 		}
-		if n := c.closes[i].Load(); n > 0 {
-			st.Closes[code] = n
-		}
+		st.Closes[code] = c.closes[i].Load()
 	}
 	return st
 }
