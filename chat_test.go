@@ -1,17 +1,21 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 )
 
 // TestChatDemoInBrowser opens the embedded chat page of the real binary in
 // headless Chromium twice: the two pages join a room, count each other and
-// exchange messages. The screenshot is kept in test-artifacts/ (or
+// exchange messages; then the server restarts and both pages reconnect by
+// themselves and talk again. The screenshot is kept in test-artifacts/ (or
 // $WSGATE_ARTIFACTS).
 func TestChatDemoInBrowser(t *testing.T) {
 	node := filepath.Join("wsconn", "testdata", "interop", "node")
@@ -27,7 +31,8 @@ func TestChatDemoInBrowser(t *testing.T) {
 		}
 		t.Skipf("%s: run scripts/deps.sh", missing)
 	}
-	addr, _ := startGate(t)
+	addr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	_, stop := startGateAt(t, addr)
 	dir := os.Getenv("WSGATE_ARTIFACTS")
 	if dir == "" {
 		dir = "test-artifacts"
@@ -37,14 +42,38 @@ func TestChatDemoInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	shot := filepath.Join(dir, "chat.png")
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "node", "chat.js", "http://"+addr, shot)
 	cmd.Dir = node
-	out, err := cmd.CombinedOutput()
-	t.Logf("%s", out)
+	var out, errOut bytes.Buffer
+	cmd.Stderr = &errOut
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// "RESTART NOW": the pages are talking; restart the server on the
+	// same address and let them find it again.
+	restarted := false
+	lines := bufio.NewScanner(stdout)
+	for lines.Scan() {
+		out.WriteString(lines.Text() + "\n")
+		if lines.Text() == "RESTART NOW" && !restarted {
+			stop()
+			startGateAt(t, addr)
+			restarted = true
+		}
+	}
+	err = cmd.Wait()
+	t.Logf("chat.js said:\n%s%s", out.String(), errOut.String())
 	if err != nil {
 		t.Fatalf("chat demo in the browser: %v", err)
+	}
+	if !restarted {
+		t.Fatal("chat.js never asked for the restart")
 	}
 	if st, err := os.Stat(shot); err != nil || st.Size() == 0 {
 		t.Fatalf("no screenshot at %s: %v", shot, err)

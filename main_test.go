@@ -127,6 +127,17 @@ func freePort(t *testing.T) int {
 // (SIGTERM) when the test ends. It returns the address and the process.
 func startGate(t *testing.T, args ...string) (string, *exec.Cmd) {
 	t.Helper()
+	addr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	cmd, _ := startGateAt(t, addr, args...)
+	return addr, cmd
+}
+
+// startGateAt runs the wsgate binary with args on addr and waits until it
+// listens. stop sends SIGTERM and waits for the process to end (at most
+// 15 s, then SIGKILL and a test error); it runs when the test ends, if not
+// before.
+func startGateAt(t *testing.T, addr string, args ...string) (cmd *exec.Cmd, stop func()) {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("starts wsgate processes")
 	}
@@ -134,13 +145,12 @@ func startGate(t *testing.T, args ...string) (string, *exec.Cmd) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := "127.0.0.1:" + strconv.Itoa(freePort(t))
-	cmd := exec.Command(bin, append([]string{"-addr", addr, "-admin", "off", "-log-level", "warn"}, args...)...)
+	cmd = exec.Command(bin, append([]string{"-addr", addr, "-admin", "off", "-log-level", "warn"}, args...)...)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
+	stop = sync.OnceFunc(func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		done := make(chan struct{})
 		go func() { _ = cmd.Wait(); close(done) }()
@@ -152,6 +162,7 @@ func startGate(t *testing.T, args ...string) (string, *exec.Cmd) {
 			t.Error("wsgate did not stop within 15s of SIGTERM")
 		}
 	})
+	t.Cleanup(stop)
 	eventually(t, 10*time.Second, "wsgate listening", func() bool {
 		c, err := net.Dial("tcp", addr)
 		if err == nil {
@@ -159,7 +170,7 @@ func startGate(t *testing.T, args ...string) (string, *exec.Cmd) {
 		}
 		return err == nil
 	})
-	return addr, cmd
+	return cmd, stop
 }
 
 func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net/netip"
 	"runtime"
+	"sync/atomic"
 	"testing"
 
 	"github.com/gobwas/ws"
@@ -147,4 +148,105 @@ func BenchmarkBroadcastEnqueue(b *testing.B) {
 			c.mu.Unlock()
 		}
 	}
+}
+
+// Counting on the hot path. Every send adds to two shared atomics
+// (messages and bytes out, or messages out and queued bytes); with several
+// workers sending at once those cache lines move between cores. The
+// benchmarks below weigh that: the parallel send paths, and one shared
+// atomic add against one on a counter of the goroutine's own.
+//
+//	go test -run '^$' -bench 'Parallel|Counter' -cpu 1,2 ./wsconn/
+
+// BenchmarkBroadcastEnqueueParallel is BenchmarkBroadcastEnqueue with a
+// connection per goroutine, all queueing at once.
+func BenchmarkBroadcastEnqueueParallel(b *testing.B) {
+	srv := startServer(b, Config{MaxQueueBytes: 1 << 30})
+	pm := handler.NewPreparedMessage(handler.Text, bytes.Repeat([]byte("a"), 64))
+	conns := make(chan *Conn, 64)
+	for range cap(conns) {
+		c, _ := benchConn(b, srv, "/echo")
+		for !c.queued() { // fill the socket until the queue exists
+			if err := c.SendPrepared(pm); err != nil {
+				b.Fatal(err)
+			}
+		}
+		conns <- c
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		c := <-conns
+		for i := 0; pb.Next(); i++ {
+			if err := c.SendPrepared(pm); err != nil {
+				b.Error(err)
+				return
+			}
+			if i%4096 == 4095 {
+				c.mu.Lock()
+				c.out.q = c.out.q[:c.out.head+1]
+				c.out.bytes = len(c.out.q[c.out.head].b)
+				c.mu.Unlock()
+			}
+		}
+	})
+}
+
+// BenchmarkFrameWriteParallel is BenchmarkFrameWrite with a connection per
+// goroutine, all writing at once.
+func BenchmarkFrameWriteParallel(b *testing.B) {
+	srv := startServer(b, Config{MaxQueueBytes: 1 << 30})
+	msg := bytes.Repeat([]byte("a"), 128)
+	conns := make(chan *Conn, 64)
+	for range cap(conns) {
+		c, peer := benchConn(b, srv, "/echo")
+		go drain(peer)
+		conns <- c
+	}
+	b.SetBytes(int64(len(msg)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		c := <-conns
+		for i := 0; pb.Next(); i++ {
+			if err := c.Send(handler.Text, msg); err != nil {
+				b.Error(err)
+				return
+			}
+			if i%1024 == 1023 {
+				for c.queued() {
+					runtime.Gosched()
+				}
+			}
+		}
+	})
+}
+
+// BenchmarkCounterShared: one atomic add per operation on a counter all
+// goroutines share, as the server's counters are.
+func BenchmarkCounterShared(b *testing.B) {
+	var n atomic.Uint64
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			n.Add(1)
+		}
+	})
+}
+
+// BenchmarkCounterOwn: one atomic add per operation on a counter of the
+// goroutine's own cache line: what striping the counters would cost at
+// best.
+func BenchmarkCounterOwn(b *testing.B) {
+	type padded struct {
+		n atomic.Uint64
+		_ [56]byte
+	}
+	counters := make([]padded, 256)
+	var next atomic.Int32
+	b.RunParallel(func(pb *testing.PB) {
+		n := &counters[next.Add(1)%256].n
+		for pb.Next() {
+			n.Add(1)
+		}
+	})
 }

@@ -1,5 +1,8 @@
 // chat.js drives the chat demo page in headless Chromium: two pages join a
-// room, see each other, and exchange messages; a screenshot is saved.
+// room, see each other, and exchange messages; a screenshot is saved. Then
+// it prints "RESTART NOW" and waits for both pages to lose the server and
+// reconnect by themselves (the test restarts the server on the same
+// address), and checks that they talk again.
 // Usage: node chat.js http://host:port screenshot.png
 "use strict";
 const { chromium } = require("playwright-core");
@@ -43,6 +46,27 @@ const { chromium } = require("playwright-core");
     await heard(alice, "bob: hi alice, over wsgate");
     await alice.screenshot({ path: shot, fullPage: true });
     console.log("ok: two pages joined, counted 2, exchanged messages; screenshot", shot);
+
+    console.log("RESTART NOW");
+    for (const page of [alice, bob]) {
+      await page.waitForSelector("#status.down", { timeout: 20000 });
+    }
+    for (const page of [alice, bob]) {
+      await page.waitForSelector("#status.up", { timeout: 30000 });
+    }
+    // Alice's subscription may be a moment behind Bob's publish: say it
+    // again until she hears it (each try is a new line).
+    for (let i = 1; ; i++) {
+      await say(bob, `back after the restart (${i})`);
+      try {
+        await alice.waitForFunction(() => document.getElementById("log").innerText.includes("bob: back after the restart"),
+          null, { timeout: 1000 });
+        break;
+      } catch (e) {
+        if (i === 10) throw new Error("alice never heard bob after the restart");
+      }
+    }
+    console.log("ok: both pages reconnected by themselves and exchanged messages");
   } finally {
     await browser.close();
   }
