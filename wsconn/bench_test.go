@@ -120,21 +120,34 @@ func (c *Conn) queued() bool {
 	return c.out != nil
 }
 
+// fullConn opens a connection on srv and sends it pm until its socket is
+// full and its queue exists.
+func fullConn(b *testing.B, srv *Server, pm *handler.PreparedMessage) *Conn {
+	c, _ := benchConn(b, srv, "/echo")
+	for !c.queued() {
+		if err := c.SendPrepared(pm); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return c
+}
+
+// trimQueue cuts c's queue back to its first frame, so that a benchmark
+// queueing without end does not grow it without bound.
+func (c *Conn) trimQueue() {
+	c.mu.Lock()
+	c.out.q = c.out.q[:c.out.head+1]
+	c.out.bytes = len(c.out.q[c.out.head].b)
+	c.mu.Unlock()
+}
+
 // BenchmarkBroadcastEnqueue queues one shared prepared frame per operation
 // on a connection whose socket is full: the per-recipient cost of a
 // broadcast when the recipient is behind.
 func BenchmarkBroadcastEnqueue(b *testing.B) {
 	srv := startServer(b, Config{MaxQueueBytes: 1 << 30})
-	c, _ := benchConn(b, srv, "/echo")
 	pm := handler.NewPreparedMessage(handler.Text, bytes.Repeat([]byte("a"), 64))
-	for { // fill the socket until the queue exists
-		if err := c.SendPrepared(pm); err != nil {
-			b.Fatal(err)
-		}
-		if c.queued() {
-			break
-		}
-	}
+	c := fullConn(b, srv, pm)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := range b.N {
@@ -142,10 +155,7 @@ func BenchmarkBroadcastEnqueue(b *testing.B) {
 			b.Fatal(err)
 		}
 		if i%4096 == 4095 { // keep the queue from growing without bound
-			c.mu.Lock()
-			c.out.q = c.out.q[:c.out.head+1]
-			c.out.bytes = len(c.out.q[c.out.head].b)
-			c.mu.Unlock()
+			c.trimQueue()
 		}
 	}
 }
@@ -165,13 +175,7 @@ func BenchmarkBroadcastEnqueueParallel(b *testing.B) {
 	pm := handler.NewPreparedMessage(handler.Text, bytes.Repeat([]byte("a"), 64))
 	conns := make(chan *Conn, 64)
 	for range cap(conns) {
-		c, _ := benchConn(b, srv, "/echo")
-		for !c.queued() { // fill the socket until the queue exists
-			if err := c.SendPrepared(pm); err != nil {
-				b.Fatal(err)
-			}
-		}
-		conns <- c
+		conns <- fullConn(b, srv, pm)
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -183,10 +187,7 @@ func BenchmarkBroadcastEnqueueParallel(b *testing.B) {
 				return
 			}
 			if i%4096 == 4095 {
-				c.mu.Lock()
-				c.out.q = c.out.q[:c.out.head+1]
-				c.out.bytes = len(c.out.q[c.out.head].b)
-				c.mu.Unlock()
+				c.trimQueue()
 			}
 		}
 	})
