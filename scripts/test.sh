@@ -13,6 +13,9 @@ go test -race -shuffle=on -count=1 -timeout 10m ./...
 
 scripts/fuzz-smoke.sh
 
+echo "== every benchmark once (they must keep running; figures come from longer runs)"
+go test -run '^$' -bench . -benchtime 1x -timeout 5m ./...
+
 echo "== scaled-down million-connection load test (40,000 connections, 3 workers)"
 N=40000 HOLD=5s ROUNDS=3 PUB_RATE=0.5 OUT="$(mktemp -d)" scripts/loadtest-1m.sh
 

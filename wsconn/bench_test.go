@@ -69,10 +69,17 @@ func drain(fd int) {
 
 type nopHandler struct{ handler.Base }
 
+// benchConfig turns off the per-connection rate limits, which a benchmark
+// passes within its first millisecond (and is then closed with 1008).
+func benchConfig(cfg Config) Config {
+	cfg.MaxMessageRate, cfg.MaxByteRate = -1, -1
+	return cfg
+}
+
 // BenchmarkFrameRead parses 64 masked 128-byte text frames per operation
 // through the full read path (unmask, UTF-8 check, handler call).
 func BenchmarkFrameRead(b *testing.B) {
-	srv := startServer(b, Config{Routes: map[string]handler.Handler{"/nop": nopHandler{}}})
+	srv := startServer(b, benchConfig(Config{Routes: map[string]handler.Handler{"/nop": nopHandler{}}}))
 	c, _ := benchConn(b, srv, "/nop")
 	var wire []byte
 	for range 64 {
@@ -95,7 +102,7 @@ func BenchmarkFrameRead(b *testing.B) {
 // BenchmarkFrameWrite sends one 128-byte message per operation: compile
 // the frame into a pooled buffer and write it to the socket.
 func BenchmarkFrameWrite(b *testing.B) {
-	srv := startServer(b, Config{MaxQueueBytes: 1 << 30})
+	srv := startServer(b, benchConfig(Config{MaxQueueBytes: 1 << 30}))
 	c, peer := benchConn(b, srv, "/echo")
 	go drain(peer)
 	msg := bytes.Repeat([]byte("a"), 128)
@@ -145,7 +152,7 @@ func (c *Conn) trimQueue() {
 // on a connection whose socket is full: the per-recipient cost of a
 // broadcast when the recipient is behind.
 func BenchmarkBroadcastEnqueue(b *testing.B) {
-	srv := startServer(b, Config{MaxQueueBytes: 1 << 30})
+	srv := startServer(b, benchConfig(Config{MaxQueueBytes: 1 << 30}))
 	pm := handler.NewPreparedMessage(handler.Text, bytes.Repeat([]byte("a"), 64))
 	c := fullConn(b, srv, pm)
 	b.ReportAllocs()
@@ -171,7 +178,7 @@ func BenchmarkBroadcastEnqueue(b *testing.B) {
 // BenchmarkBroadcastEnqueueParallel is BenchmarkBroadcastEnqueue with a
 // connection per goroutine, all queueing at once.
 func BenchmarkBroadcastEnqueueParallel(b *testing.B) {
-	srv := startServer(b, Config{MaxQueueBytes: 1 << 30})
+	srv := startServer(b, benchConfig(Config{MaxQueueBytes: 1 << 30}))
 	pm := handler.NewPreparedMessage(handler.Text, bytes.Repeat([]byte("a"), 64))
 	conns := make(chan *Conn, 64)
 	for range cap(conns) {
@@ -193,10 +200,40 @@ func BenchmarkBroadcastEnqueueParallel(b *testing.B) {
 	})
 }
 
+// BenchmarkFrameReadParallel is BenchmarkFrameRead with a connection per
+// goroutine, all parsing at once.
+func BenchmarkFrameReadParallel(b *testing.B) {
+	srv := startServer(b, benchConfig(Config{Routes: map[string]handler.Handler{"/nop": nopHandler{}}}))
+	conns := make(chan *Conn, 64)
+	for range cap(conns) {
+		c, _ := benchConn(b, srv, "/nop")
+		conns <- c
+	}
+	var wire []byte
+	for range 64 {
+		wire = append(wire, invFrame(ws.OpText, true, bytes.Repeat([]byte("a"), 128))...)
+	}
+	b.SetBytes(int64(len(wire)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		c := <-conns
+		work := make([]byte, len(wire))
+		for pb.Next() {
+			copy(work, wire) // frames are unmasked in place
+			c.frames(work)
+		}
+	})
+	b.StopTimer()
+	if got := srv.Stats().MessagesIn; got != uint64(64*b.N) {
+		b.Fatalf("handled %d messages, want %d", got, 64*b.N)
+	}
+}
+
 // BenchmarkFrameWriteParallel is BenchmarkFrameWrite with a connection per
 // goroutine, all writing at once.
 func BenchmarkFrameWriteParallel(b *testing.B) {
-	srv := startServer(b, Config{MaxQueueBytes: 1 << 30})
+	srv := startServer(b, benchConfig(Config{MaxQueueBytes: 1 << 30}))
 	msg := bytes.Repeat([]byte("a"), 128)
 	conns := make(chan *Conn, 64)
 	for range cap(conns) {
