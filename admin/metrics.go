@@ -4,6 +4,8 @@ import (
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"wsgate/wsconn"
 )
 
 // namespace prefixes every series of this package.
@@ -182,11 +184,13 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	if snap.Broker != nil {
 		send(brokerMetrics)
 	}
-	for code, n := range snap.WS.Closes {
-		ch <- prometheus.MustNewConstMetric(closesDesc, prometheus.CounterValue, float64(n), labelOf(code))
+	// Every counted code and status, zeros included: a series that
+	// appears only at its first event hides that event from rate().
+	for _, code := range wsconn.CountedCloseCodes() {
+		ch <- prometheus.MustNewConstMetric(closesDesc, prometheus.CounterValue, float64(snap.WS.Closes[code]), labelOf(code))
 	}
-	for status, n := range snap.WS.Handshakes {
-		ch <- prometheus.MustNewConstMetric(handshakesDesc, prometheus.CounterValue, float64(n), labelOf(status))
+	for _, status := range wsconn.CountedHandshakeStatuses() {
+		ch <- prometheus.MustNewConstMetric(handshakesDesc, prometheus.CounterValue, float64(snap.WS.Handshakes[status]), labelOf(status))
 	}
 }
 

@@ -97,13 +97,17 @@ func TestMetrics(t *testing.T) {
 		{name: "wsgate_connections_opened_total", want: 2},
 		{name: "wsgate_connections_closed_total", labels: []string{"code", "1000"}, want: 1},
 		{name: "wsgate_handshakes_total", labels: []string{"status", "101"}, want: 2},
+		// Codes and statuses that never happened are there, at zero.
+		{name: "wsgate_connections_closed_total", labels: []string{"code", "1011"}, want: 0},
+		{name: "wsgate_connections_closed_total", labels: []string{"code", "other"}, want: 0},
+		{name: "wsgate_handshakes_total", labels: []string{"status", "503"}, want: 0},
 		{name: "wsgate_messages_received_total", want: 2}, // the subscribes
 		{name: "wsgate_channels", want: 1},
 		{name: "wsgate_subscriptions", want: 1},
 		{name: "wsgate_broker_connected", want: 1},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
+		t.Run(tt.name+strings.Join(tt.labels, "="), func(t *testing.T) {
 			got, ok := value(families, tt.name, tt.labels...)
 			if !ok || got != tt.want {
 				t.Errorf("got %v (present %v), want %v", got, ok, tt.want)

@@ -234,13 +234,8 @@ func TestHandshakeStats(t *testing.T) {
 	eventually(t, ioTimeout, "all closed", func() bool { return srv.Conns() == 0 })
 	want := map[int]uint64{101: 1, 404: 1, 426: 1}
 	got := srv.Stats().Handshakes
-	for status, n := range got {
-		if n != want[status] {
-			t.Errorf("got %d handshakes with status %d, want %d (all: %v)", n, status, want[status], got)
-		}
-	}
-	if len(got) != len(hsStatuses)+1 {
-		t.Errorf("got %d statuses %v, want every counted one (%d)", len(got), got, len(hsStatuses)+1)
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("got handshakes %v, want %v", got, want)
 	}
 }
 

@@ -75,7 +75,7 @@ type Stats struct {
 	Conns              int            // open now (handshaking, open, closing)
 	Accepted           uint64         // connections accepted
 	Closed             uint64         // connections whose descriptor was closed
-	Handshakes         map[int]uint64 // handshake answers by HTTP status (0: other); every counted status, zeros included
+	Handshakes         map[int]uint64 // handshake answers by HTTP status (0: other)
 	HandshakeTimeouts  uint64         // handshakes not complete within HandshakeTimeout
 	MessagesIn         uint64         // data messages received
 	MessagesOut        uint64         // data messages sent or queued
@@ -96,7 +96,24 @@ type Stats struct {
 	TLSHandshakeLimit  uint64         // TLS handshakes ended, oldest first, to stay within MaxTLSHandshakes
 	InternalErrors     uint64         // panics inside wsgate itself (close 1011): bugs
 	ForcedCloses       uint64         // connections cut at the shutdown deadline
-	Closes             map[int]uint64 // OnClose codes (0: other codes); every counted code, zeros included
+	Closes             map[int]uint64 // OnClose codes (0: other codes)
+}
+
+// CountedCloseCodes returns the close codes Stats.Closes counts apart, and
+// 0, the slot of all others: a metrics exporter can show every one from
+// the start, zeros included.
+func CountedCloseCodes() []int {
+	codes := make([]int, 0, len(closeCodes)+1)
+	for _, c := range closeCodes {
+		codes = append(codes, int(c))
+	}
+	return append(codes, 0)
+}
+
+// CountedHandshakeStatuses returns the HTTP statuses Stats.Handshakes
+// counts apart, and 0, the slot of all others.
+func CountedHandshakeStatuses() []int {
+	return append(append(make([]int, 0, hsBuckets), hsStatuses[:]...), 0)
 }
 
 // Stats returns a snapshot of the server's counters.
@@ -134,14 +151,18 @@ func (s *Server) Stats() Stats {
 		if i < len(hsStatuses) {
 			status = hsStatuses[i]
 		}
-		st.Handshakes[status] = c.handshakes[i].Load()
+		if n := c.handshakes[i].Load(); n > 0 {
+			st.Handshakes[status] = n
+		}
 	}
 	for i := range c.closes {
 		code := 0
 		if i < len(closeCodes) {
 			code = int(closeCodes[i])
 		}
-		st.Closes[code] = c.closes[i].Load()
+		if n := c.closes[i].Load(); n > 0 {
+			st.Closes[code] = n
+		}
 	}
 	return st
 }
