@@ -391,6 +391,7 @@ func closeStatus(st *closeState) (ws.StatusCode, string) {
 
 func (c *Conn) releaseIn() {
 	if c.in != nil {
+		c.countIn(c.in)
 		c.in.release()
 		c.in = nil
 	}
@@ -406,7 +407,11 @@ func (c *Conn) callOnOpen() {
 
 func (c *Conn) callOnMessage(t handler.MessageType, data []byte) {
 	defer c.recoverHandler()
-	c.srv.stats.msgsIn.Add(1)
+	if c.in != nil {
+		c.in.msgs++ // counted once per read by frames
+	} else {
+		c.hot().msgsIn.Add(1)
+	}
 	c.rt.h.OnMessage(c, t, data)
 }
 

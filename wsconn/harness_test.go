@@ -282,7 +282,7 @@ func (c *rawClient) send(frames ...cframe) {
 // it.
 func (c *rawClient) feed(chunks [][]byte, sync bool) (wait func() error) {
 	done := make(chan error, 1)
-	base, closed := c.srv.stats.bytesIn.Load(), c.srv.stats.closed.Load()
+	base, closed := c.srv.bytesIn(), c.srv.stats.closed.Load()
 	go func() {
 		var sent uint64
 		for _, ch := range chunks {
@@ -313,8 +313,17 @@ func (c *rawClient) feed(chunks [][]byte, sync bool) (wait func() error) {
 // since closed connections, for at most ioTimeout.
 func waitRead(srv *Server, n, closed uint64) bool {
 	return poll(ioTimeout, func() bool {
-		return srv.stats.bytesIn.Load() >= n || srv.stats.closed.Load() > closed
+		return srv.bytesIn() >= n || srv.stats.closed.Load() > closed
 	})
+}
+
+// bytesIn is the bytes read from all connections so far.
+func (s *Server) bytesIn() uint64 {
+	var n uint64
+	for i := range s.stats.hot {
+		n += s.stats.hot[i].bytesIn.Load()
+	}
+	return n
 }
 
 // poll is eventually without its 2ms sleeps, for conditions polled once

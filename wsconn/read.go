@@ -47,6 +47,8 @@ type inState struct {
 	open    bool                 // a fragmented message has started
 	msgOp   ws.OpCode            // its opcode (text or binary)
 	u8done  int                  // msg.b[:u8done] is valid UTF-8
+
+	msgs uint64 // messages handed to the handler, not yet counted in Stats
 }
 
 var inStatePool = sync.Pool{New: func() any { return new(inState) }}
@@ -95,7 +97,7 @@ func (c *Conn) readEvent() {
 			}
 			break
 		}
-		c.srv.stats.bytesIn.Add(uint64(n))
+		c.hot().bytesIn.Add(uint64(n))
 		c.lastRead.Store(c.srv.now())
 		c.pingAt.Store(0) // any input proves the peer alive
 		c.consume(buf.b[:n])
@@ -141,6 +143,23 @@ func (c *Conn) frames(p []byte) {
 		c.in = getInState()
 	}
 	st := c.in
+	c.parse(st, p)
+	if c.in == st { // not released meanwhile (releaseIn counted then)
+		c.countIn(st)
+	}
+}
+
+// countIn adds the messages st handed over to the server's count: once per
+// read, not once per message.
+func (c *Conn) countIn(st *inState) {
+	if st.msgs > 0 {
+		c.hot().msgsIn.Add(st.msgs)
+		st.msgs = 0
+	}
+}
+
+// parse is frames' loop.
+func (c *Conn) parse(st *inState, p []byte) {
 	for !st.discard && c.phaseNow() != phaseClosed {
 		if !st.inFrame {
 			if len(p) == 0 {

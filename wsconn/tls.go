@@ -95,7 +95,7 @@ func (r *rawConn) Read(p []byte) (int, error) {
 		return 0, errWouldBlock
 	}
 	if n > 0 {
-		r.c.srv.stats.bytesIn.Add(uint64(n))
+		r.c.hot().bytesIn.Add(uint64(n))
 	}
 	return n, err
 }
@@ -193,7 +193,7 @@ func (c *Conn) tlsHandshakeEvent(st *tlsState) {
 			c.lost(err)
 			return
 		}
-		c.srv.stats.bytesIn.Add(uint64(n))
+		c.hot().bytesIn.Add(uint64(n))
 		if st.hs == nil && !c.startTLSHandshake(st) {
 			return
 		}

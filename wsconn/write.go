@@ -70,7 +70,7 @@ func (c *Conn) Send(t handler.MessageType, p []byte) error {
 	err := c.sendLocked(buf.b, buf, false)
 	c.mu.Unlock()
 	if err == nil {
-		c.srv.stats.msgsOut.Add(1)
+		c.hot().msgsOut.Add(1)
 	}
 	return err
 }
@@ -90,7 +90,7 @@ func (c *Conn) SendPrepared(m *handler.PreparedMessage) error {
 	err := c.sendLocked(frame, nil, false)
 	c.mu.Unlock()
 	if err == nil {
-		c.srv.stats.msgsOut.Add(1)
+		c.hot().msgsOut.Add(1)
 	}
 	return err
 }
@@ -144,7 +144,7 @@ func (c *Conn) rawSendLocked(b []byte, buf *buffer, isClose bool) error {
 	}
 	if c.out == nil {
 		n, err := c.Write(b)
-		c.srv.stats.bytesOut.Add(uint64(n))
+		c.hot().bytesOut.Add(uint64(n))
 		switch {
 		case err != nil && !poller.IsWouldBlock(err):
 			putBuffer(buf)
@@ -157,7 +157,7 @@ func (c *Conn) rawSendLocked(b []byte, buf *buffer, isClose bool) error {
 		}
 		c.out = outQueuePool.Get().(*outQueue)
 		c.out.push(b[n:], buf)
-		c.srv.stats.queued.Add(int64(len(b) - n))
+		c.hot().queued.Add(int64(len(b) - n))
 		// Ask for EPOLLOUT. Safe while a worker runs this connection: a
 		// re-arm only merges one more event into its run.
 		_ = c.Rearm(true)
@@ -169,7 +169,7 @@ func (c *Conn) rawSendLocked(b []byte, buf *buffer, isClose bool) error {
 		return handler.ErrSlowConsumer
 	}
 	c.out.push(b, buf)
-	c.srv.stats.queued.Add(int64(len(b)))
+	c.hot().queued.Add(int64(len(b)))
 	return nil
 }
 
@@ -183,8 +183,8 @@ func (c *Conn) flushLocked() {
 	for !q.empty() {
 		e := &q.q[q.head]
 		n, err := c.Write(e.b)
-		c.srv.stats.bytesOut.Add(uint64(n))
-		c.srv.stats.queued.Add(-int64(n))
+		c.hot().bytesOut.Add(uint64(n))
+		c.hot().queued.Add(-int64(n))
 		q.bytes -= n
 		if err != nil {
 			if !poller.IsWouldBlock(err) {
@@ -233,7 +233,7 @@ func (c *Conn) dropQueueLocked() int {
 		return 0
 	}
 	n := c.out.reset()
-	c.srv.stats.queued.Add(-int64(n))
+	c.hot().queued.Add(-int64(n))
 	outQueuePool.Put(c.out)
 	c.out = nil
 	return n
@@ -276,10 +276,10 @@ func (c *Conn) slowConsumerLocked() {
 		q.q[q.head] = outEntry{}
 		q.head++
 		dropped := q.reset()
-		c.srv.stats.queued.Add(-int64(dropped))
+		c.hot().queued.Add(-int64(dropped))
 		c.srv.stats.droppedBytes.Add(uint64(dropped))
 		q.push(keep.b, keep.buf)
-		c.srv.stats.queued.Add(int64(len(keep.b)))
+		c.hot().queued.Add(int64(len(keep.b)))
 	}
 	c.sendCloseLocked(ws.StatusPolicyViolation, "slow consumer",
 		&CloseError{Code: ws.StatusPolicyViolation, Reason: "slow consumer", Err: ErrSlowConsumer})
