@@ -76,15 +76,30 @@ func benchConfig(cfg Config) Config {
 	return cfg
 }
 
+// readBenchWire is what the read benchmarks parse per operation: 64
+// masked 128-byte text frames.
+func readBenchWire() []byte {
+	var wire []byte
+	for range 64 {
+		wire = append(wire, invFrame(ws.OpText, true, bytes.Repeat([]byte("a"), 128))...)
+	}
+	return wire
+}
+
+// checkMessagesIn fails b unless srv handled exactly n messages (a
+// benchmark closed early would be fast for the wrong reason).
+func checkMessagesIn(b *testing.B, srv *Server, n int) {
+	if got := srv.Stats().MessagesIn; got != uint64(n) {
+		b.Fatalf("handled %d messages, want %d", got, n)
+	}
+}
+
 // BenchmarkFrameRead parses 64 masked 128-byte text frames per operation
 // through the full read path (unmask, UTF-8 check, handler call).
 func BenchmarkFrameRead(b *testing.B) {
 	srv := startServer(b, benchConfig(Config{Routes: map[string]handler.Handler{"/nop": nopHandler{}}}))
 	c, _ := benchConn(b, srv, "/nop")
-	var wire []byte
-	for range 64 {
-		wire = append(wire, invFrame(ws.OpText, true, bytes.Repeat([]byte("a"), 128))...)
-	}
+	wire := readBenchWire()
 	work := make([]byte, len(wire))
 	b.SetBytes(int64(len(wire)))
 	b.ReportAllocs()
@@ -94,9 +109,7 @@ func BenchmarkFrameRead(b *testing.B) {
 		c.frames(work)
 	}
 	b.StopTimer()
-	if got := srv.Stats().MessagesIn; got != uint64(64*b.N) {
-		b.Fatalf("handled %d messages, want %d", got, 64*b.N)
-	}
+	checkMessagesIn(b, srv, 64*b.N)
 }
 
 // BenchmarkFrameWrite sends one 128-byte message per operation: compile
@@ -209,10 +222,7 @@ func BenchmarkFrameReadParallel(b *testing.B) {
 		c, _ := benchConn(b, srv, "/nop")
 		conns <- c
 	}
-	var wire []byte
-	for range 64 {
-		wire = append(wire, invFrame(ws.OpText, true, bytes.Repeat([]byte("a"), 128))...)
-	}
+	wire := readBenchWire()
 	b.SetBytes(int64(len(wire)))
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -225,9 +235,7 @@ func BenchmarkFrameReadParallel(b *testing.B) {
 		}
 	})
 	b.StopTimer()
-	if got := srv.Stats().MessagesIn; got != uint64(64*b.N) {
-		b.Fatalf("handled %d messages, want %d", got, 64*b.N)
-	}
+	checkMessagesIn(b, srv, 64*b.N)
 }
 
 // BenchmarkFrameWriteParallel is BenchmarkFrameWrite with a connection per
