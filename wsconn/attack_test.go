@@ -631,8 +631,9 @@ func testTLSHandshakeStall(t *testing.T) {
 	cfg := attackConfig()
 	cfg.MaxTLSHandshakes = 64
 	srv, pool := startTLSServer(t, cfg)
-	// At MaxTLSHandshakes a new handshake ends the oldest in progress, so
-	// the good client's new wss connections get in: none may be refused.
+	// At MaxTLSHandshakes a new handshake ends the oldest unanswered one,
+	// so the good client's new wss connections get in and are not ended
+	// by the burst while they finish: none may fail.
 	a := underAttack(t, srv, wssEchoOpener(srv, pool), false)
 	n := attackN(200)
 	hello := []byte{0x16, 0x03, 0x01, 0x02, 0x00, 0x01} // a record header for a 512-byte ClientHello, and its type

@@ -108,8 +108,10 @@ type Config struct {
 	TLS *tls.Config
 	// MaxTLSHandshakes caps TLS handshakes in progress at once, each of
 	// which has a goroutine while it lasts (see tls.go); at the cap, a new
-	// handshake ends the oldest one in progress (a stalled client ages out,
-	// a well-behaved one finishes in milliseconds). Default: 1024.
+	// handshake ends the oldest one whose ClientHello is still incomplete,
+	// or the oldest of all if none is (a stalled client ages out; a
+	// well-behaved one, whose ClientHello comes whole, finishes). Default:
+	// 1024.
 	MaxTLSHandshakes int
 	// ObserveHandshake, if set, is called on the connection's worker with
 	// the time from accept to the 101 answer (TLS included) of every

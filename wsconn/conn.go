@@ -190,7 +190,14 @@ func (c *Conn) ID() uint64 { return c.id }
 
 // RemoteAddr is the peer's address.
 func (c *Conn) RemoteAddr() netip.AddrPort {
-	if e := c.extraNow(); e != nil && e.ip6.IsValid() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.remoteLocked()
+}
+
+// remoteLocked is RemoteAddr for a caller holding c.mu.
+func (c *Conn) remoteLocked() netip.AddrPort {
+	if c.extra != nil && c.extra.ip6.IsValid() {
 		return netip.AddrPortFrom(c.extra.ip6, c.port)
 	}
 	return netip.AddrPortFrom(netip.AddrFrom4(c.ip4), c.port)

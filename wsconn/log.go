@@ -77,9 +77,15 @@ func (s *Server) debugEnabled() bool {
 	return s.log.Enabled(context.Background(), slog.LevelDebug)
 }
 
-// connAttrs identifies a connection in a log record.
+// connAttrs identifies a connection in a log record. It takes c.mu
+// (RemoteAddr does): under c.mu, use connAttrsLocked.
 func (c *Conn) connAttrs() []any {
 	return []any{"conn", c.id, "remote", c.RemoteAddr().String()}
+}
+
+// connAttrsLocked is connAttrs for a caller holding c.mu.
+func (c *Conn) connAttrsLocked() []any {
+	return []any{"conn", c.id, "remote", c.remoteLocked().String()}
 }
 
 // logRefused logs a refused handshake at debug level, and the refusals a

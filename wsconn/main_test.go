@@ -2,6 +2,8 @@ package wsconn
 
 import (
 	"context"
+	"io"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -28,6 +30,13 @@ func startServer(t testing.TB, cfg Config) *Server {
 	}
 	if cfg.Routes == nil {
 		cfg.Routes = map[string]handler.Handler{"/echo": handler.Echo{}}
+	}
+	if cfg.Logger == nil {
+		// Every record formatted, none kept: the logging paths run in
+		// every test (the first warning of each kind per server, every
+		// debug record; a record built under a lock it takes again
+		// would hang here), at no cost in output.
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	srv, err := New(cfg)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"wsgate/poller"
@@ -34,8 +35,9 @@ import (
 // still reads the socket on readable events and passes the bytes on through
 // a channel, and the goroutine's reads wait on that channel, never on the
 // socket, up to HandshakeTimeout. At most MaxTLSHandshakes such goroutines
-// exist at once; a connection past that is closed. An established TLS
-// connection, like any other, has no goroutine.
+// exist at once: a new handshake past that ends one in progress (see
+// tlsInFlight.add for which). An established TLS connection, like any
+// other, has no goroutine.
 
 // errWouldBlock is rawConn's "nothing to read now": temporary, so
 // crypto/tls keeps what it has and lets the read be retried.
@@ -58,9 +60,10 @@ type tlsState struct {
 
 // tlsHandshake is the handshake goroutine's side.
 type tlsHandshake struct {
-	inbox  chan []byte // ciphertext the owner read, for the goroutine
-	result chan error  // the handshake's outcome, once
-	cancel func()      // ends the handshake early (connection closed)
+	inbox    chan []byte // ciphertext the owner read, for the goroutine
+	result   chan error  // the handshake's outcome, once
+	cancel   func()      // ends the handshake early (connection closed)
+	answered atomic.Bool // the server wrote its first flight: a whole ClientHello came
 }
 
 // rawConn is the net.Conn crypto/tls reads and writes.
@@ -120,6 +123,9 @@ func (r *rawConn) readInbox(p []byte) (int, error) {
 }
 
 func (r *rawConn) Write(p []byte) (int, error) {
+	if hs := r.hs; hs != nil {
+		hs.answered.Store(true) // written by the handshake goroutine, which set r.hs
+	}
 	r.mu.Lock()
 	r.out = append(r.out, p...)
 	r.mu.Unlock()
@@ -243,7 +249,15 @@ type tlsInFlight struct {
 	start map[*tlsHandshake]time.Time // guarded by mu
 }
 
-// add registers hs, ending the oldest handshake first if max are running.
+// add registers hs. If max are running, it first ends the oldest one the
+// server has not answered (its client has not sent a whole ClientHello:
+// what a stalled or trickling client looks like), or, if every one was
+// answered, the oldest. A new handshake always gets in, and a well-behaved
+// client whose ClientHello came in one piece, as they do, is not ended by
+// a burst of stalled ones arriving while it finishes. Ending the oldest
+// rather than refusing the newest means a stalled client ages out: under
+// a steady stream of them, each lasts as long as max of them take to
+// arrive, not HandshakeTimeout.
 func (f *tlsInFlight) add(hs *tlsHandshake, max int, st *counters, w *warnings) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -251,18 +265,27 @@ func (f *tlsInFlight) add(hs *tlsHandshake, max int, st *counters, w *warnings) 
 		f.start = map[*tlsHandshake]time.Time{}
 	}
 	if len(f.start) >= max {
-		var oldest *tlsHandshake
-		var at time.Time
+		var victim, oldest *tlsHandshake
+		var victimAt, oldestAt time.Time
 		for h, t := range f.start {
-			if oldest == nil || t.Before(at) {
-				oldest, at = h, t
+			if oldest == nil || t.Before(oldestAt) {
+				oldest, oldestAt = h, t
+			}
+			if !h.answered.Load() && (victim == nil || t.Before(victimAt)) {
+				victim, victimAt = h, t
 			}
 		}
-		delete(f.start, oldest)
-		oldest.cancel() // its goroutine ends; its owner closes the connection
+		if victim == nil {
+			victim, victimAt = oldest, oldestAt
+		}
+		delete(f.start, victim)
+		victim.cancel() // its goroutine ends; its owner closes the connection
 		st.tlsHandshakeLimit.Add(1)
-		w.warn(warnTLSLimit, slog.LevelWarn, "TLS handshakes at their cap: ending the oldest",
-			func() []any { return []any{"max_tls_handshakes", max, "oldest_age", time.Since(at).String()} })
+		answered := victim.answered.Load()
+		w.warn(warnTLSLimit, slog.LevelWarn, "TLS handshakes at their cap: ending the oldest unanswered one",
+			func() []any {
+				return []any{"max_tls_handshakes", max, "age", time.Since(victimAt).String(), "answered", answered}
+			})
 	}
 	f.start[hs] = time.Now()
 }
@@ -273,8 +296,8 @@ func (f *tlsInFlight) remove(hs *tlsHandshake) {
 	f.mu.Unlock()
 }
 
-// startTLSHandshake starts the handshake goroutine, within
-// MaxTLSHandshakes. It returns false (the connection is closed) past it.
+// startTLSHandshake starts the handshake goroutine, ending another one if
+// MaxTLSHandshakes are running (tlsInFlight.add). It returns true.
 func (c *Conn) startTLSHandshake(st *tlsState) bool {
 	s := c.srv
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.HandshakeTimeout)

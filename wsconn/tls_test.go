@@ -9,10 +9,12 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"errors"
 	"io"
 	"math/big"
 	"net"
 	"net/http"
+	"os"
 	"runtime"
 	"sync"
 	"testing"
@@ -212,6 +214,72 @@ func TestTLSHandshakeGoroutinesAreTransient(t *testing.T) {
 		t.Fatalf("stalled handshake: %v, want the server to close it", err)
 	}
 	eventually(t, 5*time.Second, "its goroutine gone", func() bool { return srv.tlsHandshakes.Load() == 0 })
+}
+
+// clientHello returns the first flight of a TLS client: one whole
+// ClientHello record, as a real client sends it.
+func clientHello(t *testing.T) []byte {
+	t.Helper()
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	go func() { _ = tls.Client(a, &tls.Config{ServerName: "127.0.0.1", InsecureSkipVerify: true}).Handshake() }()
+	_ = b.SetReadDeadline(time.Now().Add(5 * time.Second))
+	hdr := make([]byte, 5)
+	if _, err := io.ReadFull(b, hdr); err != nil {
+		t.Fatal(err)
+	}
+	body := make([]byte, int(hdr[3])<<8|int(hdr[4]))
+	if _, err := io.ReadFull(b, body); err != nil {
+		t.Fatal(err)
+	}
+	return append(hdr, body...)
+}
+
+// TestTLSHandshakeLimitSparesAnswered: at the cap, a new handshake ends
+// the oldest one still in its ClientHello, not an older one the server
+// has answered (a well-behaved client on its second flight).
+func TestTLSHandshakeLimitSparesAnswered(t *testing.T) {
+	srv, pool := startTLSServer(t, Config{MaxTLSHandshakes: 2})
+	dial := func() net.Conn {
+		c, err := net.Dial("tcp", srv.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Close() })
+		return c
+	}
+	// The oldest: a whole ClientHello, answered by the server, then
+	// nothing (it would send its Finished next).
+	answered := dial()
+	if _, err := answered.Write(clientHello(t)); err != nil {
+		t.Fatal(err)
+	}
+	_ = answered.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadFull(answered, make([]byte, 5)); err != nil {
+		t.Fatalf("no ServerHello: %v", err)
+	}
+	// Younger: a ClientHello that stops after its record header.
+	stalled := dial()
+	_, _ = stalled.Write([]byte{0x16, 0x03, 0x01, 0x02, 0x00})
+	eventually(t, 5*time.Second, "both handshakes running", func() bool { return srv.tlsHandshakes.Load() == 2 })
+
+	wssDial(t, srv, pool).CloseNow() // gets in, ending the stalled one
+	_ = stalled.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadAll(stalled); err != nil {
+		t.Fatalf("stalled handshake: %v, want it closed", err)
+	}
+	if got := srv.Stats().TLSHandshakeLimit; got != 1 {
+		t.Fatalf("TLSHandshakeLimit = %d, want 1", got)
+	}
+	// The answered one is still there, waiting for its client.
+	_ = answered.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	if _, err := io.ReadAll(answered); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("answered handshake: read %v, want it left open (a deadline)", err)
+	}
+	if n := srv.tlsHandshakes.Load(); n != 1 {
+		t.Fatalf("%d handshakes running, want the answered one", n)
+	}
 }
 
 // TestTLSHandshakeLimit: at MaxTLSHandshakes a new handshake ends the

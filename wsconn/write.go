@@ -256,7 +256,7 @@ func (c *Conn) writeFailedLocked(err error) {
 func (c *Conn) slowConsumerLocked() {
 	c.srv.stats.slowConsumers.Add(1)
 	c.srv.warns.warn(warnSlowConsumer, slog.LevelWarn, "slow consumer: closing with 1008",
-		func() []any { return append(c.connAttrs(), "max_queue", c.srv.cfg.MaxQueueBytes) })
+		func() []any { return append(c.connAttrsLocked(), "max_queue", c.srv.cfg.MaxQueueBytes) })
 	if c.tlsSession() != nil {
 		// TLS records cannot be dropped from the middle of the stream (the
 		// peer could not decrypt what follows), so no close frame can go
