@@ -230,6 +230,13 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
+// Validate reports what New would refuse in c (after its defaults), with
+// one line wrapping ErrBadConfig: for a caller that checks its settings
+// before it does anything else.
+func (c Config) Validate() error {
+	return c.withDefaults().validate()
+}
+
 // validate checks a Config after withDefaults.
 func (c Config) validate() error {
 	bad := func(format string, a ...any) error {
@@ -262,6 +269,8 @@ func (c Config) validate() error {
 		return bad("warn interval %v is negative", c.WarnInterval)
 	case c.MaxTLSHandshakes < 0:
 		return bad("max tls handshakes %d is negative", c.MaxTLSHandshakes)
+	case c.Poller == nil && (c.Workers < 0 || c.Workers > 1<<20):
+		return bad("pool size %d is outside 0..1048576", c.Workers)
 	case c.ReadBufferSize < 512 || c.ReadBufferSize > 4<<20:
 		return bad("read buffer size %d is outside 512..4194304", c.ReadBufferSize)
 	}
