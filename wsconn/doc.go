@@ -16,17 +16,51 @@
 //
 // # Memory
 //
-// A Conn is one allocation of about 200 bytes plus its epoll registration.
-// While idle it holds no buffer: reads use a pooled buffer for the length of
-// one event, a partial frame or message is kept in a pooled inState only
-// until it completes, and the outbound queue exists only while the socket
-// has not taken everything (DESIGN.md invariant 3).
+// A Conn is one allocation of 144 bytes plus its epoll registration; rare
+// fields (IPv6 address, query, subprotocol, principal, closing state) live
+// in a connExtra allocated only when needed. While idle a connection holds
+// no buffer: reads use a pooled buffer for the length of one event, a
+// partial frame or message is kept in a pooled inState only until it
+// completes, and the outbound queue exists only while the socket has not
+// taken everything (DESIGN.md invariant 3). Statistics cost nothing per
+// connection: per-message counters are striped by connection id (stats.go).
 //
 // # Bounds
 //
 // Handshake: MaxHandshakeSize (431) and HandshakeTimeout. Frames and
 // messages: MaxFrameSize and MaxMessageSize, checked on the header, before
 // anything is buffered (1009). Outbound: MaxQueueBytes per connection (1008
-// "slow consumer"). Connections: MaxConns (503 at the handshake).
-// Protocol errors get 1002, bad UTF-8 1007 (RFC 6455 sections 5, 7.4, 8.1).
+// "slow consumer"). Connections: MaxConns (503 at the handshake),
+// MaxConnsPerIP (429), AcceptRate (excess closed at accept). Per
+// connection: MaxMessageRate and MaxByteRate, token buckets refilled from
+// the coarse clock (1008). Protocol errors get 1002, bad UTF-8 1007 (RFC
+// 6455 sections 5, 7.4, 8.1).
+//
+// # TLS
+//
+// With Config.TLS, crypto/tls runs over a non-blocking view of the socket
+// (tls.go): a read that would block returns a temporary error, so a
+// partial record is kept by crypto/tls and resumed at the next readable
+// event, and a worker never waits on one; writes are collected and go
+// through the ordinary bounded write path. Only the TLS handshake, which
+// crypto/tls cannot resume after a would-block, runs on a goroutine of its
+// own, fed by the owner through a channel, for at most HandshakeTimeout;
+// MaxTLSHandshakes bounds them, ending the oldest one whose ClientHello is
+// incomplete when a new one arrives at the cap.
+//
+// # Compression, authorization, pages
+//
+// Config.Compression negotiates permessage-deflate (RFC 7692) without
+// context takeover: no flate state is kept between messages, a prepared
+// message is compressed once for every recipient that negotiated it, and
+// inflation stops at MaxMessageSize (1009). Config.Authorize decides at the
+// handshake (401/403 or any HTTPError) and may set an expiry, after which
+// the connection is closed with 1008. Config.Pages answers plain GETs on
+// the WebSocket port (the chat demo) and closes.
+//
+// # Logs
+//
+// Config.Logger gets per-connection records at debug level only and
+// rate-limited warnings for errors clients can repeat (log.go); nothing is
+// logged per message.
 package wsconn

@@ -224,11 +224,15 @@ func (c *Conn) rejectRaw(resp []byte, status int, reason string) {
 	c.answer(resp, status)
 }
 
-// answer sends a complete HTTP response instead of upgrading, counted by
-// status, and closes the connection once it is out. Input that follows is
+// answer sends a complete HTTP response instead of upgrading, counted (a
+// refusal by status, a page apart), and closes the connection once it is out. Input that follows is
 // ignored.
 func (c *Conn) answer(resp []byte, status int) {
-	c.srv.stats.countHandshake(status)
+	if status == http.StatusOK {
+		c.srv.stats.pagesServed.Add(1) // a page (Config.Pages), not a handshake
+	} else {
+		c.srv.stats.countHandshake(status)
+	}
 	c.in.discard = true
 	c.in.hs = nil
 	buf := getBuffer(len(resp))

@@ -36,6 +36,11 @@ func TestPages(t *testing.T) {
 	if got := rawHandshakeStatus(t, srv, "/"); got != http.StatusNotFound {
 		t.Fatalf("upgrade on /: got %d, want 404 (no route)", got)
 	}
+	// The page counts as a page, not as a handshake outcome.
+	st := srv.Stats()
+	if st.PagesServed != 1 || st.Handshakes[0] != 0 || st.Handshakes[http.StatusOK] != 0 {
+		t.Fatalf("pages served %d, handshakes %v; want 1 page and no 200 or other handshake", st.PagesServed, st.Handshakes)
+	}
 }
 
 func TestCRLFOnly(t *testing.T) {

@@ -35,6 +35,7 @@ type counters struct {
 	tlsHandshakeLimit  atomic.Uint64
 	internalErrors     atomic.Uint64
 	forcedCloses       atomic.Uint64
+	pagesServed        atomic.Uint64
 	closes             [len(closeCodes) + 1]atomic.Uint64
 }
 
@@ -114,6 +115,7 @@ type Stats struct {
 	TLSHandshakeLimit  uint64         // TLS handshakes ended, oldest first, to stay within MaxTLSHandshakes
 	InternalErrors     uint64         // panics inside wsgate itself (close 1011): bugs
 	ForcedCloses       uint64         // connections cut at the shutdown deadline
+	PagesServed        uint64         // plain HTTP pages answered (Config.Pages); not in Handshakes
 	Closes             map[int]uint64 // OnClose codes (0: other codes)
 }
 
@@ -157,6 +159,7 @@ func (s *Server) Stats() Stats {
 		TLSHandshakeLimit:  c.tlsHandshakeLimit.Load(),
 		InternalErrors:     c.internalErrors.Load(),
 		ForcedCloses:       c.forcedCloses.Load(),
+		PagesServed:        c.pagesServed.Load(),
 		Closes:             make(map[int]uint64, len(closeCodes)+1),
 	}
 	for i := range c.hot {
