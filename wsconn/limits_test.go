@@ -2,6 +2,7 @@ package wsconn
 
 import (
 	"context"
+	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -18,9 +19,17 @@ func TestMaxConnsPerIP(t *testing.T) {
 	defer a.Close()
 	b := invDial(t, srv, "/echo")
 	defer b.Close()
-	if got := rawHandshakeStatus(t, srv, "/echo"); got != http.StatusTooManyRequests {
-		t.Fatalf("third connection from one address: got %d, want 429", got)
+	third := dialRaw(t, srv)
+	third.write([]byte(upgradeRequest("/echo", newKey())))
+	resp := third.readResponse()
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") != "10" {
+		t.Fatalf("third connection from one address: got %d with Retry-After %q, want 429 with 10",
+			resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	third.expectEOF() // the server's end is shut after the answer
+	_ = third.conn.Close()
+	eventually(t, 5*time.Second, "the refused connection released", func() bool { return srv.Stats().Closed == 1 })
 	a.Close()
 	eventually(t, 5*time.Second, "a slot freed", func() bool { return srv.Conns() == 1 })
 	invDial(t, srv, "/echo").Close()
@@ -86,6 +95,32 @@ func TestMessageRate(t *testing.T) {
 	if got := srv.Stats().RateLimited; got != 1 {
 		t.Fatalf("RateLimited = %d, want 1", got)
 	}
+
+	// A client within the rate (10 a second for 1.5 s, after a burst of
+	// 20: under 2 x 20 and 20 a second) is never closed.
+	ok := invDial(t, srv, "/echo")
+	defer ok.Close()
+	_ = ok.SetReadDeadline(time.Now().Add(10 * time.Second))
+	send := func() {
+		if _, err := ok.Write(frame); err != nil {
+			t.Fatalf("within the rate: write: %v", err)
+		}
+		if f := invReadFrame(t, ok); f.Header.OpCode != ws.OpBinary {
+			t.Fatalf("within the rate: got %v, want the echo", f.Header.OpCode)
+		}
+	}
+	for range 20 {
+		send()
+	}
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for range 15 {
+		<-tick.C
+		send()
+	}
+	if got := srv.Stats().RateLimited; got != 1 {
+		t.Fatalf("RateLimited = %d after a client within the rate, want still 1", got)
+	}
 }
 
 func TestByteRateAllowsOneLargestMessage(t *testing.T) {
@@ -103,7 +138,12 @@ func TestByteRateAllowsOneLargestMessage(t *testing.T) {
 	if _, err := c.Write(invFrame(ws.OpBinary, true, big)); err != nil {
 		t.Fatal(err)
 	}
-	if f := invReadFrame(t, c); f.Header.OpCode != ws.OpClose {
-		t.Fatalf("second 64 KiB within the second: got %v, want close 1008", f.Header.OpCode)
+	f := invReadFrame(t, c)
+	if f.Header.OpCode != ws.OpClose || len(f.Payload) < 2 ||
+		ws.StatusCode(uint16(f.Payload[0])<<8|uint16(f.Payload[1])) != ws.StatusPolicyViolation {
+		t.Fatalf("second 64 KiB within the second: got %v %q, want close 1008", f.Header.OpCode, f.Payload)
+	}
+	if got := srv.Stats().RateLimited; got != 1 {
+		t.Fatalf("RateLimited = %d, want 1", got)
 	}
 }
