@@ -11,6 +11,8 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/gobwas/ws"
+
+	"wsgate/handler"
 )
 
 func TestDeflateEcho(t *testing.T) {
@@ -155,5 +157,53 @@ func TestDeflateFraming(t *testing.T) {
 				t.Fatalf("echo %q, want %q", payload, tt.echo)
 			}
 		})
+	}
+}
+
+// TestBroadcastCompressedOnce: a prepared message sent to several
+// connections that negotiated compression is compressed once: every one
+// gets the same bytes, and sending it to more of them allocates nothing
+// (compressing would take a flate writer and an output buffer).
+func TestBroadcastCompressedOnce(t *testing.T) {
+	srv := startServer(t, Config{Compression: true, Routes: map[string]handler.Handler{"/nop": nopHandler{}}})
+	const n = 4
+	var clients []*rawClient
+	for range n {
+		c := dialWS(t, srv, "/nop", "Sec-WebSocket-Extensions: permessage-deflate; client_no_context_takeover")
+		clients = append(clients, c)
+	}
+	var conns []*Conn
+	srv.table.each(func(c *Conn) {
+		if c.deflate() {
+			conns = append(conns, c)
+		}
+	})
+	if len(conns) != n {
+		t.Fatalf("%d connections negotiated compression, want %d", len(conns), n)
+	}
+	pm := handler.NewPreparedMessage(handler.Text, bytes.Repeat([]byte("the same news for everyone. "), 100))
+	for _, c := range conns {
+		if err := c.SendPrepared(pm); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := pm.DeflatedFrame()
+	if want == nil || want[0]&0x40 == 0 {
+		t.Fatalf("no compressed frame (RSV1) for a 2,800-byte repetitive message")
+	}
+	for i, c := range clients {
+		got := make([]byte, len(want))
+		_ = c.conn.SetReadDeadline(time.Now().Add(ioTimeout))
+		if _, err := io.ReadFull(c.br, got); err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("client %d: got %x (%v), want the shared compressed frame %x", i, got, err, want)
+		}
+	}
+	allocs := testing.AllocsPerRun(20, func() {
+		for _, c := range conns {
+			_ = c.SendPrepared(pm)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("sending a compressed broadcast to %d more connections made %v allocations, want 0 (compressed once)", n, allocs)
 	}
 }
