@@ -1,6 +1,7 @@
 package wsconn
 
 import (
+	"bytes"
 	"fmt"
 	"net/http"
 	"runtime"
@@ -384,6 +385,65 @@ func TestConformanceCompression(t *testing.T) {
 			}
 			c.expectClose(ws.StatusProtocolError, ioTimeout)
 			c.expectEOF()
+		})
+	}
+}
+
+// TestConformanceCompressionOn: with Compression on, every offer of
+// section 12's negotiations gets the RFC 7692 answer: the first acceptable
+// permessage-deflate offer is accepted, always with no context takeover
+// both ways; an offer the server cannot honour (a smaller server window)
+// or a malformed one (unknown or duplicate parameter, bad value) is
+// declined, and a later acceptable one taken; a declined connection
+// treats RSV1 as a protocol error, an accepting one echoes a compressed
+// message compressed.
+func TestConformanceCompressionOn(t *testing.T) {
+	const accepted = "permessage-deflate;server_no_context_takeover;client_no_context_takeover"
+	tests := []struct {
+		offer string
+		want  string // the Sec-WebSocket-Extensions answer; "": declined
+	}{
+		{"permessage-deflate", accepted},
+		{"permessage-deflate; client_max_window_bits", accepted},
+		{"permessage-deflate; client_max_window_bits=10", accepted},
+		{"permessage-deflate; server_no_context_takeover; client_no_context_takeover", accepted},
+		{"permessage-deflate; server_max_window_bits=10", ""},
+		{"permessage-deflate; server_max_window_bits=10, permessage-deflate", accepted},
+		{"x-webkit-deflate-frame, permessage-deflate; client_max_window_bits=15", accepted},
+		{"x-webkit-deflate-frame", ""},
+		{"permessage-deflate; unknown_param", ""},
+		{"permessage-deflate; unknown_param, permessage-deflate", accepted},
+		{"permessage-deflate; server_no_context_takeover=1", ""},
+		{"permessage-deflate; client_max_window_bits=7", ""},
+		{"permessage-deflate; client_max_window_bits=16", ""},
+		{"permessage-deflate; server_no_context_takeover; server_no_context_takeover", ""},
+	}
+	srv := startServer(t, Config{Compression: true, CloseTimeout: time.Minute})
+	msg := []byte(strings.Repeat("compress me ", 40))
+	for i, tt := range tests {
+		t.Run(fmt.Sprintf("12.1.%d %q", i+1, tt.offer), func(t *testing.T) {
+			t.Parallel()
+			c := dialRaw(t, srv)
+			c.write([]byte(upgradeRequest("/echo", newKey(), "Sec-WebSocket-Extensions: "+tt.offer)))
+			resp := c.readResponse()
+			if resp.StatusCode != http.StatusSwitchingProtocols {
+				t.Fatalf("got status %d, want 101", resp.StatusCode)
+			}
+			if got := strings.Join(resp.Header.Values("Sec-WebSocket-Extensions"), ", "); got != tt.want {
+				t.Fatalf("Sec-WebSocket-Extensions %q, want %q", got, tt.want)
+			}
+			c.write(rsvFrame(ws.OpText, true, true, false, compress(msg)))
+			_ = c.conn.SetReadDeadline(time.Now().Add(ioTimeout))
+			got := invReadFrame(t, c.br)
+			if tt.want == "" {
+				if got.Header.OpCode != ws.OpClose || ws.StatusCode(uint16(got.Payload[0])<<8|uint16(got.Payload[1])) != ws.StatusProtocolError {
+					t.Fatalf("RSV1 without compression: got %v %q, want close 1002", got.Header.OpCode, got.Payload)
+				}
+				return
+			}
+			if got.Header.OpCode != ws.OpText || !got.Header.Rsv1() || !bytes.Equal(inflate(t, got), msg) {
+				t.Fatalf("got %v RSV1=%v %q, want the message echoed compressed", got.Header.OpCode, got.Header.Rsv1(), inflate(t, got))
+			}
 		})
 	}
 }

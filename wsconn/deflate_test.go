@@ -93,21 +93,40 @@ func TestDeflateNotOfferedWhenOff(t *testing.T) {
 
 // TestDeflateFraming checks RFC 7692 section 6's framing rules on a
 // connection that negotiated permessage-deflate.
+// compress is p compressed as permessage-deflate sends it (RFC 7692
+// section 7.2.1: flushed, without the final 0x00 0x00 0xff 0xff).
+func compress(p []byte) []byte {
+	var z bytes.Buffer
+	fw, _ := flate.NewWriter(&z, flate.BestSpeed)
+	_, _ = fw.Write(p)
+	_ = fw.Flush()
+	return bytes.TrimSuffix(z.Bytes(), []byte{0, 0, 0xff, 0xff})
+}
+
+// rsvFrame is a masked client frame with the given RSV1 and RSV2 bits.
+func rsvFrame(op ws.OpCode, fin, rsv1, rsv2 bool, p []byte) []byte {
+	f := ws.NewFrame(op, fin, append([]byte(nil), p...))
+	f.Header.Rsv = ws.Rsv(rsv1, rsv2, false)
+	f = ws.MaskFrameInPlace(f)
+	b, _ := ws.CompileFrame(f)
+	return b
+}
+
+// inflate is the payload of a server frame, decompressed if RSV1 is set.
+func inflate(t testing.TB, f ws.Frame) []byte {
+	t.Helper()
+	if !f.Header.Rsv1() {
+		return f.Payload
+	}
+	p, err := io.ReadAll(flate.NewReader(bytes.NewReader(append(f.Payload, 0, 0, 0xff, 0xff))))
+	if err != nil && err != io.ErrUnexpectedEOF {
+		t.Fatalf("inflate: %v", err)
+	}
+	return p
+}
+
 func TestDeflateFraming(t *testing.T) {
-	compress := func(p []byte) []byte {
-		var z bytes.Buffer
-		fw, _ := flate.NewWriter(&z, flate.BestSpeed)
-		_, _ = fw.Write(p)
-		_ = fw.Flush()
-		return bytes.TrimSuffix(z.Bytes(), []byte{0, 0, 0xff, 0xff})
-	}
-	frame := func(op ws.OpCode, fin, rsv1, rsv2 bool, p []byte) []byte {
-		f := ws.NewFrame(op, fin, append([]byte(nil), p...))
-		f.Header.Rsv = ws.Rsv(rsv1, rsv2, false)
-		f = ws.MaskFrameInPlace(f)
-		b, _ := ws.CompileFrame(f)
-		return b
-	}
+	frame := rsvFrame
 	msg := bytes.Repeat([]byte("fragments of one compressed message "), 20)
 	z := compress(msg)
 	tests := []struct {
@@ -148,12 +167,7 @@ func TestDeflateFraming(t *testing.T) {
 				}
 				return
 			}
-			payload := got.Payload
-			if got.Header.Rsv1() {
-				r := flate.NewReader(bytes.NewReader(append(payload, 0, 0, 0xff, 0xff)))
-				payload, _ = io.ReadAll(r)
-			}
-			if !bytes.Equal(payload, tt.echo) {
+			if payload := inflate(t, got); !bytes.Equal(payload, tt.echo) {
 				t.Fatalf("echo %q, want %q", payload, tt.echo)
 			}
 		})

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gobwas/httphead"
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsflate"
 )
@@ -168,7 +169,17 @@ func (c *Conn) upgrade(req []byte) bool {
 		// messages (a flate window and writer are tens to hundreds of KiB).
 		deflate = &wsflate.Extension{Parameters: wsflate.Parameters{
 			ServerNoContextTakeover: true, ClientNoContextTakeover: true}}
-		u.Negotiate = deflate.Negotiate
+		u.Negotiate = func(opt httphead.Option) (httphead.Option, error) {
+			accept, err := deflate.Negotiate(opt)
+			if err != nil {
+				// A malformed offer (unknown or duplicate parameter, bad
+				// value) is declined, not an error (RFC 7692 section 5):
+				// the next offer, or none, is taken. gobwas would answer
+				// 500 for it.
+				return httphead.Option{}, nil
+			}
+			return accept, nil
+		}
 	}
 	if srv.cfg.SelectProtocol != nil {
 		u.ProtocolCustom = func(v []byte) (string, bool) { return srv.selectProtocol(v) }
