@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/time/rate"
 
 	"wsgate/broker"
 	"wsgate/handler"
@@ -48,6 +49,18 @@ type Server struct {
 	served  chan struct{} // closed when the Serve goroutine has returned
 
 	draining atomic.Bool // /readyz answers 503 once set
+
+	// Publishes refused for their API key, from any request goroutine.
+	unauthorized   atomic.Uint64 // all of them
+	keyWarn        *rate.Limiter // one warning per cfg.WarnInterval
+	keyWarnSkipped atomic.Uint64 // not logged since the last warning
+}
+
+// Stats is a snapshot of the Server's own counters.
+type Stats struct {
+	// Unauthorized counts POST /api/publish requests refused with 401: no
+	// API key, or a wrong one.
+	Unauthorized uint64
 }
 
 // New checks cfg and prepares a Server; it does not listen yet.
@@ -56,7 +69,12 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, keyHash: sha256.Sum256([]byte(cfg.APIKey)), served: make(chan struct{})}
+	s := &Server{
+		cfg:     cfg,
+		keyHash: sha256.Sum256([]byte(cfg.APIKey)),
+		served:  make(chan struct{}),
+		keyWarn: rate.NewLimiter(rate.Every(cfg.WarnInterval), 1),
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		newCollector(s.snapshot),
@@ -166,11 +184,12 @@ type snapshot struct {
 	Poller   *poller.Stats         `json:"poller,omitempty"` // nil before WS starts
 	Channels handler.ChannelsStats `json:"channels"`
 	Broker   *broker.Stats         `json:"broker,omitempty"` // nil without a broker
+	Admin    Stats                 `json:"admin"`
 }
 
 // snapshot reads every counter the Server reports.
 func (s *Server) snapshot() snapshot {
-	snap := snapshot{WS: s.cfg.WS.Stats(), Channels: s.cfg.Channels.Stats()}
+	snap := snapshot{WS: s.cfg.WS.Stats(), Channels: s.cfg.Channels.Stats(), Admin: s.Stats()}
 	if p := s.cfg.WS.Poller(); p != nil {
 		ps := p.Stats()
 		snap.Poller = &ps
@@ -180,6 +199,11 @@ func (s *Server) snapshot() snapshot {
 		snap.Broker = &bs
 	}
 	return snap
+}
+
+// Stats returns the Server's own counters.
+func (s *Server) Stats() Stats {
+	return Stats{Unauthorized: s.unauthorized.Load()}
 }
 
 func (s *Server) handleStats(w http.ResponseWriter, r *http.Request) {

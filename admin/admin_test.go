@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"wsgate/handler"
 	"wsgate/wsconn"
@@ -34,6 +35,7 @@ func TestNewValidates(t *testing.T) {
 		{name: "no Channels", cfg: Config{WS: ws}, wantErr: "Channels is required"},
 		{name: "short key", cfg: Config{WS: ws, Channels: ch, APIKey: "short"}, wantErr: "APIKey is 5 bytes"},
 		{name: "bad addr", cfg: Config{WS: ws, Channels: ch, Addr: "8081"}, wantErr: "not host:port"},
+		{name: "negative warn interval", cfg: Config{WS: ws, Channels: ch, WarnInterval: -time.Second}, wantErr: "WarnInterval is -1s"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -42,8 +44,8 @@ func TestNewValidates(t *testing.T) {
 				if err != nil {
 					t.Fatalf("got error %v, want none", err)
 				}
-				if s.cfg.Addr != DefaultAddr {
-					t.Errorf("got Addr %q, want the default %q", s.cfg.Addr, DefaultAddr)
+				if s.cfg.Addr != DefaultAddr || s.cfg.WarnInterval != 10*time.Second {
+					t.Errorf("got Addr %q, WarnInterval %v; want the defaults %q, 10s", s.cfg.Addr, s.cfg.WarnInterval, DefaultAddr)
 				}
 				return
 			}
@@ -129,6 +131,12 @@ func TestChannelsAndStats(t *testing.T) {
 		}
 		if got.Broker == nil || !got.Broker.Connected {
 			t.Errorf("got broker %+v, want connected", got.Broker)
+		}
+		if n := len(got.Channels.RejectedByCode); n != len(handler.ErrorCodes()) {
+			t.Errorf("got %d codes in channels.RejectedByCode, want every one: %s", n, body)
+		}
+		if !strings.Contains(body, `"admin":{"Unauthorized":0}`) {
+			t.Errorf("stats %s: want \"admin\":{\"Unauthorized\":0}", body)
 		}
 	})
 }

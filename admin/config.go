@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"time"
 
 	"wsgate/broker"
 	"wsgate/handler"
@@ -52,6 +53,12 @@ type Config struct {
 	Pprof bool
 	// Logger receives the server's few log records. Nil means none.
 	Logger *slog.Logger
+	// WarnInterval is the least time between two warnings about publishes
+	// refused for their API key; the next warning says how many were left
+	// out (every one is counted in wsgate_api_unauthorized_total). Zero
+	// means wsconn.DefaultWarnInterval, 10 s, as for wsconn's warnings.
+	// Negative is invalid.
+	WarnInterval time.Duration
 	// WS is the WebSocket server whose counters and pool are reported.
 	// Required. It may be started after the admin Server; until it is,
 	// /readyz answers 503.
@@ -76,6 +83,9 @@ func (c Config) withDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+	if c.WarnInterval == 0 {
+		c.WarnInterval = wsconn.DefaultWarnInterval
+	}
 	return c
 }
 
@@ -86,6 +96,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("%w: Addr %q is not host:port: %v", ErrInvalidConfig, c.Addr, err)
 	}
 	switch {
+	case c.WarnInterval < 0:
+		return fmt.Errorf("%w: WarnInterval is %v, must not be negative", ErrInvalidConfig, c.WarnInterval)
 	case c.APIKey != "" && len(c.APIKey) < MinAPIKeyLen:
 		return fmt.Errorf("%w: APIKey is %d bytes, must be at least %d", ErrInvalidConfig, len(c.APIKey), MinAPIKeyLen)
 	case c.WS == nil:

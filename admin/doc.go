@@ -9,7 +9,7 @@
 //	POST /api/publish   {"channel":"news","data":<JSON>}             → {"delivered":N}
 //	                    {"messages":[{"channel":…,"data":…},…]}      → {"results":[{"delivered":N}|{"error":"bad_channel"},…]}
 //	GET  /api/channels  {"channels":{"news":2,…}}
-//	GET  /api/stats     {"ws":wsconn.Stats,"poller":poller.Stats,"channels":handler.ChannelsStats,"broker":broker.Stats}
+//	GET  /api/stats     {"ws":wsconn.Stats,"poller":poller.Stats,"channels":handler.ChannelsStats,"broker":broker.Stats,"admin":Stats}
 //	GET  /healthz       200 "ok" while the process serves
 //	GET  /readyz        200 "ready", or 503 and the reason: shutting down
 //	                    (Drain or Shutdown called), the WebSocket listener
@@ -48,7 +48,8 @@
 // Nothing here adds work to the paths of messages or connections: the
 // collector reads the counters that wsconn.Server, poller.Poller,
 // handler.Channels and the broker already keep, calling each Stats method
-// once per scrape. Every series is named wsgate_…; the Go runtime's go_…
+// once per scrape (the Server's own Stats, refused API keys, are counted
+// here). Every series is named wsgate_…; the Go runtime's go_…
 // and the process's process_… series (descriptors, memory, CPU) come
 // alongside. The list is in metrics.go.
 //
@@ -61,6 +62,9 @@
 // # Logging
 //
 // The package logs only through Config.Logger (nothing when it is nil):
-// refused publish keys at Warn, accepted publishes at Debug, net/http's own
-// errors at Warn.
+// refused publish keys at Warn, at most one record per Config.WarnInterval
+// with "suppressed", the number left out since the last (anyone who reaches
+// the port can send bad keys as fast as it answers, and every one is
+// counted in wsgate_api_unauthorized_total); accepted publishes at Debug;
+// net/http's own errors at Warn.
 package admin

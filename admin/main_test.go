@@ -204,6 +204,19 @@ func subscriber(t testing.TB, e *env, channel string) *websocket.Conn {
 	return c
 }
 
+// request sends msg on c and checks that the answer contains want.
+func request(t testing.TB, c *websocket.Conn, msg, want string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.Write(ctx, websocket.MessageText, []byte(msg)); err != nil {
+		t.Fatalf("write %s: %v", msg, err)
+	}
+	if got := read(t, c); !strings.Contains(got, want) {
+		t.Fatalf("answer to %s: got %s, want one with %s", msg, got, want)
+	}
+}
+
 // read returns the next message on c, failing the test after 5 s.
 func read(t testing.TB, c *websocket.Conn) string {
 	t.Helper()

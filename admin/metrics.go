@@ -5,6 +5,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"wsgate/handler"
 	"wsgate/wsconn"
 )
 
@@ -27,8 +28,8 @@ func gauge(name, help string, value func(*snapshot) float64) metric {
 	return metric{prometheus.NewDesc(namespace+"_"+name, help, nil, nil), prometheus.GaugeValue, value}
 }
 
-// wsMetrics read wsconn.Server.Stats and handler.Channels.Stats: always
-// present.
+// wsMetrics read wsconn.Server.Stats, handler.Channels.Stats and the
+// Server's own Stats: always present.
 var wsMetrics = []metric{
 	gauge("connections_open", "Connections open now (handshaking, open or closing).",
 		func(s *snapshot) float64 { return float64(s.WS.Conns) }),
@@ -89,8 +90,9 @@ var wsMetrics = []metric{
 		func(s *snapshot) float64 { return float64(s.Channels.Delivered) }),
 	counter("channel_pushes_dropped_total", "Pushes a subscriber refused: closing, or its queue full.",
 		func(s *snapshot) float64 { return float64(s.Channels.Dropped) }),
-	counter("channel_requests_rejected_total", "/ws requests answered with an error.",
-		func(s *snapshot) float64 { return float64(s.Channels.Rejected) }),
+
+	counter("api_unauthorized_total", "POST /api/publish requests refused with 401: no API key, or a wrong one.",
+		func(s *snapshot) float64 { return float64(s.Admin.Unauthorized) }),
 }
 
 // pollerMetrics read poller.Poller.Stats: present once the WebSocket
@@ -139,7 +141,8 @@ var brokerMetrics = []metric{
 		func(s *snapshot) float64 { return float64(s.Broker.SubscribeFails) }),
 }
 
-// Series with labels, read from the maps of wsconn.Stats.
+// Series with labels, read from the maps of wsconn.Stats and
+// handler.ChannelsStats.
 var (
 	closesDesc = prometheus.NewDesc(namespace+"_connections_closed_total",
 		"WebSocket connections closed, by the close code their handler got (code=\"other\": codes not counted apart).",
@@ -147,7 +150,17 @@ var (
 	handshakesDesc = prometheus.NewDesc(namespace+"_handshakes_total",
 		"Upgrade requests answered, by HTTP status (101: upgraded; status=\"other\": statuses not counted apart).",
 		[]string{"status"}, nil)
+	// Read from handler.ChannelsStats.RejectedByCode: each abuse limit of
+	// the /ws protocol (too_many_subscriptions, bad_channel) apart from
+	// mere mistakes (bad_json, not_subscribed, ...).
+	rejectedDesc = prometheus.NewDesc(namespace+"_channel_requests_rejected_total",
+		"/ws requests answered with an error, by the error code of the reply.",
+		[]string{"code"}, nil)
 )
+
+// rejectCodes are the label values of rejectedDesc: every error code of
+// the /ws protocol.
+var rejectCodes = handler.ErrorCodes()
 
 // collector is a prometheus.Collector that reads a snapshot once per
 // scrape. Nothing is counted for it: it only reads counters that exist
@@ -167,6 +180,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	}
 	ch <- closesDesc
 	ch <- handshakesDesc
+	ch <- rejectedDesc
 }
 
 // Collect reads one snapshot and sends every series from it.
@@ -191,6 +205,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for _, status := range wsconn.CountedHandshakeStatuses() {
 		ch <- prometheus.MustNewConstMetric(handshakesDesc, prometheus.CounterValue, float64(snap.WS.Handshakes[status]), labelOf(status))
+	}
+	for _, code := range rejectCodes {
+		ch <- prometheus.MustNewConstMetric(rejectedDesc, prometheus.CounterValue, float64(snap.Channels.RejectedByCode[code]), code)
 	}
 }
 

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"wsgate/handler"
 )
 
 // scrape fetches base/metrics and parses the text exposition.
@@ -60,11 +62,17 @@ func value(families map[string]*dto.MetricFamily, name string, want ...string) (
 }
 
 func TestMetrics(t *testing.T) {
-	e := newEnv(t, Config{}, true)
+	e := newEnv(t, Config{APIKey: testKey}, true)
 	e.startWS(t)
 	base := e.startAdmin(t)
 	client := httpClient(t)
-	subscriber(t, e, "news")
+	news := subscriber(t, e, "news")
+	request(t, news, `{"op":"unsubscribe","channel":"sport","id":2}`, `"code":"not_subscribed"`)
+	request(t, news, `{"op":"subscribe","channel":"a b","id":3}`, `"code":"bad_channel"`)
+	request(t, news, `{"op":"subscribe","channel":"c d","id":4}`, `"code":"bad_channel"`)
+	if rec := e.serve(newPublishRequest("wrong-key-0123456789", `{"channel":"news","data":1}`)); rec.Code != http.StatusUnauthorized {
+		t.Fatalf("publish with a wrong key: got %d, want 401", rec.Code)
+	}
 	gone := subscriber(t, e, "other")
 	if err := gone.Close(websocket.StatusNormalClosure, "bye"); err != nil {
 		t.Fatalf("close: %v", err)
@@ -81,6 +89,7 @@ func TestMetrics(t *testing.T) {
 		"wsgate_pool_overflow_total", "wsgate_reactor_events_total", "wsgate_reactor_stale_events_total",
 		"wsgate_broker_connected", "wsgate_broker_publish_failures_total", "wsgate_channels",
 		"wsgate_subscriptions", "wsgate_tls_handshake_failures_total",
+		"wsgate_channel_requests_rejected_total", "wsgate_api_unauthorized_total",
 		"go_goroutines", "process_open_fds",
 	} {
 		if families[name] == nil {
@@ -101,7 +110,11 @@ func TestMetrics(t *testing.T) {
 		{name: "wsgate_connections_closed_total", labels: []string{"code", "1011"}, want: 0},
 		{name: "wsgate_connections_closed_total", labels: []string{"code", "other"}, want: 0},
 		{name: "wsgate_handshakes_total", labels: []string{"status", "503"}, want: 0},
-		{name: "wsgate_messages_received_total", want: 2}, // the subscribes
+		{name: "wsgate_messages_received_total", want: 5}, // the subscribes and the bad requests
+		{name: "wsgate_channel_requests_rejected_total", labels: []string{"code", "not_subscribed"}, want: 1},
+		{name: "wsgate_channel_requests_rejected_total", labels: []string{"code", "bad_channel"}, want: 2},
+		{name: "wsgate_channel_requests_rejected_total", labels: []string{"code", "too_many_subscriptions"}, want: 0},
+		{name: "wsgate_api_unauthorized_total", want: 1},
 		{name: "wsgate_channels", want: 1},
 		{name: "wsgate_subscriptions", want: 1},
 		{name: "wsgate_broker_connected", want: 1},
@@ -114,6 +127,27 @@ func TestMetrics(t *testing.T) {
 			}
 		})
 	}
+
+	// Every error code of the /ws protocol has its series, once, and no
+	// other code does: an abuse limit's counter exists before it is hit.
+	t.Run("rejected codes", func(t *testing.T) {
+		f := families["wsgate_channel_requests_rejected_total"]
+		got := map[string]int{}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				got[l.GetName()+"="+l.GetValue()]++
+			}
+		}
+		codes := handler.ErrorCodes()
+		for _, code := range codes {
+			if got["code="+code] != 1 {
+				t.Errorf("got %d series with code=%s, want 1", got["code="+code], code)
+			}
+		}
+		if len(f.GetMetric()) != len(codes) {
+			t.Errorf("got %d series, want %d (one per code): %v", len(f.GetMetric()), len(codes), got)
+		}
+	})
 
 	t.Run("broker down", func(t *testing.T) {
 		e.broker.connected.Store(false)

@@ -74,7 +74,7 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !s.authorized(r) {
-		s.cfg.Logger.Warn("admin: publish refused: missing or bad API key", "remote", r.RemoteAddr)
+		s.refusedKey(r)
 		w.Header().Set("WWW-Authenticate", `Bearer realm="wsgate-admin"`)
 		writeError(w, http.StatusUnauthorized, codeUnauthorized, "missing or bad API key: send Authorization: Bearer <key>")
 		return
@@ -138,6 +138,25 @@ func (s *Server) authorized(r *http.Request) bool {
 	}
 	got := sha256.Sum256([]byte(strings.TrimSpace(key)))
 	return subtle.ConstantTimeCompare(got[:], s.keyHash[:]) == 1
+}
+
+// refusedKey counts a publish refused for its API key and logs it at warn
+// level, at most once per Config.WarnInterval: anyone who reaches the port
+// can send bad keys as fast as it answers. A warning carries "suppressed",
+// how many refusals were left out since the previous one, when there were
+// any. Safe for concurrent use: the counts are atomic, so a refusal left
+// out while a warning is being written shows in the next one.
+func (s *Server) refusedKey(r *http.Request) {
+	s.unauthorized.Add(1)
+	if !s.keyWarn.Allow() {
+		s.keyWarnSkipped.Add(1)
+		return
+	}
+	args := []any{"remote", r.RemoteAddr}
+	if n := s.keyWarnSkipped.Swap(0); n > 0 {
+		args = append(args, "suppressed", n)
+	}
+	s.cfg.Logger.Warn("admin: publish refused: missing or bad API key", args...)
 }
 
 // isJSON reports whether a Content-Type header names application/json

@@ -1,12 +1,19 @@
 package admin
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
+
+	"golang.org/x/time/rate"
 )
 
 func TestPublishAuth(t *testing.T) {
@@ -48,6 +55,90 @@ func TestPublishAuth(t *testing.T) {
 				t.Error("401 without WWW-Authenticate")
 			}
 		})
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the concurrent writes of a
+// logger.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// records decodes the JSON log records written so far.
+func (b *syncBuffer) records(t *testing.T) []map[string]any {
+	t.Helper()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var recs []map[string]any
+	for line := range strings.Lines(b.buf.String()) {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("log line %q is not JSON: %v", line, err)
+		}
+		recs = append(recs, rec)
+	}
+	return recs
+}
+
+// TestPublishUnauthorizedLogLimited sends many bad keys at once: every one
+// is answered 401 and counted, and one warning is logged; the next warning,
+// once the interval has passed, says how many were left out.
+func TestPublishUnauthorizedLogLimited(t *testing.T) {
+	const senders, each = 8, 25
+	var logs syncBuffer
+	logger := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	e := newEnv(t, Config{APIKey: testKey, Logger: logger, WarnInterval: time.Hour}, false)
+	var wg sync.WaitGroup
+	for range senders {
+		wg.Go(func() {
+			for i := range each {
+				key := "" // missing and wrong keys alike
+				if i%2 == 1 {
+					key = "wrong-key-0123456789"
+				}
+				if rec := e.serve(newPublishRequest(key, `{"channel":"news","data":1}`)); rec.Code != http.StatusUnauthorized {
+					t.Errorf("got status %d, want 401", rec.Code)
+				}
+			}
+		})
+	}
+	wg.Wait()
+
+	const total = senders * each
+	recs := logs.records(t)
+	if len(recs) != 1 {
+		t.Fatalf("got %d log records, want 1; the first: %v", len(recs), recs[:min(len(recs), 1)])
+	}
+	if recs[0]["level"] != "WARN" || recs[0]["remote"] == nil || recs[0]["suppressed"] != nil {
+		t.Errorf("got record %v, want a warning with remote and without suppressed", recs[0])
+	}
+	if got := e.adm.Stats().Unauthorized; got != total {
+		t.Errorf("got Stats().Unauthorized %d, want %d", got, total)
+	}
+	rec := e.serve(httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	if want := fmt.Sprintf("wsgate_api_unauthorized_total %d\n", total); !strings.Contains(rec.Body.String(), want) {
+		t.Errorf("/metrics has no %q", want)
+	}
+
+	// The interval has passed: a fresh limiter has its token back.
+	e.adm.keyWarn = rate.NewLimiter(rate.Every(time.Hour), 1)
+	e.serve(newPublishRequest("", `{"channel":"news","data":1}`))
+	recs = logs.records(t)
+	if len(recs) != 2 {
+		t.Fatalf("got %d log records, want 2; the first two: %v", len(recs), recs[:min(len(recs), 2)])
+	}
+	if got, want := recs[1]["suppressed"], float64(total-1); got != want {
+		t.Errorf("got suppressed %v, want %v", got, want)
+	}
+	if got := e.adm.Stats().Unauthorized; got != total+1 {
+		t.Errorf("got Stats().Unauthorized %d, want %d", got, total+1)
 	}
 }
 

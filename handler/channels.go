@@ -100,9 +100,10 @@ type Channels struct {
 	published    atomic.Uint64
 	delivered    atomic.Uint64
 	dropped      atomic.Uint64
-	rejected     atomic.Uint64
 	remote       atomic.Uint64
 	brokerFailed atomic.Uint64
+	// rejected counts error replies by code, indexed like errorCodes.
+	rejected [numErrorCodes]atomic.Uint64
 }
 
 // ChannelsStats is a snapshot of the counters of a Channels hub.
@@ -114,8 +115,15 @@ type ChannelsStats struct {
 	// Dropped counts pushes a subscriber refused because it was closing
 	// or its outbound queue was full.
 	Dropped uint64
-	// Rejected counts client requests answered with an error.
+	// Rejected counts client requests answered with an error: the sum of
+	// RejectedByCode.
 	Rejected uint64
+	// RejectedByCode counts client requests answered with an error, by
+	// protocol code (protocol.go): every code of ErrorCodes is a key, zeros
+	// included. too_many_subscriptions counts the MaxSubscriptions limit,
+	// bad_channel the MaxChannelLen limit and bad names. The map is the
+	// caller's.
+	RejectedByCode map[string]uint64
 	// Subscriptions is the number of (connection, channel) pairs now.
 	Subscriptions int64
 	// Channels is the number of channels now.
@@ -323,16 +331,22 @@ func (h *Channels) Channels() map[string]int {
 
 // Stats returns the hub's counters.
 func (h *Channels) Stats() ChannelsStats {
-	return ChannelsStats{
+	s := ChannelsStats{
 		Published:      h.published.Load(),
 		Delivered:      h.delivered.Load(),
 		Dropped:        h.dropped.Load(),
-		Rejected:       h.rejected.Load(),
+		RejectedByCode: make(map[string]uint64, numErrorCodes),
 		Subscriptions:  h.hub.subscriptions.Load(),
 		Channels:       h.hub.channels.Load(),
 		Remote:         h.remote.Load(),
 		BrokerFailures: h.brokerFailed.Load(),
 	}
+	for i := range h.rejected {
+		n := h.rejected[i].Load()
+		s.RejectedByCode[errorCodes[i].code] = n
+		s.Rejected += n // summed here, so the total always matches the codes
+	}
+	return s
 }
 
 // subscribe adds channel to c's subscriptions, if c's principal allows
@@ -408,9 +422,12 @@ func (h *Channels) replyAck(c Conn, id json.RawMessage, delivered int) {
 	putBuf(buf)
 }
 
-// replyError sends an error reply with code, and id if there is one.
+// replyError counts and sends an error reply with code, and id if there
+// is one. code is always one of the Code constants, so it has a slot.
 func (h *Channels) replyError(c Conn, id json.RawMessage, code string) {
-	h.rejected.Add(1)
+	if i := codeIndex(code); i >= 0 {
+		h.rejected[i].Add(1)
+	}
 	buf := getBuf()
 	*buf = AppendError(*buf, id, code)
 	_ = c.Send(Text, *buf) // Send copies

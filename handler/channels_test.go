@@ -5,7 +5,9 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 // newTestChannels returns a Channels configured by cfg or fails the test.
@@ -161,7 +163,7 @@ func TestChannelsProtocol(t *testing.T) {
 // TestErrorReplyShape checks every error code's reply decodes to the
 // documented fields.
 func TestErrorReplyShape(t *testing.T) {
-	for code := range errorMessages {
+	for _, code := range ErrorCodes() {
 		for _, id := range []string{"", `"x"`, `12`} {
 			t.Run(code+"/"+id, func(t *testing.T) {
 				var got struct {
@@ -178,6 +180,128 @@ func TestErrorReplyShape(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestErrorCodes checks that ErrorCodes lists each Code constant once,
+// with a message, and that other strings have no slot.
+func TestErrorCodes(t *testing.T) {
+	want := []string{CodeBadJSON, CodeBinaryNotSupported, CodeUnknownOp, CodeBadChannel,
+		CodeTooManySubscriptions, CodeNotSubscribed, CodeForbidden, CodeInvalidToken}
+	got := ErrorCodes()
+	if !slices.Equal(slices.Sorted(slices.Values(got)), slices.Sorted(slices.Values(want))) {
+		t.Fatalf("got codes %q, want %q in some order", got, want)
+	}
+	for i, code := range got {
+		if codeIndex(code) != i {
+			t.Errorf("code %s: got index %d, want %d (listed twice?)", code, codeIndex(code), i)
+		}
+		if ErrorMessage(code) == "" {
+			t.Errorf("code %s has no message", code)
+		}
+	}
+	for _, s := range []string{"", "bad_jsonx", "ack", "BAD_JSON"} {
+		if i := codeIndex(s); i != -1 || ErrorMessage(s) != "" {
+			t.Errorf("%q: got index %d, message %q; want -1 and none", s, i, ErrorMessage(s))
+		}
+	}
+}
+
+// TestChannelsRejectedByCode makes one request fail with each error code
+// and checks that it is counted under that code, and under no other.
+func TestChannelsRejectedByCode(t *testing.T) {
+	reader := &fakePerms{sub: []string{"news"}}
+	tests := []struct {
+		code      string
+		cfg       ChannelsConfig
+		principal any
+		refresh   bool
+		before    []string // sent first; they must succeed
+		in        string
+		binary    bool
+	}{
+		{code: CodeBadJSON, in: `{"op":"subscribe",`},
+		{code: CodeBinaryNotSupported, in: `{"op":"subscribe","channel":"news"}`, binary: true},
+		{code: CodeUnknownOp, in: `{"op":"shout","channel":"news"}`},
+		{code: CodeBadChannel, cfg: ChannelsConfig{MaxChannelLen: 4}, in: `{"op":"subscribe","channel":"abcde"}`},
+		{
+			code: CodeTooManySubscriptions, cfg: ChannelsConfig{MaxSubscriptions: 1},
+			before: []string{`{"op":"subscribe","channel":"a"}`}, in: `{"op":"subscribe","channel":"b"}`,
+		},
+		{code: CodeNotSubscribed, in: `{"op":"unsubscribe","channel":"news"}`},
+		{code: CodeForbidden, principal: reader, in: `{"op":"subscribe","channel":"secret"}`},
+		{code: CodeInvalidToken, refresh: true, in: `{"op":"refresh","token":"bad"}`},
+	}
+	covered := map[string]bool{}
+	for _, tt := range tests {
+		covered[tt.code] = true
+		t.Run(tt.code, func(t *testing.T) {
+			h := newTestChannels(t, tt.cfg)
+			if tt.refresh {
+				var seen []string
+				h.SetRefresh(refreshHook(&seen))
+			}
+			c := newFakeConn()
+			if tt.principal != nil {
+				c.SetPrincipal(tt.principal, time.Time{})
+			}
+			send(h, c, tt.before...)
+			if s := h.Stats(); s.Rejected != 0 {
+				t.Fatalf("setup: got %d rejected, want 0", s.Rejected)
+			}
+			typ := Text
+			if tt.binary {
+				typ = Binary
+			}
+			h.OnMessage(c, typ, []byte(tt.in))
+			if got, want := c.replies(), []string{errReply("", tt.code)}; !slices.Equal(got, want) {
+				t.Fatalf("got replies %q, want %q", got, want)
+			}
+			s := h.Stats()
+			if s.Rejected != 1 {
+				t.Errorf("got Rejected %d, want 1", s.Rejected)
+			}
+			for _, code := range ErrorCodes() {
+				n, ok := s.RejectedByCode[code]
+				want := uint64(0)
+				if code == tt.code {
+					want = 1
+				}
+				if !ok || n != want {
+					t.Errorf("RejectedByCode[%s]: got %d (present %v), want %d", code, n, ok, want)
+				}
+			}
+			if len(s.RejectedByCode) != len(ErrorCodes()) {
+				t.Errorf("got %d codes in RejectedByCode, want %d", len(s.RejectedByCode), len(ErrorCodes()))
+			}
+			h.OnClose(c, 1000, "")
+		})
+	}
+	for _, code := range ErrorCodes() {
+		if !covered[code] {
+			t.Errorf("no case for code %s", code)
+		}
+	}
+}
+
+// TestChannelsRejectedConcurrent counts rejections from many connections
+// at once: every one is counted, under its code.
+func TestChannelsRejectedConcurrent(t *testing.T) {
+	const conns, each = 8, 50
+	h := newTestChannels(t, ChannelsConfig{})
+	var wg sync.WaitGroup
+	for range conns {
+		wg.Go(func() {
+			c := newFakeConn()
+			for range each {
+				send(h, c, `nope`, `{"op":"unsubscribe","channel":"news"}`)
+			}
+		})
+	}
+	wg.Wait()
+	s := h.Stats()
+	if s.RejectedByCode[CodeBadJSON] != conns*each || s.RejectedByCode[CodeNotSubscribed] != conns*each || s.Rejected != 2*conns*each {
+		t.Errorf("got %d rejected, %v by code; want %d bad_json and %d not_subscribed", s.Rejected, s.RejectedByCode, conns*each, conns*each)
 	}
 }
 

@@ -18,9 +18,12 @@ func ExampleChannels_Publish() {
 	fmt.Println(n, err)
 	_, err = h.Publish("bad channel", json.RawMessage(`1`))
 	fmt.Println(err)
-	fmt.Printf("%+v\n", h.Stats())
+	// An API caller gets its error back; only client requests that are
+	// answered with an error count as rejected.
+	s := h.Stats()
+	fmt.Println(s.Published, s.Rejected, s.RejectedByCode[handler.CodeBadChannel])
 	// Output:
 	// 0 <nil>
 	// handler: bad channel name
-	// {Published:1 Delivered:0 Dropped:0 Rejected:0 Subscriptions:0 Channels:0 Remote:0 BrokerFailures:0}
+	// 1 0 0
 }
