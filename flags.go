@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -59,9 +60,11 @@ type flagTargets struct {
 
 // parseFlags reads the settings, each from the highest source that has it:
 // the command line, a WSGATE_* environment variable, the -config file
-// (WSGATE_CONFIG), or the built-in default. Every value from every source
-// is checked, even one that a higher source overrides.
-func parseFlags(args []string, getenv func(string) string) (options, error) {
+// (WSGATE_CONFIG), or the built-in default. lookupEnv is os.LookupEnv or a
+// test's fake: a variable that is set counts, even empty. Every value from
+// every source is checked, even one that a higher source overrides;
+// checkConfig makes the checks that read files or depend on the machine.
+func parseFlags(args []string, lookupEnv func(string) (string, bool)) (options, error) {
 	// First pass: the command line alone, for -config, -print-config, -h
 	// and the names given there.
 	var cli flagTargets
@@ -85,14 +88,15 @@ func parseFlags(args []string, getenv func(string) string) (options, error) {
 	fs.VisitAll(func(f *flag.Flag) { sources[f.Name] = fromDefault })
 	configFile, configFrom := cli.o.configFile, "-config"
 	if !onCommandLine["config"] {
-		configFile, configFrom = getenv(envName("config")), envName("config")
+		configFile, _ = lookupEnv(envName("config"))
+		configFrom = envName("config")
 	}
 	if configFile != "" {
 		if err := applyConfigFile(fs, configFile, configFrom, sources); err != nil {
 			return options{}, err
 		}
 	}
-	if err := applyEnv(fs, getenv, sources); err != nil {
+	if err := applyEnv(fs, lookupEnv, sources); err != nil {
 		return options{}, err
 	}
 	if err := fs.Parse(args); err != nil { // cannot fail: the first pass took it
@@ -172,6 +176,9 @@ func finishFlags(o options, jwtCfg auth.Config, jwtSecret string) (options, erro
 	if err := checkAdminFlags(&o); err != nil {
 		return o, err
 	}
+	if err := checkNumbers(&o); err != nil {
+		return o, err
+	}
 	if _, err := newLogger(io.Discard, o.logLevel, "text"); err != nil {
 		return o, fmt.Errorf("%w%s", err, o.where("log-level"))
 	}
@@ -224,17 +231,67 @@ func checkJWTFlags(c auth.Config) error {
 	return nil
 }
 
+// checkNumbers refuses numbers out of their flag's range, in terms of
+// flags: negatives where none has a meaning, and zero in the settings
+// whose default is not zero, where it would silently mean the default
+// (-max-conns-per-ip 0 would be 10000, not "no cap").
+func checkNumbers(o *options) error {
+	w := &o.ws
+	for _, c := range []struct {
+		name      string
+		v         int
+		zero, neg bool // allowed
+		want      string
+	}{
+		{"pool", w.Workers, true, false, "want a positive size, or 0 for " + zeroMeans["pool"]},
+		{"max-conns", w.MaxConns, true, false, "want a positive cap, or 0 for the " + zeroMeans["max-conns"]},
+		{"max-conns-per-ip", w.MaxConnsPerIP, false, true, "want a positive cap, or -1 for none"},
+		{"accept-rate", w.AcceptRate, false, true, "want a positive rate, or -1 for no cap"},
+		{"max-msg-rate", w.MaxMessageRate, false, true, "want a positive rate, or -1 for no cap"},
+		{"max-subs", o.channels.MaxSubscriptions, false, false, "want a positive count"},
+		{"max-channel-len", o.channels.MaxChannelLen, false, false, "want a positive length in bytes"},
+	} {
+		if c.v == 0 && !c.zero || c.v < 0 && !c.neg {
+			return fmt.Errorf("invalid -%s %d%s: %s", c.name, c.v, o.where(c.name), c.want)
+		}
+	}
+	for _, c := range []struct {
+		name      string
+		v         time.Duration
+		zero, neg bool // allowed
+		want      string
+	}{
+		{"handshake-timeout", w.HandshakeTimeout, false, false, "want a positive duration"},
+		{"ping-interval", w.PingInterval, false, true, "want a positive duration, or negative for never"},
+		{"pong-timeout", w.PongTimeout, false, false, "want a positive duration"},
+		{"close-timeout", w.CloseTimeout, false, false, "want a positive duration"},
+		{"sweep-interval", w.SweepInterval, false, false, "want a positive duration"},
+		{"log-warn-interval", w.WarnInterval, false, false, "want a positive duration"},
+		{"shutdown-timeout", o.shutdownTimeout, true, false, "want a positive duration, or 0 to close at once"},
+	} {
+		if c.v == 0 && !c.zero || c.v < 0 && !c.neg {
+			return fmt.Errorf("invalid -%s %v%s: %s", c.name, c.v, o.where(c.name), c.want)
+		}
+	}
+	if msg := cmp.Or(w.MaxMessageSize, wsconn.DefaultMaxMessageSize); w.MaxFrameSize > msg {
+		return fmt.Errorf("invalid -max-frame %s%s: want at most -max-message (%s)",
+			formatSize(w.MaxFrameSize), o.where("max-frame"), formatSize(msg))
+	}
+	return nil
+}
+
 // checkAdminFlags reads "off" in -admin as "" (no admin listener) and
 // reports, in terms of flags, an address or key that admin.New would refuse
-// (the supervisor never calls it).
+// (the supervisor never calls it), and an -addr no listener would take.
 func checkAdminFlags(o *options) error {
 	if o.admin == "off" {
 		o.admin = ""
 	}
-	if o.admin != "" {
-		if _, _, err := net.SplitHostPort(o.admin); err != nil {
-			return fmt.Errorf("invalid -admin %q%s: want host:port, or off", o.admin, o.where("admin"))
-		}
+	if o.admin != "" && !isHostPort(o.admin) {
+		return fmt.Errorf("invalid -admin %q%s: want host:port, or off", o.admin, o.where("admin"))
+	}
+	if !isHostPort(o.ws.Addr) {
+		return fmt.Errorf("invalid -addr %q%s: want host:port", o.ws.Addr, o.where("addr"))
 	}
 	if o.apiKey != "" && len(o.apiKey) < admin.MinAPIKeyLen {
 		return fmt.Errorf("-api-key%s is %d bytes: want at least %d", o.where("api-key"), len(o.apiKey), admin.MinAPIKeyLen)
@@ -242,16 +299,28 @@ func checkAdminFlags(o *options) error {
 	return nil
 }
 
+// isHostPort reports whether addr is host:port with a valid port (a
+// number up to 65535 or a service name), as a listener needs.
+func isHostPort(addr string) bool {
+	_, port, err := net.SplitHostPort(addr)
+	if err == nil {
+		_, err = net.LookupPort("tcp", port)
+	}
+	return err == nil
+}
+
 // applyEnv sets every flag that has a WSGATE_* variable from it, and
-// records the source. The command line, parsed after it, wins.
-func applyEnv(fs *flag.FlagSet, getenv func(string) string, sources map[string]source) error {
+// records the source. A variable set to "" counts: WSGATE_ORIGINS= clears
+// the file's origins, WSGATE_MAX_CONNS= is an error. The command line,
+// parsed after it, wins.
+func applyEnv(fs *flag.FlagSet, lookupEnv func(string) (string, bool), sources map[string]source) error {
 	var err error
 	fs.VisitAll(func(f *flag.Flag) {
 		if err != nil || cliOnly[f.Name] && f.Name != "config" { // -config is WSGATE_CONFIG
 			return
 		}
 		name := envName(f.Name)
-		if v := getenv(name); v != "" {
+		if v, ok := lookupEnv(name); ok {
 			if e := fs.Set(f.Name, v); e != nil {
 				err = fmt.Errorf("invalid value %q for %s: %v", v, name, e)
 			}
@@ -498,6 +567,10 @@ func parseSize(s string) (int64, error) {
 	return n * mult, nil
 }
 
+// maxWorkers is the most worker processes a supervisor runs (prefork's
+// limit).
+const maxWorkers = 4096
+
 // workersFlag parses -workers: a count, or "auto" (stored as 0).
 type workersFlag struct{ v *int }
 
@@ -517,8 +590,8 @@ func (f workersFlag) Set(s string) error {
 		return nil
 	}
 	n, err := strconv.Atoi(s)
-	if err != nil || n < 1 || n > 4096 {
-		return fmt.Errorf("want a number from 1 to 4096, or auto")
+	if err != nil || n < 1 || n > maxWorkers {
+		return fmt.Errorf("want a number from 1 to %d, or auto", maxWorkers)
 	}
 	*f.v = n
 	return nil

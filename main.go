@@ -31,12 +31,15 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
+	"os/exec"
 	"os/signal"
 	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -75,9 +78,12 @@ type options struct {
 const envWorkerMaxConns = "WSGATE_WORKER_MAX_CONNS"
 
 func main() {
-	opts, err := parseFlags(os.Args[1:], os.Getenv)
+	opts, err := parseFlags(os.Args[1:], os.LookupEnv)
 	if errors.Is(err, flag.ErrHelp) {
 		os.Exit(0)
+	}
+	if err == nil {
+		err = checkConfig(opts)
 	}
 	if err != nil {
 		fail(err)
@@ -107,6 +113,10 @@ func main() {
 	} else {
 		err = runServer(opts, log, id, isWorker)
 	}
+	var workerErr *workerConfigError
+	if errors.As(err, &workerErr) {
+		fail(err)
+	}
 	if err != nil {
 		log.Error("wsgate stopped", "err", err)
 		os.Exit(1)
@@ -117,6 +127,71 @@ func main() {
 func fail(err error) {
 	fmt.Fprintf(os.Stderr, "wsgate: %v\n", err)
 	os.Exit(2)
+}
+
+// checkConfig makes, before anything starts, the checks of the settings
+// that parseFlags cannot make and that the server or the supervisor would
+// otherwise make only while starting: what handler, auth and wsconn
+// refuse, the NATS URLs, the TLS certificate and key, and under -workers
+// the worker arithmetic. It reads the files the settings name (TLS, JWT
+// keys) and opens no socket. Run as a worker, it checks the worker's
+// settings, the supervisor's share of -max-conns included.
+func checkConfig(opts options) error {
+	if _, err := handler.NewChannels(opts.channels); err != nil {
+		return err
+	}
+	if opts.jwt != nil {
+		if _, err := auth.New(*opts.jwt); err != nil {
+			return err
+		}
+	}
+	if opts.tlsCert != "" {
+		if _, err := newCertReloader(opts.tlsCert, opts.tlsKey); err != nil {
+			return err
+		}
+	}
+	for _, u := range opts.nats {
+		if !isNATSURL(u) {
+			return fmt.Errorf("invalid -nats URL %q%s: want nats://host:port or tls://host:port", u, opts.where("nats"))
+		}
+	}
+	id, isWorker := prefork.WorkerID()
+	cfg := baseConfig(opts, id, isWorker)
+	if opts.workers != 1 && !isWorker {
+		plan, err := planWorkers(opts)
+		if err != nil {
+			return err
+		}
+		cfg.MaxConns = plan.maxConns // each worker's config, as the worker will check it
+	}
+	cfg.Routes = map[string]handler.Handler{"/echo": handler.Echo{}} // any: Validate wants one
+	return cfg.Validate()
+}
+
+// isNATSURL reports whether u is a URL the NATS client connects to:
+// nats:// or tls://, then host:port (user:password@ allowed).
+func isNATSURL(u string) bool {
+	p, err := url.Parse(u)
+	if err != nil || p.Scheme != "nats" && p.Scheme != "tls" || p.Hostname() == "" {
+		return false
+	}
+	port, err := strconv.Atoi(p.Port())
+	return err == nil && port > 0 && port <= 65535
+}
+
+// baseConfig is the wsconn.Config this process serves with, before
+// runServer adds routes, pages, hooks and TLS: opts.ws, and in worker id
+// the shared port and the share of -max-conns the supervisor passed.
+func baseConfig(opts options, id int, isWorker bool) wsconn.Config {
+	cfg := opts.ws
+	if isWorker {
+		cfg.ReusePort = true
+		cfg.ResponseHeader = http.Header{"X-Wsgate-Worker": {strconv.Itoa(id)}}
+		if n, err := strconv.Atoi(os.Getenv(envWorkerMaxConns)); err == nil {
+			cfg.MaxConns = n
+		}
+	}
+	return cfg
 }
 
 // runServer serves in this process (alone, or as one worker) until
@@ -130,7 +205,7 @@ func runServer(opts options, log *slog.Logger, id int, isWorker bool) error {
 		fail(err)
 	}
 	channels.SetRefresh(opts.refresh)
-	cfg := opts.ws
+	cfg := baseConfig(opts, id, isWorker)
 	cfg.Routes = map[string]handler.Handler{"/ws": channels, "/echo": handler.Echo{}}
 	cfg.Pages = demoPages() // the chat demo at GET /
 	cfg.Logger = log
@@ -145,13 +220,6 @@ func runServer(opts options, log *slog.Logger, id int, isWorker bool) error {
 		cfg.TLS = certs.config()
 	}
 	go reloadOnHangup(hup, certs, log)
-	if isWorker {
-		cfg.ReusePort = true
-		cfg.ResponseHeader = http.Header{"X-Wsgate-Worker": {strconv.Itoa(id)}}
-		if n, err := strconv.Atoi(os.Getenv(envWorkerMaxConns)); err == nil {
-			cfg.MaxConns = n
-		}
-	}
 	srv, err := wsconn.New(cfg)
 	if err != nil {
 		fail(err)
@@ -281,14 +349,11 @@ func brokerLogger(log *slog.Logger) func(bool, error) {
 // runSupervisor runs the workers and, without -nats, the embedded NATS
 // server that joins them.
 func runSupervisor(opts options, log *slog.Logger) error {
-	n := opts.workers
-	if n == 0 {
-		n = autoWorkers(opts.ws.MaxConns)
-	}
-	admins, err := workerAdminAddrs(opts.admin, n)
+	plan, err := planWorkers(opts) // checkConfig ran it: no error
 	if err != nil {
-		fail(err)
+		return err
 	}
+	n, admins := plan.workers, plan.admins
 	nats := opts.nats
 	if len(nats) == 0 {
 		emb, err := broker.StartEmbedded("127.0.0.1", 0)
@@ -305,11 +370,11 @@ func runSupervisor(opts options, log *slog.Logger) error {
 		// scheduler spinning across dozens of processes.
 		env = append(env, "GOMAXPROCS="+strconv.Itoa(max(1, runtime.NumCPU()/n)))
 	}
-	if opts.ws.MaxConns > 0 {
-		env = append(env, envWorkerMaxConns+"="+strconv.Itoa(workerShare(opts.ws.MaxConns, n)))
+	if plan.maxConns > 0 {
+		env = append(env, envWorkerMaxConns+"="+strconv.Itoa(plan.maxConns))
 	}
 	sig := notifySignals()
-	sup, err := prefork.Start(prefork.Config{
+	sup, err := startWorkers(prefork.Config{
 		Workers: n,
 		Args:    os.Args[1:],
 		Env:     func(i int) []string { return append(slices.Clip(env), envWorkerAdmin+"="+admins[i]) },
@@ -328,6 +393,77 @@ func runSupervisor(opts options, log *slog.Logger) error {
 	ctx, cancel := context.WithTimeout(context.Background(), opts.shutdownTimeout+5*time.Second)
 	defer cancel()
 	return sup.Shutdown(ctx)
+}
+
+// A workerPlan is the supervisor's arithmetic.
+type workerPlan struct {
+	workers  int      // -workers, or what auto comes to
+	admins   []string // each worker's admin address (workerAdminAddrs)
+	maxConns int      // each worker's share of -max-conns; 0: its default
+}
+
+// planWorkers works out the workers of opts, or why they cannot hold
+// -max-conns.
+func planWorkers(opts options) (workerPlan, error) {
+	n, total, per := opts.workers, opts.ws.MaxConns, wsconn.DefaultMaxConns()
+	if n == 0 {
+		n = autoWorkers(total)
+		if n > maxWorkers {
+			return workerPlan{}, fmt.Errorf("-workers auto: -max-conns %d needs %d workers of %d connections, more than %d",
+				total, n, per, maxWorkers)
+		}
+	} else if total > n*per {
+		return workerPlan{}, fmt.Errorf("-max-conns %d: %d workers hold at most %d (%d each: the descriptor limit - %d); "+
+			"raise -workers, or use auto", total, n, n*per, per, wsconn.DescriptorHeadroom)
+	}
+	admins, err := workerAdminAddrs(opts.admin, n)
+	if err != nil {
+		return workerPlan{}, err
+	}
+	p := workerPlan{workers: n, admins: admins}
+	if total > 0 {
+		p.maxConns = workerShare(total, n)
+	}
+	return p, nil
+}
+
+// A workerConfigError is a worker that exited with status 2, a
+// configuration error, before it was ever ready: restarting it would fail
+// the same way. Its own message is on stderr, before.
+type workerConfigError struct{ worker int }
+
+func (e *workerConfigError) Error() string {
+	return fmt.Sprintf("worker %d exited with status 2 (a configuration error) before it was ready", e.worker)
+}
+
+// startWorkers is prefork.Start, but when a worker exited with status 2
+// before it was ready, the error is a *workerConfigError naming it.
+// (prefork's error names the status only in its text; cfg.OnEvent sees it.)
+func startWorkers(cfg prefork.Config) (*prefork.Supervisor, error) {
+	var mu sync.Mutex // guards ready, bad: OnEvent runs on each worker's goroutine
+	ready, bad := map[int]bool{}, -1
+	onEvent := cfg.OnEvent
+	cfg.OnEvent = func(e prefork.Event) {
+		var exit *exec.ExitError
+		mu.Lock()
+		switch {
+		case e.Kind == "ready":
+			ready[e.Worker] = true
+		case e.Kind == "exited" && !ready[e.Worker] && bad < 0 && errors.As(e.Err, &exit) && exit.ExitCode() == 2:
+			bad = e.Worker
+		}
+		mu.Unlock()
+		if onEvent != nil {
+			onEvent(e)
+		}
+	}
+	sup, err := prefork.Start(cfg)
+	mu.Lock()
+	defer mu.Unlock()
+	if err != nil && bad >= 0 {
+		return nil, &workerConfigError{bad}
+	}
+	return sup, err
 }
 
 // forwardHangup passes SIGHUP (certificate reload) on to every worker.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"net"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,6 +22,7 @@ import (
 	"go.uber.org/goleak"
 
 	"wsgate/broker"
+	"wsgate/prefork"
 	"wsgate/wsconn"
 )
 
@@ -27,9 +30,17 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m, goleak.IgnoreCurrent())
 }
 
+// envOf is a fake os.LookupEnv: the variables of env are set.
+func envOf(env map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) {
+		v, ok := env[k]
+		return v, ok
+	}
+}
+
 func TestParseFlags(t *testing.T) {
 	env := map[string]string{"WSGATE_MAX_CONNS": "100", "WSGATE_ADDR": ":9000", "WSGATE_NATS": "nats://a:1,nats://b:2"}
-	getenv := func(k string) string { return env[k] }
+	getenv := envOf(env)
 	tests := []struct {
 		name    string
 		args    []string
@@ -505,7 +516,10 @@ reuse-port: true
 					args = append([]string{"-config", path}, args...)
 				}
 			}
-			getenv := func(k string) string { return strings.ReplaceAll(tt.env[k], "FILE", path) }
+			getenv := func(k string) (string, bool) {
+				v, ok := tt.env[k]
+				return strings.ReplaceAll(v, "FILE", path), ok
+			}
 			o, err := parseFlags(args, getenv)
 			if tt.wantErr != "" {
 				want := strings.ReplaceAll(tt.wantErr, "FILE", path)
@@ -540,7 +554,7 @@ func TestPrintConfig(t *testing.T) {
 	file := writeConfig(t, "max-conns: 50000\nping-interval: 1m30s\nmax-message: 2M\nlog-format: json\n")
 	env := map[string]string{"WSGATE_ADDR": "127.0.0.1:9000", "WSGATE_JWT_SECRET": secret, "WSGATE_API_KEY": secret,
 		"WSGATE_NATS": "nats://a:4222,nats://b:4222"}
-	getenv := func(k string) string { return env[k] }
+	getenv := envOf(env)
 	args := []string{"-config", file, "-print-config", "-max-conns", "7", "-origins", `https://a.example,"odd" \ one`,
 		"-workers", "auto", "-max-queue", "12345", "-admin", "off"}
 	o, err := parseFlags(args, getenv)
@@ -587,12 +601,7 @@ func TestPrintConfig(t *testing.T) {
 	// Read back as the only source (secrets from the environment, as they
 	// would be): the same settings.
 	printed := writeConfig(t, out)
-	secrets := func(k string) string {
-		if k == "WSGATE_JWT_SECRET" || k == "WSGATE_API_KEY" {
-			return secret
-		}
-		return ""
-	}
+	secrets := envOf(map[string]string{"WSGATE_JWT_SECRET": secret, "WSGATE_API_KEY": secret})
 	back, err := parseFlags([]string{"-config", printed}, secrets)
 	if err != nil {
 		t.Fatalf("reading the printed configuration back: %v", err)
@@ -616,8 +625,288 @@ func TestPrintConfig(t *testing.T) {
 	}
 
 	// Read back without the secrets: "<redacted>" is no usable key.
-	if _, err := parseFlags([]string{"-config", printed}, func(string) string { return "" }); err == nil ||
+	if _, err := parseFlags([]string{"-config", printed}, envOf(nil)); err == nil ||
 		!strings.Contains(err.Error(), "-api-key (in "+printed+") is 10 bytes") {
 		t.Errorf("read back without secrets: got %v, want the redacted API key refused", err)
+	}
+}
+
+// TestSettingRanges: numbers out of their flag's range are one line naming
+// the flag and its source; an explicit zero where zero would silently mean
+// a non-zero default is refused.
+func TestSettingRanges(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		file    string // config file contents; "": none
+		wantErr string // "": accepted; FILE is the file's path
+	}{
+		{name: "frame over message", args: []string{"-max-frame", "2M", "-max-message", "1M"},
+			wantErr: "invalid -max-frame 2M: want at most -max-message (1M)"},
+		{name: "frame over default message", args: []string{"-max-frame", "2M"},
+			wantErr: "invalid -max-frame 2M: want at most -max-message (1M)"},
+		{name: "frame up to message", args: []string{"-max-frame", "2M", "-max-message", "2M"}},
+		{name: "negative pool", args: []string{"-pool", "-3"},
+			wantErr: "invalid -pool -3: want a positive size, or 0 for max(16, 8*GOMAXPROCS)"},
+		{name: "negative max-conns", args: []string{"-max-conns", "-1"},
+			wantErr: "invalid -max-conns -1: want a positive cap, or 0 for the descriptor limit - 128"},
+		{name: "zero max-conns-per-ip", args: []string{"-max-conns-per-ip", "0"},
+			wantErr: "invalid -max-conns-per-ip 0: want a positive cap, or -1 for none"},
+		{name: "zero max-conns-per-ip from env", env: map[string]string{"WSGATE_MAX_CONNS_PER_IP": "0"},
+			wantErr: "invalid -max-conns-per-ip 0 (WSGATE_MAX_CONNS_PER_IP): want a positive cap, or -1 for none"},
+		{name: "zero max-conns-per-ip from file", file: "max-conns-per-ip: 0\n",
+			wantErr: "invalid -max-conns-per-ip 0 (in FILE): want a positive cap, or -1 for none"},
+		{name: "no cap per ip", args: []string{"-max-conns-per-ip", "-1"}},
+		{name: "zero accept-rate", args: []string{"-accept-rate", "0"},
+			wantErr: "invalid -accept-rate 0: want a positive rate, or -1 for no cap"},
+		{name: "zero max-msg-rate", args: []string{"-max-msg-rate", "0"},
+			wantErr: "invalid -max-msg-rate 0: want a positive rate, or -1 for no cap"},
+		{name: "zero max-subs", args: []string{"-max-subs", "0"}, wantErr: "invalid -max-subs 0: want a positive count"},
+		{name: "negative max-subs", args: []string{"-max-subs", "-1"}, wantErr: "invalid -max-subs -1: want a positive count"},
+		{name: "zero max-channel-len", args: []string{"-max-channel-len", "0"},
+			wantErr: "invalid -max-channel-len 0: want a positive length in bytes"},
+		{name: "zero handshake-timeout", args: []string{"-handshake-timeout", "0"},
+			wantErr: "invalid -handshake-timeout 0s: want a positive duration"},
+		{name: "zero pong-timeout", args: []string{"-pong-timeout", "0s"}, wantErr: "invalid -pong-timeout 0s: want a positive duration"},
+		{name: "negative close-timeout", args: []string{"-close-timeout", "-1s"},
+			wantErr: "invalid -close-timeout -1s: want a positive duration"},
+		{name: "zero sweep-interval", args: []string{"-sweep-interval", "0"},
+			wantErr: "invalid -sweep-interval 0s: want a positive duration"},
+		{name: "zero ping-interval", args: []string{"-ping-interval", "0"},
+			wantErr: "invalid -ping-interval 0s: want a positive duration, or negative for never"},
+		{name: "no pings", args: []string{"-ping-interval", "-1s"}},
+		{name: "zero log-warn-interval", args: []string{"-log-warn-interval", "0"},
+			wantErr: "invalid -log-warn-interval 0s: want a positive duration"},
+		{name: "negative shutdown-timeout", args: []string{"-shutdown-timeout", "-1s"},
+			wantErr: "invalid -shutdown-timeout -1s: want a positive duration, or 0 to close at once"},
+		{name: "zero shutdown-timeout", args: []string{"-shutdown-timeout", "0"}},
+		{name: "addr without port", args: []string{"-addr", "foo"}, wantErr: `invalid -addr "foo": want host:port`},
+		{name: "admin port out of range", env: map[string]string{"WSGATE_ADMIN": "127.0.0.1:99999"},
+			wantErr: `invalid -admin "127.0.0.1:99999" (WSGATE_ADMIN): want host:port, or off`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args, path := tt.args, ""
+			if tt.file != "" {
+				path = writeConfig(t, tt.file)
+				args = append([]string{"-config", path}, args...)
+			}
+			_, err := parseFlags(args, envOf(tt.env))
+			want := strings.ReplaceAll(tt.wantErr, "FILE", path)
+			switch {
+			case want == "" && err != nil:
+				t.Fatalf("got error %q, want none", err)
+			case want != "" && (err == nil || err.Error() != want):
+				t.Fatalf("got error %v, want %q", err, want)
+			}
+		})
+	}
+}
+
+// TestEmptyEnv: a WSGATE_* variable that is set counts, even empty.
+func TestEmptyEnv(t *testing.T) {
+	file := writeConfig(t, "origins: \"https://a.example\"\nmax-conns: 50\n")
+	tests := []struct {
+		name    string
+		env     map[string]string
+		origins []string
+		src     source
+		wantErr string
+	}{
+		{name: "unset: the file's", env: nil, origins: []string{"https://a.example"}, src: fromFile},
+		{name: "empty: clears the file's", env: map[string]string{"WSGATE_ORIGINS": ""}, origins: nil, src: fromEnv},
+		{name: "empty number", env: map[string]string{"WSGATE_MAX_CONNS": ""},
+			wantErr: `invalid value "" for WSGATE_MAX_CONNS: parse error`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o, err := parseFlags([]string{"-config", file}, envOf(tt.env))
+			if tt.wantErr != "" {
+				if err == nil || err.Error() != tt.wantErr {
+					t.Fatalf("got error %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(o.ws.AllowedOrigins) != fmt.Sprint(tt.origins) || o.sources["origins"] != tt.src {
+				t.Errorf("got origins %q from %s, want %q from %s", o.ws.AllowedOrigins, o.sources["origins"], tt.origins, tt.src)
+			}
+		})
+	}
+	// An empty WSGATE_CONFIG names no file.
+	if o, err := parseFlags(nil, envOf(map[string]string{"WSGATE_CONFIG": ""})); err != nil || o.configFile != "" {
+		t.Errorf("empty WSGATE_CONFIG: got file %q, error %v; want no file, no error", o.configFile, err)
+	}
+}
+
+// TestCheckConfig: checkConfig refuses, in one line, what the server or the
+// supervisor would refuse only while starting.
+func TestCheckConfig(t *testing.T) {
+	per := wsconn.DefaultMaxConns()
+	tests := []struct {
+		name       string
+		args       []string
+		wantErr    string // the whole message
+		wantPrefix string // or its start, for messages of other packages
+	}{
+		{name: "defaults"},
+		{name: "two workers", args: []string{"-workers", "2", "-max-conns", strconv.Itoa(2 * per)}},
+		{name: "good NATS URLs", args: []string{"-nats", "nats://a:4222,tls://user:pw@b.example:4443"}},
+		{name: "NATS URL without scheme", args: []string{"-nats", "foo"},
+			wantErr: `invalid -nats URL "foo": want nats://host:port or tls://host:port`},
+		{name: "NATS URL without port", args: []string{"-nats", "nats://a:1,nats://b"},
+			wantErr: `invalid -nats URL "nats://b": want nats://host:port or tls://host:port`},
+		{name: "NATS URL of another scheme", args: []string{"-nats", "http://a:1"},
+			wantErr: `invalid -nats URL "http://a:1": want nats://host:port or tls://host:port`},
+		{name: "missing certificate", args: []string{"-tls-cert", "/nonexistent/c.pem", "-tls-key", "/nonexistent/k.pem"},
+			wantErr: "failed to load TLS certificate /nonexistent/c.pem and key /nonexistent/k.pem: open /nonexistent/c.pem: no such file or directory"},
+		{name: "short JWT secret", args: []string{"-jwt-secret", "short"}, wantPrefix: "auth: "},
+		{name: "missing JWT key file", args: []string{"-jwt-public-key", "/nonexistent/jwt.pem"}, wantPrefix: "auth: "},
+		{name: "queue below a message", args: []string{"-max-queue", "100"}, wantPrefix: "wsconn: invalid config: max queue bytes 100"},
+		{name: "max-conns past the descriptor limit", args: []string{"-max-conns", strconv.Itoa(per + 100)},
+			wantPrefix: "wsconn: invalid config: max conns"},
+		{name: "workers too few for max-conns", args: []string{"-workers", "2", "-max-conns", strconv.Itoa(2*per + 1)},
+			wantErr: fmt.Sprintf("-max-conns %d: 2 workers hold at most %d (%d each: the descriptor limit - 128); raise -workers, or use auto",
+				2*per+1, 2*per, per)},
+		{name: "auto past 4096 workers", args: []string{"-workers", "auto", "-max-conns", strconv.Itoa(4096 * per)},
+			wantErr: fmt.Sprintf("-workers auto: -max-conns %d needs %d workers of %d connections, more than 4096",
+				4096*per, autoWorkers(4096*per), per)},
+		{name: "worker admin ports past 65535", args: []string{"-workers", "3", "-admin", "127.0.0.1:65534"},
+			wantErr: "-admin port 65534: 3 workers need ports up to 65537, past 65535"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o, err := parseFlags(tt.args, envOf(nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = checkConfig(o)
+			switch {
+			case tt.wantErr == "" && tt.wantPrefix == "":
+				if err != nil {
+					t.Fatalf("got error %q, want none", err)
+				}
+			case err == nil:
+				t.Fatalf("got no error, want %q", tt.wantErr+tt.wantPrefix)
+			case strings.Contains(err.Error(), "\n"):
+				t.Fatalf("got a message of several lines: %q", err)
+			case tt.wantErr != "" && err.Error() != tt.wantErr:
+				t.Fatalf("got error %q, want %q", err, tt.wantErr)
+			case !strings.HasPrefix(err.Error(), tt.wantPrefix):
+				t.Fatalf("got error %q, want one starting %q", err, tt.wantPrefix)
+			}
+		})
+	}
+}
+
+// TestBadConfigExits2: the binary, with -print-config, as a single server
+// and as a supervisor, refuses a bad setting with one line on stderr and
+// exit status 2, at once: nothing starts (no log line, no worker).
+func TestBadConfigExits2(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the wsgate binary")
+	}
+	bin, err := buildOnce()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		args []string
+		want string // the line on stderr
+	}{
+		{"print-config, frame over message", []string{"-print-config", "-max-frame", "2M", "-max-message", "1M"},
+			"wsgate: invalid -max-frame 2M: want at most -max-message (1M)"},
+		{"print-config, bad NATS URL", []string{"-print-config", "-nats", "foo"},
+			`wsgate: invalid -nats URL "foo": want nats://host:port or tls://host:port`},
+		{"print-config, missing certificate", []string{"-print-config", "-tls-cert", "/nonexistent/c.pem", "-tls-key", "/nonexistent/k.pem"},
+			"wsgate: failed to load TLS certificate /nonexistent/c.pem and key /nonexistent/k.pem: open /nonexistent/c.pem: no such file or directory"},
+		{"server, negative pool", []string{"-pool", "-3"},
+			"wsgate: invalid -pool -3: want a positive size, or 0 for max(16, 8*GOMAXPROCS)"},
+		{"server, zero cap", []string{"-max-conns-per-ip", "0"}, "wsgate: invalid -max-conns-per-ip 0: want a positive cap, or -1 for none"},
+		{"supervisor, negative pool", []string{"-workers", "2", "-pool", "-3"},
+			"wsgate: invalid -pool -3: want a positive size, or 0 for max(16, 8*GOMAXPROCS)"},
+		{"supervisor, bad NATS URL", []string{"-workers", "2", "-nats", "nats://a"},
+			`wsgate: invalid -nats URL "nats://a": want nats://host:port or tls://host:port`},
+		{"supervisor, negative shutdown timeout", []string{"-workers", "2", "-shutdown-timeout", "-1s"},
+			"wsgate: invalid -shutdown-timeout -1s: want a positive duration, or 0 to close at once"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, bin, append([]string{"-addr", "127.0.0.1:0", "-admin", "off"}, tt.args...)...)
+			var stdout, stderr strings.Builder
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			err := cmd.Run()
+			if code := cmd.ProcessState.ExitCode(); code != 2 {
+				t.Errorf("got exit status %d (%v), want 2", code, err)
+			}
+			if got := stderr.String(); got != tt.want+"\n" {
+				t.Errorf("stderr: got %q, want the one line %q", got, tt.want)
+			}
+			if stdout.Len() > 0 {
+				t.Errorf("stdout: got %q, want nothing", stdout.String())
+			}
+		})
+	}
+}
+
+// TestStartWorkersConfigExit: a worker that exits with status 2 before it
+// is ready makes startWorkers return a *workerConfigError naming it (main
+// exits 2); another exit status does not.
+func TestStartWorkersConfigExit(t *testing.T) {
+	tests := []struct {
+		name   string
+		script string
+		want   string // the error's pattern
+		config bool
+	}{
+		{"status 2", "exit 2", `^worker [01] exited with status 2 \(a configuration error\) before it was ready$`, true},
+		{"status 1", "exit 1", `^prefork: worker [01] exited before it was ready \(exit status 1\)`, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sup, err := startWorkers(prefork.Config{Workers: 2, Path: "/bin/sh", Args: []string{"-c", tt.script}})
+			if err == nil {
+				_ = sup.Shutdown(context.Background())
+				t.Fatal("got no error, want one")
+			}
+			var cfgErr *workerConfigError
+			if errors.As(err, &cfgErr) != tt.config || !regexp.MustCompile(tt.want).MatchString(err.Error()) {
+				t.Errorf("got error %q (config error: %v), want one matching %q (config error: %v)",
+					err, errors.As(err, &cfgErr), tt.want, tt.config)
+			}
+		})
+	}
+}
+
+// TestWorkerConfigErrorExits2: a worker that finds a configuration error
+// the supervisor could not see (here a share of -max-conns past the
+// descriptor limit, passed the way the supervisor passes it) exits 2 before
+// it is ready, and the supervisor stops and exits 2 with a line naming it.
+func TestWorkerConfigErrorExits2(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the wsgate binary")
+	}
+	bin, err := buildOnce()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "-workers", "2", "-addr", "127.0.0.1:0", "-admin", "off", "-log-level", "error")
+	cmd.Env = append(os.Environ(), envWorkerMaxConns+"=999999999")
+	out, err := cmd.CombinedOutput()
+	if code := cmd.ProcessState.ExitCode(); code != 2 {
+		t.Errorf("got exit status %d (%v), want 2", code, err)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(out), "\n"), "\n")
+	last := regexp.MustCompile(`^wsgate: worker [01] exited with status 2 \(a configuration error\) before it was ready$`)
+	if !last.MatchString(lines[len(lines)-1]) {
+		t.Errorf("got output %q, want it to end with a line matching %q", out, last)
 	}
 }
