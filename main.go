@@ -270,6 +270,7 @@ const envWorkerAdmin = "WSGATE_WORKER_ADMIN"
 // there is none.
 func startAdmin(opts options, log *slog.Logger, isWorker bool, cfg admin.Config) (*admin.Server, error) {
 	cfg.Addr, cfg.APIKey, cfg.Pprof, cfg.Logger = opts.admin, opts.apiKey, opts.pprof, log
+	cfg.WarnInterval = opts.ws.WarnInterval // -log-warn-interval, as for the WebSocket side
 	if v, ok := os.LookupEnv(envWorkerAdmin); ok && isWorker {
 		cfg.Addr = v
 	}

@@ -153,7 +153,7 @@ func TestBenchAgainstServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := wsconn.New(wsconn.Config{Addr: "127.0.0.1:0",
+	srv, err := wsconn.New(wsconn.Config{Addr: "127.0.0.1:0", Compression: true,
 		Routes: map[string]handler.Handler{"/ws": channels, "/echo": handler.Echo{}}})
 	if err != nil {
 		t.Fatal(err)
@@ -204,6 +204,40 @@ func TestBenchAgainstServer(t *testing.T) {
 	}
 	if b.Latency.Count != 40000 {
 		t.Errorf("broadcast latency count %d, want 40000", b.Latency.Count)
+	}
+	idle := run("idle", "-url", "ws://"+addr+"/ws", "-n", "200", "-rate", "4000", "-hold", "100ms", "-deflate", "-pid", pid)
+	if idle.Open != 200 || len(idle.Failures) != 0 {
+		t.Errorf("idle -deflate: %d open, failures %v; want 200 compressing connections", idle.Open, idle.Failures)
+	}
+}
+
+// TestBenchDeflateDeclined: -deflate counts a connection only if the
+// server accepted permessage-deflate.
+func TestBenchDeflateDeclined(t *testing.T) {
+	if testing.Short() {
+		t.Skip("spawns bench processes")
+	}
+	srv, err := wsconn.New(wsconn.Config{Addr: "127.0.0.1:0", Routes: map[string]handler.Handler{"/echo": handler.Echo{}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	})
+	cmd := exec.Command("go", "run", ".", "idle", "-url", "ws://"+srv.Addr().String()+"/echo", "-n", "20",
+		"-hold", "100ms", "-deflate", "-pid", strconv.Itoa(os.Getpid()))
+	out, _ := cmd.Output() // the run fails: nothing opened
+	var r Result
+	if err := json.Unmarshal(out, &r); err != nil {
+		t.Fatalf("bench output is not a Result: %v\n%s", err, out)
+	}
+	if r.Open != 0 || r.Failures["deflate_declined"] != 20 {
+		t.Errorf("open %d, failures %v; want 0 and 20 deflate_declined", r.Open, r.Failures)
 	}
 }
 

@@ -36,6 +36,18 @@ type target struct {
 	sa   *unix.SockaddrInet4
 	path string
 	req  []byte // the upgrade request, built once
+
+	deflate bool // offer permessage-deflate and require it in the answer
+}
+
+// deflateOffer is what -deflate offers: what a browser offers.
+const deflateOffer = "permessage-deflate; client_max_window_bits"
+
+// withDeflate makes t offer permessage-deflate (idle mode only: the bench
+// does not inflate messages) and require the server to accept it.
+func (t *target) withDeflate() {
+	t.deflate = true
+	t.req = append(bytes.TrimSuffix(t.req, []byte("\r\n")), "Sec-WebSocket-Extensions: "+deflateOffer+"\r\n\r\n"...)
 }
 
 func parseTarget(raw string) (*target, error) {
@@ -303,6 +315,10 @@ func (c *client) readHandshake() {
 		c.abort("status_" + strconv.Itoa(status))
 		return
 	}
+	if c.t.deflate && !bytes.Contains(bytes.ToLower(c.buf[:end]), []byte("\r\nsec-websocket-extensions: permessage-deflate")) {
+		c.abort("deflate_declined") // -deflate measures compressing connections only
+		return
+	}
 	rest := c.buf[end+4:]
 	c.buf = nil
 	c.phase.Store(uint32(phOpen))
@@ -461,6 +477,9 @@ func upgradeBlocking(conn net.Conn, t *target) error {
 	}
 	if !bytes.HasPrefix(head, []byte("HTTP/1.1 101")) {
 		return fmt.Errorf("got %q", bytes.SplitN(head, []byte("\r\n"), 2)[0])
+	}
+	if t.deflate && !bytes.Contains(bytes.ToLower(head), []byte("\r\nsec-websocket-extensions: permessage-deflate")) {
+		return errors.New("permessage-deflate declined")
 	}
 	return nil
 }

@@ -104,6 +104,7 @@ type options struct {
 	pubRate    float64       // broadcast
 	channel    string        // broadcast
 	drain      time.Duration // broadcast
+	deflate    bool          // idle: offer and require permessage-deflate
 }
 
 func parseOptions(mode string, args []string) (options, error) {
@@ -140,6 +141,7 @@ func parseOptions(mode string, args []string) (options, error) {
 	fs.Float64Var(&o.pubRate, "pub-rate", 10, "broadcast: messages per second (0.2: one every 5 s)")
 	fs.StringVar(&o.channel, "channel", "bench", "broadcast: channel name")
 	fs.DurationVar(&o.drain, "drain", 15*time.Second, "broadcast: how long to wait for deliveries after the last publish")
+	fs.BoolVar(&o.deflate, "deflate", false, "idle: offer permessage-deflate and count a connection only if the server accepts it")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fs.SetOutput(os.Stderr)
@@ -176,6 +178,8 @@ func (o *options) finish(urls, src, pids string) error {
 		return fmt.Errorf("-rate %d: want at least 1", o.rate)
 	case o.procs < 0 || o.pool <= 0 || o.size < 0 || o.messages < 0:
 		return fmt.Errorf("-procs, -pool, -size and -messages must not be negative, -pool at least 1")
+	case o.deflate && o.mode != "idle":
+		return fmt.Errorf("-deflate is supported in idle mode only (the bench does not inflate messages)")
 	case o.pubRate <= 0 || o.pubRate > 1e6:
 		return fmt.Errorf("-pub-rate %v: want more than 0, at most 1000000", o.pubRate)
 	}

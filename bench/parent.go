@@ -221,6 +221,7 @@ func (r *run) spawn(ctx context.Context) error {
 			Rate: max(1, o.rate/len(shares)), Timeout: o.timeout, Pool: o.pool,
 			Size: o.size, Duration: o.duration, Messages: o.messages, PubRate: o.pubRate,
 			Channel: o.channel, Drain: o.drain, Publisher: i == 0, Procs: len(shares),
+			Deflate: o.deflate,
 		}
 		lo, hi := localPortRange()
 		wo.Sources, wo.PortLo, wo.PortHi = sourceShare(o.sources, i, len(shares), lo, hi)

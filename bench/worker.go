@@ -40,6 +40,7 @@ type workerOptions struct {
 	Drain     time.Duration `json:"drain"`
 	Publisher bool          `json:"publisher"`
 	Procs     int           `json:"procs"` // worker processes in the run
+	Deflate   bool          `json:"deflate"`
 }
 
 // msg is one line from a worker to the parent.
@@ -74,6 +75,9 @@ func runWorker() error {
 		t, err := parseTarget(u)
 		if err != nil {
 			return err
+		}
+		if o.Deflate {
+			t.withDeflate()
 		}
 		w.targets = append(w.targets, t)
 	}
