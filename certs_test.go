@@ -174,3 +174,38 @@ func TestCertificateReloadOnHangup(t *testing.T) {
 		w.echo(t, "and still here")
 	}
 }
+
+// TestTLSVersions: the wss listener speaks TLS 1.2 and 1.3 and refuses
+// older versions at the handshake.
+func TestTLSVersions(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	writeCert(t, "v", certFile, keyFile)
+	addr, _ := startGate(t, "-tls-cert", certFile, "-tls-key", keyFile)
+	for _, tt := range []struct {
+		name    string
+		version uint16
+		ok      bool
+	}{
+		{"TLS 1.0", tls.VersionTLS10, false},
+		{"TLS 1.1", tls.VersionTLS11, false},
+		{"TLS 1.2", tls.VersionTLS12, true},
+		{"TLS 1.3", tls.VersionTLS13, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := tls.Dial("tcp", addr, &tls.Config{
+				InsecureSkipVerify: true, // self-signed; only the version matters here
+				MinVersion:         tt.version, MaxVersion: tt.version,
+			})
+			if err == nil {
+				defer c.Close()
+			}
+			if (err == nil) != tt.ok {
+				t.Fatalf("handshake error %v, want success %v", err, tt.ok)
+			}
+			if tt.ok && c.ConnectionState().Version != tt.version {
+				t.Fatalf("negotiated %x, want %x", c.ConnectionState().Version, tt.version)
+			}
+		})
+	}
+}
