@@ -21,4 +21,8 @@ N=40000 HOLD=5s ROUNDS=3 PUB_RATE=0.5 OUT="$(mktemp -d)" scripts/loadtest-1m.sh
 
 echo "== scripts/tune-linux_test.sh"
 scripts/tune-linux_test.sh
+shot="${WSGATE_ARTIFACTS:-test-artifacts}/chat.png"
+if [ -s "$shot" ]; then
+	echo "== test artifact: the chat demo in Chromium, $(cd "$(dirname "$shot")" && pwd)/chat.png"
+fi
 echo "== all tests passed"
