@@ -77,6 +77,8 @@ var wsMetrics = []metric{
 		func(s *snapshot) float64 { return float64(s.WS.TLSHandshakeLimit) }),
 	counter("forced_closes_total", "Connections cut at the shutdown deadline.",
 		func(s *snapshot) float64 { return float64(s.WS.ForcedCloses) }),
+	counter("pages_served_total", "Plain HTTP pages answered on the WebSocket port (the chat demo at GET /); not handshakes.",
+		func(s *snapshot) float64 { return float64(s.WS.PagesServed) }),
 
 	gauge("channels", "Channels with subscribers on this process now.",
 		func(s *snapshot) float64 { return float64(s.Channels.Channels) }),

@@ -81,7 +81,7 @@ func TestMetrics(t *testing.T) {
 
 	families := scrape(t, client, base)
 	for _, name := range []string{
-		"wsgate_connections_open", "wsgate_connections_opened_total", "wsgate_connections_closed_total",
+		"wsgate_connections_open", "wsgate_pages_served_total", "wsgate_connections_opened_total", "wsgate_connections_closed_total",
 		"wsgate_handshakes_total", "wsgate_messages_received_total", "wsgate_messages_sent_total",
 		"wsgate_received_bytes_total", "wsgate_sent_bytes_total", "wsgate_queued_bytes",
 		"wsgate_slow_consumer_closes_total", "wsgate_rate_limited_closes_total", "wsgate_accept_refused_total",
