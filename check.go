@@ -1,0 +1,170 @@
+package main
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"time"
+
+	"wsgate/admin"
+	"wsgate/auth"
+	"wsgate/handler"
+	"wsgate/prefork"
+	"wsgate/wsconn"
+)
+
+// Checking the settings before anything starts: everything the server
+// would refuse at startup is refused here, for a start and for
+// -print-config alike, with one line and exit status 2.
+
+// checkConfig makes, before anything starts, the checks of the settings
+// that parseFlags cannot make and that the server or the supervisor would
+// otherwise make only while starting: what handler, auth and wsconn
+// refuse, the NATS URLs, the TLS certificate and key, and under -workers
+// the worker arithmetic. It reads the files the settings name (TLS, JWT
+// keys) and opens no socket. Run as a worker, it checks the worker's
+// settings, the supervisor's share of -max-conns included.
+func checkConfig(opts options) error {
+	if _, err := handler.NewChannels(opts.channels); err != nil {
+		return err
+	}
+	if opts.jwt != nil {
+		if _, err := auth.New(*opts.jwt); err != nil {
+			return err
+		}
+	}
+	if opts.tlsCert != "" {
+		if _, err := newCertReloader(opts.tlsCert, opts.tlsKey); err != nil {
+			return err
+		}
+	}
+	for _, u := range opts.nats {
+		if !isNATSURL(u) {
+			return fmt.Errorf("invalid -nats URL %q%s: want nats://host:port or tls://host:port", u, opts.where("nats"))
+		}
+	}
+	id, isWorker := prefork.WorkerID()
+	cfg := baseConfig(opts, id, isWorker)
+	if opts.workers != 1 && !isWorker {
+		plan, err := planWorkers(opts)
+		if err != nil {
+			return err
+		}
+		cfg.MaxConns = plan.maxConns // each worker's config, as the worker will check it
+	}
+	cfg.Routes = map[string]handler.Handler{"/echo": handler.Echo{}} // any: Validate wants one
+	return cfg.Validate()
+}
+
+// isNATSURL reports whether u is a URL the NATS client connects to:
+// nats:// or tls://, then host:port (user:password@ allowed).
+func isNATSURL(u string) bool {
+	p, err := url.Parse(u)
+	if err != nil || p.Scheme != "nats" && p.Scheme != "tls" || p.Hostname() == "" {
+		return false
+	}
+	port, err := strconv.Atoi(p.Port())
+	return err == nil && port > 0 && port <= 65535
+}
+
+// checkJWTFlags reports, in terms of flags, the combinations of -jwt-*
+// flags that cannot work; auth.New checks the rest, such as the keys.
+func checkJWTFlags(c auth.Config) error {
+	secrets := 0
+	if len(c.Secret) > 0 {
+		secrets++
+	}
+	if c.SecretFile != "" {
+		secrets++
+	}
+	switch {
+	case secrets == 2:
+		return errors.New("-jwt-secret and -jwt-secret-file: give one")
+	case secrets > 0 && len(c.PublicKeyFiles) > 0:
+		return errors.New("-jwt-secret or -jwt-secret-file, and -jwt-public-key: give one kind of key")
+	case secrets == 0 && len(c.PublicKeyFiles) == 0 && (c.Issuer != "" || c.Audience != ""):
+		return errors.New("-jwt-issuer and -jwt-audience need a key: -jwt-secret, -jwt-secret-file or -jwt-public-key")
+	}
+	return nil
+}
+
+// checkNumbers refuses numbers out of their flag's range, in terms of
+// flags: negatives where none has a meaning, and zero in the settings
+// whose default is not zero, where it would silently mean the default
+// (-max-conns-per-ip 0 would be 10000, not "no cap").
+func checkNumbers(o *options) error {
+	w := &o.ws
+	for _, c := range []struct {
+		name      string
+		v         int
+		zero, neg bool // allowed
+		want      string
+	}{
+		{"pool", w.Workers, true, false, "want a positive size, or 0 for " + zeroMeans["pool"]},
+		{"max-conns", w.MaxConns, true, false, "want a positive cap, or 0 for the " + zeroMeans["max-conns"]},
+		{"max-conns-per-ip", w.MaxConnsPerIP, false, true, "want a positive cap, or -1 for none"},
+		{"accept-rate", w.AcceptRate, false, true, "want a positive rate, or -1 for no cap"},
+		{"max-msg-rate", w.MaxMessageRate, false, true, "want a positive rate, or -1 for no cap"},
+		{"max-subs", o.channels.MaxSubscriptions, false, false, "want a positive count"},
+		{"max-channel-len", o.channels.MaxChannelLen, false, false, "want a positive length in bytes"},
+	} {
+		if c.v == 0 && !c.zero || c.v < 0 && !c.neg {
+			return fmt.Errorf("invalid -%s %d%s: %s", c.name, c.v, o.where(c.name), c.want)
+		}
+	}
+	for _, c := range []struct {
+		name      string
+		v         time.Duration
+		zero, neg bool // allowed
+		want      string
+	}{
+		{"handshake-timeout", w.HandshakeTimeout, false, false, "want a positive duration"},
+		{"ping-interval", w.PingInterval, false, true, "want a positive duration, or negative for never"},
+		{"pong-timeout", w.PongTimeout, false, false, "want a positive duration"},
+		{"close-timeout", w.CloseTimeout, false, false, "want a positive duration"},
+		{"sweep-interval", w.SweepInterval, false, false, "want a positive duration"},
+		{"log-warn-interval", w.WarnInterval, false, false, "want a positive duration"},
+		{"shutdown-timeout", o.shutdownTimeout, true, false, "want a positive duration, or 0 to close at once"},
+	} {
+		if c.v == 0 && !c.zero || c.v < 0 && !c.neg {
+			return fmt.Errorf("invalid -%s %v%s: %s", c.name, c.v, o.where(c.name), c.want)
+		}
+	}
+	if msg := cmp.Or(w.MaxMessageSize, wsconn.DefaultMaxMessageSize); w.MaxFrameSize > msg {
+		return fmt.Errorf("invalid -max-frame %s%s: want at most -max-message (%s)",
+			formatSize(w.MaxFrameSize), o.where("max-frame"), formatSize(msg))
+	}
+	return nil
+}
+
+// checkAdminFlags reads "off" in -admin as "" (no admin listener) and
+// reports, in terms of flags, an address or key that admin.New would refuse
+// (the supervisor never calls it), and an -addr no listener would take.
+func checkAdminFlags(o *options) error {
+	if o.admin == "off" {
+		o.admin = ""
+	}
+	if o.admin != "" && !isHostPort(o.admin) {
+		return fmt.Errorf("invalid -admin %q%s: want host:port, or off", o.admin, o.where("admin"))
+	}
+	if !isHostPort(o.ws.Addr) {
+		return fmt.Errorf("invalid -addr %q%s: want host:port", o.ws.Addr, o.where("addr"))
+	}
+	if o.apiKey != "" && len(o.apiKey) < admin.MinAPIKeyLen {
+		return fmt.Errorf("-api-key%s is %d bytes: want at least %d", o.where("api-key"), len(o.apiKey), admin.MinAPIKeyLen)
+	}
+	return nil
+}
+
+// isHostPort reports whether addr is host:port with a valid port (a
+// number up to 65535 or a service name), as a listener needs.
+func isHostPort(addr string) bool {
+	_, port, err := net.SplitHostPort(addr)
+	if err == nil {
+		_, err = net.LookupPort("tcp", port)
+	}
+	return err == nil
+}

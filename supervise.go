@@ -1,0 +1,222 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"wsgate/broker"
+	"wsgate/prefork"
+	"wsgate/wsconn"
+)
+
+// The supervisor side of -workers: how many workers, each one's share of
+// the connection cap and its admin address, starting them (package
+// prefork), passing SIGHUP on, and logging what happens to them.
+
+// workerAdminAddrs returns the admin address of each of n workers: worker
+// i on addr's port + 1 + i, so that none takes the address a single
+// process would use; every worker on a free port if addr's port is 0;
+// "off" for all if addr is "".
+func workerAdminAddrs(addr string, n int) ([]string, error) {
+	addrs := make([]string, n)
+	if addr == "" {
+		for i := range addrs {
+			addrs[i] = "off"
+		}
+		return addrs, nil
+	}
+	host, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("invalid -admin %q: %w", addr, err)
+	}
+	port, err := net.LookupPort("tcp", p)
+	if err != nil {
+		return nil, fmt.Errorf("invalid -admin %q: %w", addr, err)
+	}
+	if port > 0 && port+n > 65535 {
+		return nil, fmt.Errorf("-admin port %d: %d workers need ports up to %d, past 65535", port, n, port+n)
+	}
+	for i := range addrs {
+		if port > 0 {
+			p = strconv.Itoa(port + 1 + i)
+		}
+		addrs[i] = net.JoinHostPort(host, p)
+	}
+	return addrs, nil
+}
+
+// runSupervisor runs the workers and, without -nats, the embedded NATS
+// server that joins them.
+func runSupervisor(opts options, log *slog.Logger) error {
+	plan, err := planWorkers(opts) // checkConfig ran it: no error
+	if err != nil {
+		return err
+	}
+	n, admins := plan.workers, plan.admins
+	nats := opts.nats
+	if len(nats) == 0 {
+		emb, err := broker.StartEmbedded("127.0.0.1", 0)
+		if err != nil {
+			return err
+		}
+		defer emb.Shutdown()
+		nats = []string{emb.URL()}
+		log.Info("embedded NATS started", "url", emb.URL())
+	}
+	env := []string{"WSGATE_NATS=" + strings.Join(nats, ",")}
+	if os.Getenv("GOMAXPROCS") == "" {
+		// Workers share the CPUs: more Ps than a worker's share only adds
+		// scheduler spinning across dozens of processes.
+		env = append(env, "GOMAXPROCS="+strconv.Itoa(max(1, runtime.NumCPU()/n)))
+	}
+	if plan.maxConns > 0 {
+		env = append(env, envWorkerMaxConns+"="+strconv.Itoa(plan.maxConns))
+	}
+	sig := notifySignals()
+	sup, err := startWorkers(prefork.Config{
+		Workers: n,
+		Args:    os.Args[1:],
+		Env:     func(i int) []string { return append(slices.Clip(env), envWorkerAdmin+"="+admins[i]) },
+		OnEvent: func(e prefork.Event) { logWorkerEvent(log, e) },
+	})
+	if err != nil {
+		return err
+	}
+	log.Info("supervisor running", "workers", n, "pids", sup.Pids(), "nats", nats)
+	if opts.admin != "" {
+		log.Info("admin listeners on the workers, none on the supervisor", "worker_0", admins[0], "last", admins[n-1])
+	}
+	go forwardHangup(sup)
+	s := <-sig
+	log.Info("stopping workers", "signal", s.String())
+	ctx, cancel := context.WithTimeout(context.Background(), opts.shutdownTimeout+5*time.Second)
+	defer cancel()
+	return sup.Shutdown(ctx)
+}
+
+// A workerPlan is the supervisor's arithmetic.
+type workerPlan struct {
+	workers  int      // -workers, or what auto comes to
+	admins   []string // each worker's admin address (workerAdminAddrs)
+	maxConns int      // each worker's share of -max-conns; 0: its default
+}
+
+// planWorkers works out the workers of opts, or why they cannot hold
+// -max-conns.
+func planWorkers(opts options) (workerPlan, error) {
+	n, total, per := opts.workers, opts.ws.MaxConns, wsconn.DefaultMaxConns()
+	if n == 0 {
+		n = autoWorkers(total)
+		if n > maxWorkers {
+			return workerPlan{}, fmt.Errorf("-workers auto: -max-conns %d needs %d workers of %d connections, more than %d",
+				total, n, per, maxWorkers)
+		}
+	} else if total > n*per {
+		return workerPlan{}, fmt.Errorf("-max-conns %d: %d workers hold at most %d (%d each: the descriptor limit - %d); "+
+			"raise -workers, or use auto", total, n, n*per, per, wsconn.DescriptorHeadroom)
+	}
+	admins, err := workerAdminAddrs(opts.admin, n)
+	if err != nil {
+		return workerPlan{}, err
+	}
+	p := workerPlan{workers: n, admins: admins}
+	if total > 0 {
+		p.maxConns = workerShare(total, n)
+	}
+	return p, nil
+}
+
+// A workerConfigError is a worker that exited with status 2, a
+// configuration error, before it was ever ready: restarting it would fail
+// the same way. Its own message is on stderr, before.
+type workerConfigError struct{ worker int }
+
+func (e *workerConfigError) Error() string {
+	return fmt.Sprintf("worker %d exited with status 2 (a configuration error) before it was ready", e.worker)
+}
+
+// startWorkers is prefork.Start, but when a worker exited with status 2
+// before it was ready, the error is a *workerConfigError naming it.
+// (prefork's error names the status only in its text; cfg.OnEvent sees it.)
+func startWorkers(cfg prefork.Config) (*prefork.Supervisor, error) {
+	var mu sync.Mutex // guards ready, bad: OnEvent runs on each worker's goroutine
+	ready, bad := map[int]bool{}, -1
+	onEvent := cfg.OnEvent
+	cfg.OnEvent = func(e prefork.Event) {
+		var exit *exec.ExitError
+		mu.Lock()
+		switch {
+		case e.Kind == "ready":
+			ready[e.Worker] = true
+		case e.Kind == "exited" && !ready[e.Worker] && bad < 0 && errors.As(e.Err, &exit) && exit.ExitCode() == 2:
+			bad = e.Worker
+		}
+		mu.Unlock()
+		if onEvent != nil {
+			onEvent(e)
+		}
+	}
+	sup, err := prefork.Start(cfg)
+	mu.Lock()
+	defer mu.Unlock()
+	if err != nil && bad >= 0 {
+		return nil, &workerConfigError{bad}
+	}
+	return sup, err
+}
+
+// forwardHangup passes SIGHUP (certificate reload) on to every worker.
+func forwardHangup(sup *prefork.Supervisor) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	for range hup {
+		for _, pid := range sup.Pids() {
+			if pid > 0 {
+				_ = syscall.Kill(pid, syscall.SIGHUP)
+			}
+		}
+	}
+}
+
+// autoWorkers is enough workers for maxConns connections under the
+// descriptor limit, with spreadSlack, or one per CPU without a target.
+func autoWorkers(maxConns int) int {
+	per := wsconn.DefaultMaxConns()
+	if maxConns <= 0 {
+		return max(1, runtime.NumCPU())
+	}
+	return int(math.Ceil(float64(maxConns) * spreadSlack / float64(per)))
+}
+
+// workerShare is one worker's connection cap: an even share of the total
+// plus spreadSlack, within the descriptor limit.
+func workerShare(total, workers int) int {
+	return min(wsconn.DefaultMaxConns(), int(math.Ceil(float64(total)/float64(workers)*spreadSlack)))
+}
+
+func logWorkerEvent(log *slog.Logger, e prefork.Event) {
+	switch {
+	case e.Kind == "exited" && e.Stopping:
+		log.Info("worker stopped", "worker", e.Worker, "pid", e.Pid, "status", e.Err)
+	case e.Kind == "exited":
+		log.Warn("worker exited", "worker", e.Worker, "pid", e.Pid, "err", e.Err)
+	case e.Kind == "restarting":
+		log.Warn("restarting worker", "worker", e.Worker, "after", e.Wait)
+	default:
+		log.Debug("worker "+e.Kind, "worker", e.Worker, "pid", e.Pid)
+	}
+}
