@@ -141,6 +141,26 @@ func TestParseSources(t *testing.T) {
 // TestBenchAgainstServer runs the real bench binary as two processes
 // against a wsgate server in this process: 2,000 connections for echo and
 // for broadcast; the JSON must have the expected figures and no loss.
+// startServer starts a wsconn server for cfg on 127.0.0.1:0, shut down
+// when the test ends.
+func startServer(t *testing.T, cfg wsconn.Config) *wsconn.Server {
+	t.Helper()
+	cfg.Addr = "127.0.0.1:0"
+	srv, err := wsconn.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	})
+	return srv
+}
+
 func TestBenchAgainstServer(t *testing.T) {
 	if testing.Short() {
 		t.Skip("spawns bench processes")
@@ -153,19 +173,8 @@ func TestBenchAgainstServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := wsconn.New(wsconn.Config{Addr: "127.0.0.1:0", Compression: true,
+	srv := startServer(t, wsconn.Config{Compression: true,
 		Routes: map[string]handler.Handler{"/ws": channels, "/echo": handler.Echo{}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-	})
 	addr, pid := srv.Addr().String(), strconv.Itoa(os.Getpid())
 	run := func(args ...string) *Result {
 		t.Helper()
@@ -217,18 +226,7 @@ func TestBenchDeflateDeclined(t *testing.T) {
 	if testing.Short() {
 		t.Skip("spawns bench processes")
 	}
-	srv, err := wsconn.New(wsconn.Config{Addr: "127.0.0.1:0", Routes: map[string]handler.Handler{"/echo": handler.Echo{}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-	})
+	srv := startServer(t, wsconn.Config{Routes: map[string]handler.Handler{"/echo": handler.Echo{}}})
 	cmd := exec.Command("go", "run", ".", "idle", "-url", "ws://"+srv.Addr().String()+"/echo", "-n", "20",
 		"-hold", "100ms", "-deflate", "-pid", strconv.Itoa(os.Getpid()))
 	out, _ := cmd.Output() // the run fails: nothing opened
