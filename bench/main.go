@@ -112,7 +112,7 @@ func parseOptions(mode string, args []string) (options, error) {
 	switch mode {
 	case "idle", "echo", "broadcast":
 	default:
-		return o, fmt.Errorf("unknown mode %q: want idle, echo, broadcast or report", mode)
+		return o, fmt.Errorf("unknown mode %q: want idle, echo, broadcast, report or table", mode)
 	}
 	fs := flag.NewFlagSet("bench "+mode, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)

@@ -12,7 +12,7 @@
 #
 # Sizes (environment): IDLE_N=15000 ECHO_N=1000 BCAST_N=15000 HOLD=20s
 # DURATION=10s SIZE=64 MESSAGES=40 PUB_RATE=2 RATE=3000
-# SRC=127.0.0.2-127.0.0.33 OUT=results/<date>
+# SRC=127.0.0.2-127.0.0.33 OUT=bench/results/compare-<date>
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,7 +25,7 @@ IDLE_N="${IDLE_N:-15000}" ECHO_N="${ECHO_N:-1000}" BCAST_N="${BCAST_N:-15000}"
 HOLD="${HOLD:-20s}" DURATION="${DURATION:-10s}" SIZE="${SIZE:-64}"
 MESSAGES="${MESSAGES:-40}" PUB_RATE="${PUB_RATE:-2}" RATE="${RATE:-3000}"
 SRC="${SRC:-127.0.0.2-127.0.0.33}"
-OUT="${OUT:-results/$(date -u +%Y%m%d-%H%M%S)}"
+OUT="${OUT:-bench/results/compare-$(date -u +%Y%m%d-%H%M%S)}"
 WSGATE_PORT="${WSGATE_PORT:-18080}" BASELINE_PORT="${BASELINE_PORT:-18090}"
 
 bin="$(mktemp -d)"
