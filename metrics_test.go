@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"regexp"
@@ -19,8 +20,16 @@ import (
 // shipped Grafana dashboard queries.
 func TestAdminAcrossWorkers(t *testing.T) {
 	const key = "test-api-key-0123456789"
-	adminPort := freePort(t)
-	addr, _ := startGate(t, "-workers", "2", "-admin", "127.0.0.1:"+strconv.Itoa(adminPort), "-api-key", key)
+	// The workers' admin ports are adminPort+1 and +2: find a run of free
+	// ports, and the WebSocket port while they are held, so that none of
+	// them collides.
+	held := freePortRun(t, 3)
+	addr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	adminPort := held[0].Addr().(*net.TCPAddr).Port
+	for _, l := range held {
+		_ = l.Close()
+	}
+	startGateAt(t, addr, "-workers", "2", "-admin", "127.0.0.1:"+strconv.Itoa(adminPort), "-api-key", key)
 	admins := []string{ // worker i on the -admin port + 1 + i
 		"http://127.0.0.1:" + strconv.Itoa(adminPort+1),
 		"http://127.0.0.1:" + strconv.Itoa(adminPort+2),
@@ -141,4 +150,33 @@ func sample(exposition, name string) float64 {
 		}
 	}
 	return -1
+}
+
+// freePortRun listens on n consecutive loopback ports and returns the
+// listeners, for the caller to close just before it needs the ports.
+func freePortRun(t *testing.T, n int) []net.Listener {
+	t.Helper()
+	for range 100 {
+		first, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		base := first.Addr().(*net.TCPAddr).Port
+		run := []net.Listener{first}
+		for i := 1; i < n; i++ {
+			l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(base+i))
+			if err != nil {
+				break
+			}
+			run = append(run, l)
+		}
+		if len(run) == n {
+			return run
+		}
+		for _, l := range run {
+			_ = l.Close()
+		}
+	}
+	t.Fatalf("no %d consecutive free ports in 100 tries", n)
+	return nil
 }
