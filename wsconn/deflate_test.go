@@ -5,6 +5,7 @@ import (
 	"compress/flate"
 	"context"
 	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -15,16 +16,26 @@ import (
 	"wsgate/handler"
 )
 
-func TestDeflateEcho(t *testing.T) {
-	srv := startServer(t, Config{Compression: true})
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+// dialOfferingDeflate connects coder/websocket to srv's /echo, offering
+// permessage-deflate without context takeover; closed when the test ends.
+func dialOfferingDeflate(t *testing.T, srv *Server) (*websocket.Conn, *http.Response) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	c, resp, err := websocket.Dial(ctx, wsURL(srv, "/echo"),
 		&websocket.DialOptions{CompressionMode: websocket.CompressionNoContextTakeover})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.CloseNow()
+	t.Cleanup(func() { _ = c.CloseNow() })
+	return c, resp
+}
+
+func TestDeflateEcho(t *testing.T) {
+	srv := startServer(t, Config{Compression: true})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, resp := dialOfferingDeflate(t, srv)
 	ext := resp.Header.Get("Sec-WebSocket-Extensions")
 	if !strings.Contains(ext, "permessage-deflate") || !strings.Contains(ext, "server_no_context_takeover") {
 		t.Fatalf("extension answer %q, want permessage-deflate with no context takeover", ext)
@@ -77,15 +88,7 @@ func TestDeflateBomb(t *testing.T) {
 }
 
 func TestDeflateNotOfferedWhenOff(t *testing.T) {
-	srv := startServer(t, Config{})
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	c, resp, err := websocket.Dial(ctx, wsURL(srv, "/echo"),
-		&websocket.DialOptions{CompressionMode: websocket.CompressionNoContextTakeover})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.CloseNow()
+	_, resp := dialOfferingDeflate(t, startServer(t, Config{}))
 	if ext := resp.Header.Get("Sec-WebSocket-Extensions"); ext != "" {
 		t.Fatalf("extension answer %q, want none with Compression off", ext)
 	}

@@ -200,8 +200,8 @@ func (c *Conn) tlsHandshakeEvent(st *tlsState) {
 			return
 		}
 		c.hot().bytesIn.Add(uint64(n))
-		if st.hs == nil && !c.startTLSHandshake(st) {
-			return
+		if st.hs == nil {
+			c.startTLSHandshake(st)
 		}
 		select {
 		case st.hs.inbox <- append([]byte(nil), buf.b[:n]...):
@@ -297,8 +297,8 @@ func (f *tlsInFlight) remove(hs *tlsHandshake) {
 }
 
 // startTLSHandshake starts the handshake goroutine, ending another one if
-// MaxTLSHandshakes are running (tlsInFlight.add). It returns true.
-func (c *Conn) startTLSHandshake(st *tlsState) bool {
+// MaxTLSHandshakes are running (tlsInFlight.add).
+func (c *Conn) startTLSHandshake(st *tlsState) {
 	s := c.srv
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.HandshakeTimeout)
 	hs := &tlsHandshake{inbox: make(chan []byte, 16), result: make(chan error, 1), cancel: cancel}
@@ -313,7 +313,6 @@ func (c *Conn) startTLSHandshake(st *tlsState) bool {
 		hs.result <- err
 		c.Wake() // the owner collects the result
 	}()
-	return true
 }
 
 // tlsHandshakeDone ends the handshake phase: reads go to the socket from
