@@ -63,7 +63,26 @@ type tlsHandshake struct {
 	inbox    chan []byte // ciphertext the owner read, for the goroutine
 	result   chan error  // the handshake's outcome, once
 	cancel   func()      // ends the handshake early (connection closed)
-	answered atomic.Bool // the server wrote its first flight: a whole ClientHello came
+	answered atomic.Bool // a whole ClientHello came (or the server answered it)
+
+	// The first record's header and the bytes seen so far; owner only.
+	head  [5]byte
+	headN int
+	seen  int
+}
+
+// noteInput records ciphertext the owner passes on: once the first TLS
+// record, the ClientHello, is whole, the handshake counts as answered, so
+// that a burst of stalled clients cannot end it while the server works.
+func (hs *tlsHandshake) noteInput(b []byte) {
+	if hs.answered.Load() {
+		return
+	}
+	hs.headN += copy(hs.head[hs.headN:], b)
+	hs.seen += len(b)
+	if hs.headN == len(hs.head) && hs.seen >= len(hs.head)+(int(hs.head[3])<<8|int(hs.head[4])) {
+		hs.answered.Store(true)
+	}
 }
 
 // rawConn is the net.Conn crypto/tls reads and writes.
@@ -203,6 +222,7 @@ func (c *Conn) tlsHandshakeEvent(st *tlsState) {
 		if st.hs == nil {
 			c.startTLSHandshake(st)
 		}
+		st.hs.noteInput(buf.b[:n])
 		select {
 		case st.hs.inbox <- append([]byte(nil), buf.b[:n]...):
 		default:

@@ -302,3 +302,32 @@ func TestTLSHandshakeLimit(t *testing.T) {
 		t.Fatalf("TLSHandshakeLimit = %d, want 1", got)
 	}
 }
+
+// TestNoteInput: a handshake counts as answered once its first record (the
+// ClientHello) is whole, however the bytes are cut.
+func TestNoteInput(t *testing.T) {
+	hello := append([]byte{0x16, 0x03, 0x01, 0x01, 0x02}, make([]byte, 0x0102)...) // a 258-byte record
+	tests := []struct {
+		name   string
+		chunks [][]byte
+		want   bool
+	}{
+		{"whole in one read", [][]byte{hello}, true},
+		{"header cut", [][]byte{hello[:3], hello[3:]}, true},
+		{"byte by byte", bytewise(hello, len(hello)), true},
+		{"one byte short", [][]byte{hello[:len(hello)-1]}, false},
+		{"header only", [][]byte{hello[:5]}, false},
+		{"first bytes of a header", [][]byte{hello[:2]}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var hs tlsHandshake
+			for _, c := range tt.chunks {
+				hs.noteInput(c)
+			}
+			if got := hs.answered.Load(); got != tt.want {
+				t.Fatalf("answered = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
