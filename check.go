@@ -122,7 +122,7 @@ func checkNumbers(o *options) error {
 		want      string
 	}{
 		{"handshake-timeout", w.HandshakeTimeout, false, false, "want a positive duration"},
-		{"ping-interval", w.PingInterval, false, true, "want a positive duration, or negative for never"},
+		{"ping-interval", w.PingInterval, false, true, "want a positive duration, or off (-1) for never"},
 		{"pong-timeout", w.PongTimeout, false, false, "want a positive duration"},
 		{"close-timeout", w.CloseTimeout, false, false, "want a positive duration"},
 		{"sweep-interval", w.SweepInterval, false, false, "want a positive duration"},

@@ -345,8 +345,10 @@ func TestSettingRanges(t *testing.T) {
 		{name: "zero sweep-interval", args: []string{"-sweep-interval", "0"},
 			wantErr: "invalid -sweep-interval 0s: want a positive duration"},
 		{name: "zero ping-interval", args: []string{"-ping-interval", "0"},
-			wantErr: "invalid -ping-interval 0s: want a positive duration, or negative for never"},
+			wantErr: "invalid -ping-interval 0s: want a positive duration, or off (-1) for never"},
 		{name: "no pings", args: []string{"-ping-interval", "-1s"}},
+		{name: "bad ping-interval", args: []string{"-ping-interval", "soon"},
+			wantErr: `invalid value "soon" for flag -ping-interval: bad duration "soon": want 30s, 5m, ..., or off (-1) for never`},
 		{name: "zero log-warn-interval", args: []string{"-log-warn-interval", "0"},
 			wantErr: "invalid -log-warn-interval 0s: want a positive duration"},
 		{name: "negative shutdown-timeout", args: []string{"-shutdown-timeout", "-1s"},
@@ -372,6 +374,56 @@ func TestSettingRanges(t *testing.T) {
 				t.Fatalf("got error %v, want %q", err, want)
 			}
 		})
+	}
+}
+
+// TestNeverDuration: -ping-interval takes a duration, or "never" written
+// any of the ways -h and the README say (issue 10: "-1" was a parse error).
+func TestNeverDuration(t *testing.T) {
+	tests := []struct {
+		in   string
+		want time.Duration
+	}{
+		{"45s", 45 * time.Second},
+		{"1m30s", 90 * time.Second},
+		{"-1", -1},
+		{"-5", -1},
+		{"-1s", -1},
+		{"-2m", -1},
+		{"off", -1},
+		{"never", -1},
+		{" off ", -1},
+	}
+	for _, tt := range tests {
+		for _, how := range []string{"flag", "env", "file"} {
+			t.Run(how+" "+tt.in, func(t *testing.T) {
+				var args []string
+				env := map[string]string{}
+				switch how {
+				case "flag":
+					args = []string{"-ping-interval", tt.in}
+				case "env":
+					env["WSGATE_PING_INTERVAL"] = tt.in
+				case "file":
+					args = []string{"-config", writeConfig(t, "ping-interval: \""+tt.in+"\"\n")}
+				}
+				o, err := parseFlags(args, envOf(env))
+				if err != nil {
+					t.Fatalf("got error %v, want none", err)
+				}
+				if got := o.ws.PingInterval; got != tt.want {
+					t.Fatalf("got %v, want %v", got, tt.want)
+				}
+			})
+		}
+	}
+	// What -print-config prints for "never" reads back the same.
+	o, err := parseFlags([]string{"-ping-interval", "-1", "-print-config"}, envOf(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(o.effective, `ping-interval: "off"`) {
+		t.Fatalf("got %q, want ping-interval: \"off\" in it", o.effective)
 	}
 }
 

@@ -115,7 +115,8 @@ func newFlagSet(t *flagTargets) *flag.FlagSet {
 	fs.Var(intSizeFlag{v: &w.MaxQueueBytes}, "max-queue", "outbound queue per connection, bytes; 1008 past it (0: 4M)")
 	fs.Var(intSizeFlag{v: &w.MaxHandshakeSize}, "max-handshake", "largest upgrade request, bytes; 431 past it (0: 8K)")
 	fs.DurationVar(&w.HandshakeTimeout, "handshake-timeout", wsconn.DefaultHandshakeTimeout, "time allowed for the upgrade request")
-	fs.DurationVar(&w.PingInterval, "ping-interval", wsconn.DefaultPingInterval, "ping a connection silent this long (negative: never)")
+	w.PingInterval = wsconn.DefaultPingInterval
+	fs.Var(neverDurationFlag{&w.PingInterval}, "ping-interval", "ping a connection silent this long (off, or any negative value such as -1: never)")
 	fs.DurationVar(&w.PongTimeout, "pong-timeout", wsconn.DefaultPongTimeout, "close a pinged connection silent this long")
 	fs.DurationVar(&w.CloseTimeout, "close-timeout", wsconn.DefaultCloseTimeout, "wait this long for the peer's close frame")
 	fs.DurationVar(&w.SweepInterval, "sweep-interval", wsconn.DefaultSweepInterval, "tick of the timer sweep")
@@ -268,6 +269,43 @@ func (f intSizeFlag) Set(s string) error {
 		*f.v = int(n)
 	}
 	return err
+}
+
+// neverDurationFlag parses a duration where a negative one means "never":
+// besides what time.ParseDuration reads, "off", "never" and a bare
+// negative number ("-1") are stored as -1ns. It prints as "off" then, which
+// reads back the same.
+type neverDurationFlag struct{ v *time.Duration }
+
+func (f neverDurationFlag) String() string {
+	switch {
+	case f.v == nil:
+		return "0s"
+	case *f.v < 0:
+		return "off"
+	}
+	return f.v.String()
+}
+
+func (f neverDurationFlag) Set(s string) error {
+	t := strings.TrimSpace(s)
+	if t == "off" || t == "never" {
+		*f.v = -1
+		return nil
+	}
+	if n, err := strconv.ParseInt(t, 10, 64); err == nil && n < 0 {
+		*f.v = -1
+		return nil
+	}
+	d, err := time.ParseDuration(t)
+	if err != nil {
+		return fmt.Errorf("bad duration %q: want 30s, 5m, ..., or off (-1) for never", s)
+	}
+	if d < 0 {
+		d = -1
+	}
+	*f.v = d
+	return nil
 }
 
 // formatSize writes n as parseSize reads it: with the largest suffix that
