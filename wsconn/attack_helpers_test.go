@@ -112,8 +112,15 @@ func (g *goodClient) fail(format string, a ...any) {
 	}
 }
 
+// run does the round trips; a goroutine of its own opens the new
+// connections, so that a slow dial (within goodBound) does not leave the
+// long-lived connection silent, its pings unanswered, long enough for the
+// heartbeat to close it.
 func (g *goodClient) run(conn echoConn) {
 	defer close(g.done)
+	dialsDone := make(chan struct{})
+	go g.dials(dialsDone)
+	defer func() { <-dialsDone }()
 	defer func() {
 		if conn != nil {
 			conn.close()
@@ -142,8 +149,20 @@ func (g *goodClient) run(conn echoConn) {
 			continue
 		}
 		g.record(&g.st.trips, &g.st.worstTrip, time.Since(start))
-		if i%goodDialEvery == 0 {
-			g.dialOnce(i)
+	}
+}
+
+// dials opens a new connection every goodDialEvery ticks until stopped.
+func (g *goodClient) dials(done chan<- struct{}) {
+	defer close(done)
+	tick := time.NewTicker(goodDialEvery * goodTick)
+	defer tick.Stop()
+	for i := 0; ; i++ {
+		g.dialOnce(i)
+		select {
+		case <-g.stop:
+			return
+		case <-tick.C:
 		}
 	}
 }
