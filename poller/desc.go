@@ -25,6 +25,7 @@ const (
 const (
 	stateOwned uint32 = 1 << 30 // queued or being served by a worker
 	stateDead  uint32 = 1 << 29 // closed: no event is delivered any more
+	stateYield uint32 = 1 << 28 // the handler asked to go to the back of the run queue
 )
 
 // Handler serves the events of one Desc. HandleEvents runs on a pool worker,
@@ -60,6 +61,17 @@ func (d *Desc) Wake() {
 	if d.p != nil {
 		d.p.stats.wakes.Add(1)
 		d.notify(EventWake)
+	}
+}
+
+// Yield asks for another EventWake run of the handler after the Descs
+// waiting for a worker now: the run in progress ends when HandleEvents
+// returns, and the Desc goes to the back of the run queue. Only the
+// handler calls it, from HandleEvents: for work it stopped before the end
+// so that other descriptors get a worker in between.
+func (d *Desc) Yield() {
+	if d.p != nil {
+		d.state.Or(uint32(EventWake) | stateYield)
 	}
 }
 
@@ -105,6 +117,10 @@ func (d *Desc) run(maxRounds int) (requeue bool) {
 		}
 		round++
 		d.handle(ev)
+		if d.state.Load()&stateYield != 0 {
+			d.state.And(^stateYield)
+			return true // EventWake is pending: the Desc stays owned
+		}
 	}
 	return true
 }

@@ -3,9 +3,11 @@
 package poller
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -412,4 +414,52 @@ func countFds(t *testing.T) int {
 		t.Fatal(err)
 	}
 	return len(ents)
+}
+
+// TestYieldGoesToTheBack: a handler that yields runs again only after the
+// Descs that were waiting for a worker meanwhile, and with EventWake.
+// Without Yield, a Wake from inside the run would be served at once by the
+// same worker (the run's next round).
+func TestYieldGoesToTheBack(t *testing.T) {
+	p := newPoller(t, Config{Workers: 1})
+	var mu sync.Mutex
+	var order []string
+	note := func(s string) {
+		mu.Lock()
+		order = append(order, s)
+		mu.Unlock()
+	}
+	bQueued := make(chan struct{})
+	a, a2 := socketPair(t)
+	b, b2 := socketPair(t)
+	for _, fd := range []int{a2, b2} {
+		defer unix.Close(fd)
+	}
+	da, db := &Desc{}, &Desc{}
+	calls := 0
+	if err := p.Add(da, a, handlerFunc(func(ev Event) {
+		calls++
+		note(fmt.Sprintf("a%d:%v", calls, ev&EventWake != 0))
+		if calls == 1 {
+			<-bQueued // b is in the run queue behind a's run
+			da.Yield()
+		}
+	})); err != nil {
+		t.Fatal(err)
+	}
+	defer da.Close()
+	if err := p.Add(db, b, handlerFunc(func(Event) { note("b") })); err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	da.Wake()
+	eventually(t, time.Second, "a running", func() bool { mu.Lock(); defer mu.Unlock(); return len(order) == 1 })
+	db.Wake()
+	close(bQueued)
+	eventually(t, time.Second, "three runs", func() bool { mu.Lock(); defer mu.Unlock(); return len(order) == 3 })
+	mu.Lock()
+	defer mu.Unlock()
+	if got, want := strings.Join(order, " "), "a1:true b a2:true"; got != want {
+		t.Fatalf("got runs %q, want %q", got, want)
+	}
 }
