@@ -2,6 +2,7 @@ package poller
 
 import (
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -170,6 +171,12 @@ func (p *Poller) drain() {
 		for d := p.rq.pop(); d != nil; d = p.rq.pop() {
 			if d.run(p.cfg.MaxRounds) {
 				p.rq.push(d)
+				// The Desc yielded or kept this worker MaxRounds in a
+				// row: let the goroutines waiting for this P run too (the
+				// reactor, above all, which queues the Descs waiting for
+				// a worker), rather than only at the runtime's next
+				// preemption, up to 10 ms away.
+				runtime.Gosched()
 			}
 		}
 		p.active.Add(-1)
