@@ -657,11 +657,14 @@ func (b *broadcast) closeAll() {
 }
 
 // subscribe subscribes c to "news" and reads the ack.
-func subscribe(t *testing.T, c net.Conn, br *bufio.Reader) {
+func subscribe(t *testing.T, c net.Conn, br *bufio.Reader) { subscribeTo(t, c, br, "news") }
+
+// subscribeTo subscribes c to channel and reads the ack.
+func subscribeTo(t *testing.T, c net.Conn, br *bufio.Reader, channel string) {
 	t.Helper()
 	_ = c.SetDeadline(time.Now().Add(goodTimeout))
 	defer c.SetDeadline(time.Time{})
-	if _, err := c.Write(invFrame(ws.OpText, true, []byte(`{"op":"subscribe","channel":"news","id":1}`))); err != nil {
+	if _, err := c.Write(invFrame(ws.OpText, true, []byte(`{"op":"subscribe","channel":"`+channel+`","id":1}`))); err != nil {
 		t.Fatalf("subscribe: %v", err)
 	}
 	if f := invReadFrame(t, br); !bytes.Contains(f.Payload, []byte(`"ack"`)) {

@@ -106,7 +106,7 @@ func BenchmarkFrameRead(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		copy(work, wire) // frames are unmasked in place
-		c.frames(work)
+		c.frames(work, 0)
 	}
 	b.StopTimer()
 	checkMessagesIn(b, srv, 64*b.N)
@@ -231,7 +231,7 @@ func BenchmarkFrameReadParallel(b *testing.B) {
 		work := make([]byte, len(wire))
 		for pb.Next() {
 			copy(work, wire) // frames are unmasked in place
-			c.frames(work)
+			c.frames(work, 0)
 		}
 	})
 	b.StopTimer()

@@ -17,6 +17,10 @@ import (
 //	peer starts:
 //	  close frame received ─▶ echo its code ─▶ flushed ─▶ descriptor closed ─▶ OnClose
 
+// statusTryAgainLater is close code 1013 (IANA WebSocket registry): the
+// server is overloaded, the client may reconnect later.
+const statusTryAgainLater ws.StatusCode = 1013
+
 // maxCloseReason is the longest reason that fits a control frame with its
 // two-byte code.
 const maxCloseReason = 123
@@ -76,6 +80,28 @@ func (c *Conn) sendCloseLocked(code ws.StatusCode, reason string, cause error) b
 		c.afterFlushLocked()
 	}
 	return true
+}
+
+// drainPassed counts n bytes read from a connection the server has decided
+// to close (its close frame sent or queued, or its handshake answered with
+// an error) and reports whether they passed CloseDrainLimit: then the
+// descriptor should be closed at once, whatever the peer still sends. Only
+// the owner calls it.
+func (c *Conn) drainPassed(n int) bool {
+	switch c.phaseNow() {
+	case phaseOpen:
+		return false
+	case phaseHandshake:
+		if c.in == nil || !c.in.discard {
+			return false
+		}
+	}
+	c.mu.Lock()
+	cs := c.closingLocked()
+	cs.drained += int64(n)
+	over := cs.drained > CloseDrainLimit
+	c.mu.Unlock()
+	return over
 }
 
 // closeFrame compiles a close frame. empty sends no code at all (the answer

@@ -26,6 +26,17 @@ const (
 	DefaultSweepInterval    = time.Second
 	DefaultReadBufferSize   = 16 << 10
 	DefaultWarnInterval     = 10 * time.Second
+	DefaultMessageTimeout   = 30 * time.Second
+	DefaultMaxPartialBytes  = 256 << 20
+	// RunBudget is how long one connection's input may keep a worker
+	// before the rest is put aside and the connection goes to the back of
+	// the run queue (checked between messages, after at least one).
+	RunBudget = time.Millisecond
+	// CloseDrainLimit is how many bytes a connection may still send once
+	// the server has decided to close it (its close frame is sent, or its
+	// handshake answered with an error): room for what was in flight and
+	// for the peer's close frame. Past it the descriptor is closed at once.
+	CloseDrainLimit = 1 << 20
 	// DescriptorHeadroom is how many descriptors the default MaxConns
 	// leaves for the process itself (listener, epoll, logs, admin HTTP,
 	// broker) and for connections being answered 503.
@@ -73,6 +84,18 @@ type Config struct {
 	MaxMessageSize int64
 	// MaxFrameSize caps one frame's payload. Default (zero): MaxMessageSize.
 	MaxFrameSize int64
+	// MessageTimeout is how long a message may take from its first byte
+	// to its last, all its fragments and any control frames between them
+	// included; past it the connection is closed with 1008 "message not
+	// completed in time", whatever the client keeps sending meanwhile. A
+	// frame header split across reads counts too. Default: 30s.
+	MessageTimeout time.Duration
+	// MaxPartialBytes caps the memory all connections together hold in
+	// messages not yet complete (and in input put aside by RunBudget). A
+	// message growing past it closes its connection with 1013 "try again
+	// later". A message buffer grows with the bytes that arrive, not with
+	// the length a header announces. Negative: no cap. Default: 256 MiB.
+	MaxPartialBytes int64
 	// MaxQueueBytes caps the bytes queued for one connection that the
 	// socket has not taken yet; past it the connection is closed with 1008
 	// "slow consumer". It must hold one largest message. Default: 4 MiB.
@@ -223,6 +246,12 @@ func (c Config) withDefaults() Config {
 	if c.WarnInterval == 0 {
 		c.WarnInterval = DefaultWarnInterval
 	}
+	if c.MessageTimeout == 0 {
+		c.MessageTimeout = DefaultMessageTimeout
+	}
+	if c.MaxPartialBytes == 0 {
+		c.MaxPartialBytes = DefaultMaxPartialBytes
+	}
 	c.MaxConnsPerIP = orDefault(c.MaxConnsPerIP, 10000)
 	c.AcceptRate = orDefault(c.AcceptRate, 10000)
 	c.MaxMessageRate = orDefault(c.MaxMessageRate, 1000)
@@ -259,11 +288,13 @@ func (c Config) validate() error {
 		return bad("max frame size %d is outside 125..max message size", c.MaxFrameSize)
 	case int64(c.MaxQueueBytes) < c.MaxMessageSize+maxFrameHeader:
 		return bad("max queue bytes %d cannot hold one largest message (%d)", c.MaxQueueBytes, c.MaxMessageSize+maxFrameHeader)
-	case c.HandshakeTimeout < 0 || c.PongTimeout < 0 || c.CloseTimeout < 0 || c.SweepInterval < 0:
+	case c.HandshakeTimeout < 0 || c.PongTimeout < 0 || c.CloseTimeout < 0 || c.SweepInterval < 0 || c.MessageTimeout < 0:
 		return bad("negative timeout")
+	case c.MaxPartialBytes > 0 && c.MaxPartialBytes < minMessageBuffer:
+		return bad("max partial bytes %d is below %d", c.MaxPartialBytes, minMessageBuffer)
 	case c.SweepInterval < time.Millisecond:
 		return bad("sweep interval %v is below 1ms", c.SweepInterval)
-	case max(c.HandshakeTimeout, c.PingInterval, c.PongTimeout, c.CloseTimeout, c.SweepInterval) > maxTimer:
+	case max(c.HandshakeTimeout, c.PingInterval, c.PongTimeout, c.CloseTimeout, c.SweepInterval, c.MessageTimeout) > maxTimer:
 		return bad("timeouts and intervals must be at most %v", maxTimer)
 	case c.WarnInterval < 0:
 		return bad("warn interval %v is negative", c.WarnInterval)

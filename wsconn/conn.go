@@ -167,6 +167,7 @@ type closeState struct {
 	recvCode   ws.StatusCode
 	recvReason string
 	cause      error // the failure that started the close, for OnError
+	drained    int64 // bytes read since the server decided to close (drainPassed)
 }
 
 // route is one entry of Config.Routes, with its optional interfaces
@@ -306,7 +307,7 @@ func (c *Conn) HandleEvents(ev poller.Event) {
 		if ev&(poller.EventRead|poller.EventWake) != 0 {
 			c.tlsHandshakeEvent(st)
 		}
-	} else if ev&poller.EventRead != 0 {
+	} else if ev&poller.EventRead != 0 || c.yielding() {
 		c.readEvent()
 	}
 	if ev&poller.EventWake != 0 {
@@ -396,12 +397,21 @@ func closeStatus(st *closeState) (ws.StatusCode, string) {
 	return ws.StatusAbnormalClosure, ""
 }
 
+// releaseIn counts what the input state handed over and gives it and its
+// buffers back.
 func (c *Conn) releaseIn() {
-	if c.in != nil {
-		c.countIn(c.in)
-		c.in.release()
-		c.in = nil
+	st := c.in
+	if st == nil {
+		return
 	}
+	c.countIn(st)
+	c.freeMsg(st)
+	if st.pending != nil {
+		c.srv.releaseInput(cap(st.pending.b))
+		putBuffer(st.pending)
+	}
+	st.release()
+	c.in = nil
 }
 
 // Handler calls. A panicking handler does not take the server down: the

@@ -37,6 +37,13 @@ var (
 	// ErrRateLimited: a connection sent frames or bytes faster than
 	// MaxMessageRate or MaxByteRate allow (close 1008).
 	ErrRateLimited = errors.New("wsconn: rate limit exceeded")
+	// ErrMessageTimeout: a message (or a frame) was not complete within
+	// MessageTimeout of its first byte (close 1008).
+	ErrMessageTimeout = errors.New("wsconn: message not completed in time")
+	// ErrInputBudget: completing a message would have taken the memory
+	// held by all unfinished messages past MaxPartialBytes (close 1013
+	// "try again later").
+	ErrInputBudget = errors.New("wsconn: too much unfinished input held")
 	// ErrAuthExpired: the connection's authorization expired (close 1008).
 	ErrAuthExpired = errors.New("wsconn: authorization expired")
 	// ErrShuttingDown: the server is shutting down (close 1001).

@@ -57,7 +57,8 @@ func httpErrorResponse(code int, body string) []byte {
 }
 
 // handshake accumulates request bytes and upgrades once they are complete.
-func (c *Conn) handshake(p []byte) {
+// budget is the run's (see parse).
+func (c *Conn) handshake(p []byte, budget int64) {
 	if c.in == nil {
 		c.in = getInState()
 	}
@@ -96,7 +97,7 @@ func (c *Conn) handshake(p []byte) {
 	// The request buffer is done with; what followed it is frame data.
 	rest = append([]byte(nil), rest...)
 	st.hs = nil
-	c.frames(rest)
+	c.frames(rest, budget)
 }
 
 // hsIO gives gobwas's Upgrader the request from memory and collects its

@@ -148,7 +148,12 @@ func (c *Conn) deadlinePassed() {
 		c.srv.stats.handshakeTimeouts.Add(1)
 		c.terminate(ErrHandshakeTimeout)
 	case phaseOpen:
+		if st := c.in; st != nil && st.since != 0 && elapsed(c.srv.nowExact(), st.since) >= c.srv.cfg.MessageTimeout {
+			c.messageTimedOut()
+			return
+		}
 		c.authorizationDue()
+		c.armMessageDeadline() // the expiry may have replaced its deadline
 	case phaseClosing:
 		c.mu.Lock()
 		failed := c.extra != nil && c.extra.cs.cause != nil

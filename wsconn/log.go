@@ -22,17 +22,19 @@ import (
 type warnKind uint8
 
 const (
-	warnFull         warnKind = iota // 503: MaxConns reached
-	warnPerIP                        // 429: MaxConnsPerIP reached
-	warnAcceptRate                   // AcceptRate exceeded
-	warnTLSHandshake                 // a TLS handshake failed
-	warnTLSLimit                     // MaxTLSHandshakes: the oldest ended
-	warnSlowConsumer                 // 1008 slow consumer
-	warnRateLimited                  // 1008 rate limit exceeded
-	warnPanic                        // a handler panicked
-	warnInternal                     // a bug in this package (1011)
-	warnRegister                     // the reactor refused a descriptor
-	warnAccept                       // accept failing (EMFILE, ENFILE, ...)
+	warnFull          warnKind = iota // 503: MaxConns reached
+	warnPerIP                         // 429: MaxConnsPerIP reached
+	warnAcceptRate                    // AcceptRate exceeded
+	warnTLSHandshake                  // a TLS handshake failed
+	warnTLSLimit                      // MaxTLSHandshakes: the oldest ended
+	warnSlowConsumer                  // 1008 slow consumer
+	warnRateLimited                   // 1008 rate limit exceeded
+	warnPanic                         // a handler panicked
+	warnInternal                      // a bug in this package (1011)
+	warnRegister                      // the reactor refused a descriptor
+	warnAccept                        // accept failing (EMFILE, ENFILE, ...)
+	warnInputBudget                   // 1013: MaxPartialBytes reached
+	warnRejectDropped                 // refusals past their slack dropped at accept
 	numWarnKinds
 )
 

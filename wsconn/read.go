@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"time"
 	"unicode/utf8"
 
 	"github.com/gobwas/ws"
@@ -42,11 +43,22 @@ type inState struct {
 
 	ctrl [ws.MaxControlFramePayloadSize]byte // control frame payload
 
-	msg     *buffer              // data message being assembled, or nil
+	msg     *buffer              // data message being assembled, or nil; its capacity is reserved (Server.reserveInput)
 	deflate wsflate.MessageState // whether the message is compressed (RFC 7692)
 	open    bool                 // a fragmented message has started
 	msgOp   ws.OpCode            // its opcode (text or binary)
 	u8done  int                  // msg.b[:u8done] is valid UTF-8
+
+	// since is the coarse time the unfinished frame or message began, 0
+	// between messages: MessageTimeout counts from it.
+	since uint32
+	// pending is input read but not parsed yet, because the run's budget
+	// ran out (see parse); it is parsed first at the next run. Its
+	// capacity is reserved like msg's.
+	pending *buffer
+	// yieldAt is when the current run's budget ends, in ns since the
+	// server started; 0: no budget (the rest could not be put aside).
+	yieldAt int64
 
 	msgs uint64 // messages handed to the handler, not yet counted in Stats
 }
@@ -55,17 +67,21 @@ var inStatePool = sync.Pool{New: func() any { return new(inState) }}
 
 func getInState() *inState { return inStatePool.Get().(*inState) }
 
-// release returns st and its message buffer to their pools.
+// release returns st to its pool. Its buffers must have been freed
+// (Conn.freeInput).
 func (st *inState) release() {
-	putBuffer(st.msg)
 	*st = inState{}
 	inStatePool.Put(st)
 }
 
 // idle reports whether st holds nothing between frames.
 func (st *inState) idle() bool {
-	return !st.inFrame && st.hdrN == 0 && st.msg == nil && !st.open && !st.discard && st.hs == nil
+	return st.between() && st.msg == nil && !st.discard && st.hs == nil && st.pending == nil
 }
+
+// between reports whether st is between messages: no frame, header or
+// fragmented message begun.
+func (st *inState) between() bool { return !st.inFrame && st.hdrN == 0 && !st.open }
 
 // sliceReader is an io.Reader over a byte slice.
 type sliceReader struct{ b []byte }
@@ -79,10 +95,15 @@ func (r *sliceReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// readEvent reads and handles what the socket holds.
+// readEvent reads and handles what the socket holds, after any input a
+// previous run put aside.
 func (c *Conn) readEvent() {
+	budget := c.srv.runBudget()
+	if !c.parsePending(budget) {
+		return
+	}
 	if st := c.tlsSession(); st != nil {
-		c.readTLS(st)
+		c.readTLS(st, budget)
 		c.releaseIdleIn()
 		return
 	}
@@ -100,13 +121,36 @@ func (c *Conn) readEvent() {
 		c.hot().bytesIn.Add(uint64(n))
 		c.lastRead.Store(c.srv.now())
 		c.pingAt.Store(0) // any input proves the peer alive
-		c.consume(buf.b[:n])
-		if c.phaseNow() == phaseClosed || n < len(buf.b) {
+		if c.drainPassed(n) {
+			c.terminate(nil)
+			return
+		}
+		c.consume(buf.b[:n], budget)
+		if c.phaseNow() == phaseClosed || n < len(buf.b) || c.yielding() {
 			break
 		}
 	}
 	c.releaseIdleIn()
 }
+
+// parsePending parses the input a previous run put aside. It returns false
+// if the run should end here: the budget ran out again, or the
+// connection closed.
+func (c *Conn) parsePending(budget int64) bool {
+	if c.in == nil || c.in.pending == nil {
+		return true
+	}
+	p := c.in.pending
+	c.in.pending = nil
+	c.consume(p.b, budget)
+	c.srv.releaseInput(cap(p.b))
+	putBuffer(p)
+	return c.phaseNow() != phaseClosed && !c.yielding()
+}
+
+// yielding reports whether this run put input aside and asked for another
+// run after the connections waiting now (see putAside).
+func (c *Conn) yielding() bool { return c.in != nil && c.in.pending != nil }
 
 // releaseIdleIn gives the input state back to its pool between frames.
 func (c *Conn) releaseIdleIn() {
@@ -124,28 +168,43 @@ func (c *Conn) lost(err error) {
 	c.terminate(&CloseError{Code: ws.StatusAbnormalClosure, Err: err})
 }
 
-// consume feeds input to the handshake or the frame parser.
-func (c *Conn) consume(p []byte) {
+// consume feeds input to the handshake or the frame parser. budget is
+// when the run should yield (Server.runBudget).
+func (c *Conn) consume(p []byte, budget int64) {
 	if c.in != nil && c.in.discard {
 		return
 	}
 	if c.phaseNow() == phaseHandshake {
-		c.handshake(p)
+		c.handshake(p, budget)
 		return
 	}
-	c.frames(p)
+	c.frames(p, budget)
 }
 
 // frames parses and handles every complete frame in p, keeping a partial
-// one in c.in.
-func (c *Conn) frames(p []byte) {
+// one in c.in, and starts the clock of a message left unfinished.
+func (c *Conn) frames(p []byte, budget int64) {
 	if c.in == nil {
 		c.in = getInState()
 	}
 	st := c.in
+	st.yieldAt = budget
 	c.parse(st, p)
-	if c.in == st { // not released meanwhile (releaseIn counted then)
-		c.countIn(st)
+	if c.in != st { // released meanwhile (releaseIn counted then)
+		return
+	}
+	c.countIn(st)
+	if st.discard || st.between() {
+		return
+	}
+	now := c.srv.now()
+	if st.since == 0 {
+		st.since = max(1, now)
+		c.armMessageDeadline()
+	} else if elapsed(now, st.since) >= c.srv.cfg.MessageTimeout {
+		// Checked here too, not only when the deadline wakes the owner:
+		// an application's SetPrincipal may have replaced the deadline.
+		c.messageTimedOut()
 	}
 }
 
@@ -158,11 +217,21 @@ func (c *Conn) countIn(st *inState) {
 	}
 }
 
-// parse is frames' loop.
+// parse is frames' loop. Between frames, once a message has been handed
+// over in this read and the run's budget has run out, the rest of p is
+// put aside for the next run: one connection's input (a burst of
+// publishes that each fan out to many subscribers, say) cannot keep a
+// worker from the connections waiting for one.
 func (c *Conn) parse(st *inState, p []byte) {
 	for !st.discard && c.phaseNow() != phaseClosed {
 		if !st.inFrame {
 			if len(p) == 0 {
+				return
+			}
+			if st.between() {
+				st.since = 0
+			}
+			if st.msgs > 0 && st.yieldAt != 0 && c.srv.sinceStart() >= st.yieldAt && c.putAside(st, p) {
 				return
 			}
 			var ok bool
@@ -265,11 +334,10 @@ func (c *Conn) checkHeader(st *inState, h ws.Header) bool {
 	if h.OpCode != ws.OpContinuation {
 		st.msgOp = h.OpCode
 	}
-	frames := int32(1) // a message counts once, however many fragments it has
-	if h.OpCode == ws.OpContinuation {
-		frames = 0
-	}
-	return c.takeRate(h, frames)
+	// Every frame costs a token, continuations too: a message in n
+	// fragments counts n, so a stream of empty continuation frames is cut
+	// like any other flood (issue 10).
+	return c.takeRate(h, 1)
 }
 
 // takeRate spends the connection's rate tokens on a frame header (after
@@ -327,17 +395,13 @@ func (c *Conn) payload(st *inState, p []byte) []byte {
 }
 
 // appendMessage adds chunk to the message being assembled, growing its
-// pooled buffer within MaxMessageSize, and validates text as it arrives.
+// pooled buffer with the bytes that arrive, and validates text as it
+// arrives.
 func (c *Conn) appendMessage(st *inState, chunk []byte) bool {
-	need := st.msgLen() + (st.h.Length - st.got)
-	if st.msg == nil {
-		st.msg = getBuffer(int(need))
-		st.msg.b = st.msg.b[:0]
-	} else if int64(cap(st.msg.b)) < need {
-		grown := getBuffer(int(min(max(need, 2*int64(cap(st.msg.b))), c.srv.cfg.MaxMessageSize)))
-		grown.b = append(grown.b[:0], st.msg.b...)
-		putBuffer(st.msg)
-		st.msg = grown
+	if need := st.msgLen() + int64(len(chunk)); st.msg == nil || int64(cap(st.msg.b)) < need {
+		if !c.growMessage(st, need) {
+			return false
+		}
 	}
 	st.msg.b = append(st.msg.b, chunk...)
 	if st.msgOp == ws.OpText && !st.deflate.IsCompressed() { // compressed text: checked once inflated
@@ -349,6 +413,102 @@ func (c *Conn) appendMessage(st *inState, chunk []byte) bool {
 		st.u8done += done
 	}
 	return true
+}
+
+// minMessageBuffer is the smallest buffer a message being assembled starts
+// with when its frame announces more.
+const minMessageBuffer = 4 << 10
+
+// growMessage gives st.msg room for need bytes. It grows with what has
+// arrived, doubling, and never past what the frame header announced: a
+// header announcing 1 MiB followed by 10 bytes costs a few KiB, not 1 MiB
+// (issue 10). The growth is reserved in the process-wide budget for
+// unfinished input, MaxPartialBytes; past it the connection is closed with
+// 1013 "try again later" and false is returned.
+func (c *Conn) growMessage(st *inState, need int64) bool {
+	announced := st.msgLen() + (st.h.Length - st.got) // within MaxMessageSize: checked on the header
+	size := max(need, min(announced, minMessageBuffer))
+	if st.msg != nil {
+		size = max(need, min(2*int64(cap(st.msg.b)), announced))
+	}
+	grown := getBuffer(int(size))
+	if !c.srv.reserveInput(cap(grown.b) - bufCap(st.msg)) {
+		putBuffer(grown)
+		c.inputBudgetExceeded()
+		return false
+	}
+	grown.b = grown.b[:0]
+	if st.msg != nil {
+		grown.b = append(grown.b, st.msg.b...)
+		putBuffer(st.msg)
+	}
+	st.msg = grown
+	return true
+}
+
+// bufCap is the capacity of buf, or 0 for none.
+func bufCap(buf *buffer) int {
+	if buf == nil {
+		return 0
+	}
+	return cap(buf.b)
+}
+
+// freeMsg releases the message being assembled and its reservation.
+func (c *Conn) freeMsg(st *inState) {
+	if st.msg != nil {
+		c.srv.releaseInput(cap(st.msg.b))
+		putBuffer(st.msg)
+		st.msg = nil
+	}
+}
+
+// putAside keeps the rest of this run's input, p, for the next run and
+// asks the poller for that run after the connections waiting now. It
+// returns false, and the run goes on, if the budget for unfinished input
+// cannot hold p.
+func (c *Conn) putAside(st *inState, p []byte) bool {
+	buf := getBuffer(len(p))
+	if !c.srv.reserveInput(cap(buf.b)) {
+		putBuffer(buf)
+		st.yieldAt = 0 // no budget for the rest of this run
+		return false
+	}
+	copy(buf.b, p)
+	st.pending = buf
+	c.srv.stats.yields.Add(1)
+	c.Yield()
+	return true
+}
+
+// inputBudgetExceeded closes a connection whose message would take the
+// memory held by unfinished messages past MaxPartialBytes.
+func (c *Conn) inputBudgetExceeded() {
+	c.srv.stats.inputBudget.Add(1)
+	c.srv.warns.warn(warnInputBudget, slog.LevelWarn, "unfinished messages hold max-partial: closing with 1013",
+		func() []any { return append(c.connAttrs(), "max_partial", c.srv.cfg.MaxPartialBytes) })
+	c.fail(statusTryAgainLater, "server busy, try again later", ErrInputBudget)
+}
+
+// messageTimedOut closes a connection whose message (or frame) was not
+// complete within MessageTimeout of its first byte.
+func (c *Conn) messageTimedOut() {
+	c.srv.stats.messageTimeouts.Add(1)
+	c.fail(ws.StatusPolicyViolation, "message not completed in time", ErrMessageTimeout)
+}
+
+// armMessageDeadline makes the sweeper wake the owner when the unfinished
+// message's MessageTimeout passes, unless a nearer deadline (an
+// authorization expiry) is set. Only the owner calls it, in phaseOpen.
+func (c *Conn) armMessageDeadline() {
+	st := c.in
+	if st == nil || st.since == 0 || c.phaseNow() != phaseOpen {
+		return
+	}
+	d := max(1, st.since+uint32(c.srv.cfg.MessageTimeout/time.Millisecond))
+	if cur := c.deadline.Load(); cur == 0 || int32(d-cur) < 0 {
+		c.deadline.Store(d)
+	}
 }
 
 // frameDone handles a complete frame. ctrl is its payload if it is a
@@ -380,8 +540,8 @@ func (c *Conn) frameDone(st *inState, ctrl []byte) {
 		} else {
 			c.deliver(st.msgOp, data, st.msg != nil)
 		}
-		putBuffer(st.msg)
-		st.msg, st.open, st.u8done = nil, false, 0
+		c.freeMsg(st)
+		st.open, st.u8done = false, 0
 		st.deflate.SetCompressed(false)
 	}
 }

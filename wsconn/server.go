@@ -45,6 +45,7 @@ type Server struct {
 	acceptRate    *rate.Limiter // nil when AcceptRate is off
 	tlsHandshakes atomic.Int32  // TLS handshake goroutines running
 	tlsInFlight   tlsInFlight   // their start times, to end the oldest at MaxTLSHandshakes
+	partial       atomic.Int64  // bytes reserved by unfinished input (reserveInput)
 	stats         counters
 	log           *slog.Logger // Config.Logger
 	warns         *warnings
@@ -211,6 +212,27 @@ func (s *Server) accept(fd int, remote netip.AddrPort) {
 		c.request(reqShutdown)
 	}
 }
+
+// runBudget is when a run starting now should yield (RunBudget), in ns
+// since the server started.
+func (s *Server) runBudget() int64 { return s.sinceStart() + int64(RunBudget) }
+
+// sinceStart is the monotonic time since the server started, in ns.
+func (s *Server) sinceStart() int64 { return int64(time.Since(s.start)) }
+
+// reserveInput takes n bytes of the process-wide budget for unfinished
+// input (MaxPartialBytes); false if that would pass it. n may be negative
+// (a buffer that shrank).
+func (s *Server) reserveInput(n int) bool {
+	if total := s.partial.Add(int64(n)); n > 0 && s.cfg.MaxPartialBytes > 0 && total > s.cfg.MaxPartialBytes {
+		s.partial.Add(-int64(n))
+		return false
+	}
+	return true
+}
+
+// releaseInput gives back n bytes reserved by reserveInput.
+func (s *Server) releaseInput(n int) { s.partial.Add(-int64(n)) }
 
 // connClosed runs once per connection, after its descriptor was closed.
 func (s *Server) connClosed(c *Conn, unsent int) {

@@ -36,6 +36,10 @@ type counters struct {
 	internalErrors     atomic.Uint64
 	forcedCloses       atomic.Uint64
 	pagesServed        atomic.Uint64
+	messageTimeouts    atomic.Uint64
+	inputBudget        atomic.Uint64
+	yields             atomic.Uint64
+	rejectDropped      atomic.Uint64
 	closes             [len(closeCodes) + 1]atomic.Uint64
 }
 
@@ -67,7 +71,7 @@ var hsStatuses = [...]int{
 const hsBuckets = len(hsStatuses) + 1 // last: any other status
 
 // Close codes counted separately; others go to the last slot.
-var closeCodes = [...]ws.StatusCode{1000, 1001, 1002, 1003, 1005, 1006, 1007, 1008, 1009, 1010, 1011}
+var closeCodes = [...]ws.StatusCode{1000, 1001, 1002, 1003, 1005, 1006, 1007, 1008, 1009, 1010, 1011, 1013}
 
 func (c *counters) countHandshake(status int) {
 	for i, s := range hsStatuses {
@@ -116,6 +120,11 @@ type Stats struct {
 	InternalErrors     uint64         // panics inside wsgate itself (close 1011): bugs
 	ForcedCloses       uint64         // connections cut at the shutdown deadline
 	PagesServed        uint64         // plain HTTP pages answered (Config.Pages); not in Handshakes
+	MessageTimeouts    uint64         // connections closed with 1008: a message not complete within MessageTimeout
+	InputBudgetCloses  uint64         // connections closed with 1013: unfinished messages at MaxPartialBytes
+	PartialBytes       int64          // memory held now by unfinished messages and input put aside
+	Yields             uint64         // runs that put input aside to let other connections have a worker
+	RejectDropped      uint64         // connections to be refused (503, 429) closed at accept instead: too many refusals in progress
 	Closes             map[int]uint64 // OnClose codes (0: other codes)
 }
 
@@ -160,6 +169,11 @@ func (s *Server) Stats() Stats {
 		InternalErrors:     c.internalErrors.Load(),
 		ForcedCloses:       c.forcedCloses.Load(),
 		PagesServed:        c.pagesServed.Load(),
+		MessageTimeouts:    c.messageTimeouts.Load(),
+		InputBudgetCloses:  c.inputBudget.Load(),
+		PartialBytes:       s.partial.Load(),
+		Yields:             c.yields.Load(),
+		RejectDropped:      c.rejectDropped.Load(),
 		Closes:             make(map[int]uint64, len(closeCodes)+1),
 	}
 	for i := range c.hot {

@@ -361,21 +361,27 @@ func (c *Conn) tlsHandshakeDone(st *tlsState, err error, more []byte) {
 		return
 	}
 	st.done = true
-	c.readTLS(st) // bytes may have come with the last handshake flight
+	c.readTLS(st, c.srv.runBudget()) // bytes may have come with the last handshake flight
 }
 
 // readTLS reads and handles application data until crypto/tls has no
-// complete record left and the socket is empty.
-func (c *Conn) readTLS(st *tlsState) {
+// complete record left and the socket is empty, or the run's budget ran
+// out (then the owner runs again soon and goes on: crypto/tls keeps the
+// records it has not handed over yet).
+func (c *Conn) readTLS(st *tlsState, budget int64) {
 	buf := getBuffer(c.srv.cfg.ReadBufferSize)
 	defer putBuffer(buf)
-	for c.phaseNow() != phaseClosed {
+	for c.phaseNow() != phaseClosed && !c.yielding() {
 		n, err := st.conn.Read(buf.b)
 		c.flushTLS() // alerts, key updates
 		if n > 0 {
 			c.lastRead.Store(c.srv.now())
 			c.pingAt.Store(0)
-			c.consume(buf.b[:n])
+			if c.drainPassed(n) {
+				c.terminate(nil)
+				return
+			}
+			c.consume(buf.b[:n], budget)
 		}
 		if err != nil {
 			if !errors.Is(err, errWouldBlock) { // crypto/tls hands ours back as it is
