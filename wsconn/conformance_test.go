@@ -3,6 +3,7 @@ package wsconn
 import (
 	"bytes"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"runtime"
 	"strings"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
+
+	"wsgate/internal/inflatetest"
 )
 
 // The conformance suite: the server against the echo handler, section by
@@ -404,13 +407,12 @@ func TestConformanceCompression(t *testing.T) {
 // TestConformanceCompressionOn: with Compression on, every offer of
 // section 12's negotiations gets the RFC 7692 answer: the first acceptable
 // permessage-deflate offer is accepted, always with no context takeover
-// both ways; an offer the server cannot honour (a smaller server window)
-// or a malformed one (unknown or duplicate parameter, bad value) is
-// declined, and a later acceptable one taken; a declined connection
-// treats RSV1 as a protocol error, an accepting one echoes a compressed
-// message compressed.
+// both ways, and with the server window it names (12.2 has them all); a
+// malformed one (unknown or duplicate parameter, bad value) is declined,
+// and a later acceptable one taken; a declined connection treats RSV1 as a
+// protocol error, an accepting one echoes a compressed message compressed.
 func TestConformanceCompressionOn(t *testing.T) {
-	const accepted = "permessage-deflate;server_no_context_takeover;client_no_context_takeover"
+	const accepted = deflateAccepted
 	tests := []struct {
 		offer string
 		want  string // the Sec-WebSocket-Extensions answer; "": declined
@@ -419,8 +421,8 @@ func TestConformanceCompressionOn(t *testing.T) {
 		{"permessage-deflate; client_max_window_bits", accepted},
 		{"permessage-deflate; client_max_window_bits=10", accepted},
 		{"permessage-deflate; server_no_context_takeover; client_no_context_takeover", accepted},
-		{"permessage-deflate; server_max_window_bits=10", ""},
-		{"permessage-deflate; server_max_window_bits=10, permessage-deflate", accepted},
+		{"permessage-deflate; server_max_window_bits=10", accepted + ";server_max_window_bits=10"},
+		{"permessage-deflate; server_max_window_bits=10, permessage-deflate", accepted + ";server_max_window_bits=10"},
 		{"x-webkit-deflate-frame, permessage-deflate; client_max_window_bits=15", accepted},
 		{"x-webkit-deflate-frame", ""},
 		{"permessage-deflate; unknown_param", ""},
@@ -456,6 +458,69 @@ func TestConformanceCompressionOn(t *testing.T) {
 			if got.Header.OpCode != ws.OpText || !got.Header.Rsv1() || !bytes.Equal(inflate(t, got), msg) {
 				t.Fatalf("got %v RSV1=%v %q, want the message echoed compressed", got.Header.OpCode, got.Header.Rsv1(), inflate(t, got))
 			}
+		})
+	}
+}
+
+// TestConformanceCompressionWindow is section 12.2: the offers of
+// negotiateCases on the wire, among them Autobahn's 13.1 to 13.7 (a server
+// window of 8, 9 or 15 asked for, with or without server_no_context_takeover),
+// client windows with and without a value, and malformed offers. Each gets
+// its exact answer. A declined connection fails RSV1 with 1002; an accepted
+// one echoes two compressed messages compressed, each inflating on its own
+// (no context takeover) to what was sent, with no back-reference farther
+// than the window the answer names. The message repeats itself 20,000
+// bytes on, so a compressor that ignored a window of 2^14 or less would be
+// caught.
+func TestConformanceCompressionWindow(t *testing.T) {
+	srv := startServer(t, Config{Compression: true, CloseTimeout: time.Minute})
+	half := make([]byte, 20000)
+	rng := rand.New(rand.NewPCG(12, 2))
+	for i := range half {
+		half[i] = 'a' + byte(rng.IntN(26))
+	}
+	msgs := [][]byte{append(half[:len(half):len(half)], half...), []byte(strings.Repeat("the second message ", 50))}
+	for i, tt := range negotiateCases {
+		t.Run(fmt.Sprintf("12.2.%d %s", i+1, tt.name), func(t *testing.T) {
+			t.Parallel()
+			c := dialRaw(t, srv)
+			var headers []string
+			for _, o := range tt.offers {
+				headers = append(headers, "Sec-WebSocket-Extensions: "+o)
+			}
+			c.write([]byte(upgradeRequest("/echo", newKey(), headers...)))
+			resp := c.readResponse()
+			if resp.StatusCode != http.StatusSwitchingProtocols {
+				t.Fatalf("got status %d, want 101", resp.StatusCode)
+			}
+			if got := strings.Join(resp.Header.Values("Sec-WebSocket-Extensions"), ", "); got != tt.want {
+				t.Fatalf("got Sec-WebSocket-Extensions %q, want %q", got, tt.want)
+			}
+			_ = c.conn.SetReadDeadline(time.Now().Add(ioTimeout))
+			if tt.want == "" {
+				c.write(rsvFrame(ws.OpText, true, true, false, compress(msgs[1])))
+				got := invReadFrame(t, c.br)
+				if got.Header.OpCode != ws.OpClose || len(got.Payload) < 2 ||
+					ws.StatusCode(uint16(got.Payload[0])<<8|uint16(got.Payload[1])) != ws.StatusProtocolError {
+					t.Fatalf("got %v %q for RSV1 without compression, want close 1002", got.Header.OpCode, got.Payload)
+				}
+				return
+			}
+			for _, msg := range msgs {
+				c.write(rsvFrame(ws.OpText, true, true, false, compress(msg)))
+				got := invReadFrame(t, c.br)
+				if got.Header.OpCode != ws.OpText || !got.Header.Rsv1() {
+					t.Fatalf("got %v RSV1=%v, want a compressed text echo", got.Header.OpCode, got.Header.Rsv1())
+				}
+				res, err := inflatetest.Inflate(got.Payload)
+				if err != nil || !bytes.Equal(res.Out, msg) {
+					t.Fatalf("got %d bytes inflated on their own, %v; want the %d bytes sent", len(res.Out), err, len(msg))
+				}
+				if window := 1 << tt.bits; res.MaxDistance > window {
+					t.Fatalf("got a back-reference %d bytes back, want none beyond the %d-byte window", res.MaxDistance, window)
+				}
+			}
+			c.closeHandshake()
 		})
 	}
 }

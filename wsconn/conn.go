@@ -31,6 +31,9 @@ const (
 	stClosing uint32 = 1 << 1
 	stClosed  uint32 = 1 << 2
 	stDeflate uint32 = 1 << 3 // permessage-deflate negotiated (set at the upgrade)
+	// stDeflateHuffman: with stDeflate, the client asked for a window
+	// below 32 KiB (server_max_window_bits < 15): send Huffman-only frames.
+	stDeflateHuffman uint32 = 1 << 4
 
 	reqShutdown uint32 = 1 << 8 // close 1001: the server is shutting down
 	reqForce    uint32 = 1 << 9 // close now: the shutdown deadline passed

@@ -9,6 +9,8 @@ import (
 
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsflate"
+
+	"wsgate/handler"
 )
 
 // Inflating compressed messages (permessage-deflate, RFC 7692). A message
@@ -16,7 +18,12 @@ import (
 // complete it is inflated into a pooled buffer, and inflating stops at
 // MaxMessageSize: a small message that inflates to gigabytes (a zip bomb)
 // costs at most that, and is answered 1009. Flate readers (tens of KiB) are
-// pooled; a connection holds one only while inflating.
+// pooled; a connection holds one only while inflating. Their window is
+// always 32 KiB, so they read a client's stream whatever window it used.
+//
+// Outgoing, a connection picks the compressed variant of a prepared
+// message that fits the window it negotiated (deflatedFrame); the
+// negotiation itself is in negotiate.go.
 
 var flateReaders sync.Pool // io.ReadCloser from flate.NewReader, also flate.Resetter
 
@@ -76,4 +83,20 @@ func (c *Conn) deliverInflated(st *inState, compressed []byte) {
 		return
 	}
 	c.deliver(st.msgOp, out.b, true)
+}
+
+// deflatedFrame returns m's compressed frame for c, or nil to send m
+// plain (c did not negotiate compression, or m is small or does not
+// compress). A connection that asked for a window below 32 KiB gets the
+// Huffman-only variant, which has no back-reference (RFC 7692 section
+// 7.1.2.1); the others the full one. Each variant is compressed once for
+// every connection that gets it (DESIGN.md invariant 7).
+func (c *Conn) deflatedFrame(m *handler.PreparedMessage) []byte {
+	switch s := c.state.Load(); {
+	case s&stDeflate == 0:
+		return nil
+	case s&stDeflateHuffman != 0:
+		return m.HuffmanOnlyFrame()
+	}
+	return m.DeflatedFrame()
 }

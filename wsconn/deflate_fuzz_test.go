@@ -11,6 +11,8 @@ import (
 
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsflate"
+
+	"wsgate/internal/inflatetest"
 )
 
 // inflateModel is what the server must make of a compressed message with
@@ -43,9 +45,11 @@ func inflateModel(payload []byte, text bool, limit int64) ([]byte, ws.StatusCode
 
 // FuzzReadDeflate feeds arbitrary compressed payloads, in one RSV1 frame
 // cut into arbitrary reads, to a connection that negotiated
-// permessage-deflate. The server must echo exactly what inflating gives
-// (compressed again if long enough), or close with the code the model
-// says: never a panic, never more than MaxMessageSize inflated.
+// permessage-deflate, with the full window or (window9) with
+// server_max_window_bits=9. The server must echo exactly what inflating
+// gives (compressed again if long enough, within the window), or close
+// with the code the model says: never a panic, never more than
+// MaxMessageSize inflated.
 func FuzzReadDeflate(f *testing.F) {
 	for _, seed := range [][]byte{
 		compress([]byte("hello")),
@@ -55,14 +59,17 @@ func FuzzReadDeflate(f *testing.F) {
 		{0xff, 0xff, 0xff},                      // not deflate data
 		{},
 	} {
-		f.Add(seed, true, uint64(0))
-		f.Add(seed, false, uint64(7))
+		f.Add(seed, true, uint64(0), false)
+		f.Add(seed, false, uint64(7), true)
 	}
 	cfg := fuzzFrameConfig()
 	cfg.Compression = true
 	srv := startServer(f, cfg)
-	req := []byte(upgradeRequest("/echo", testKey, "Sec-WebSocket-Extensions: permessage-deflate"))
-	f.Fuzz(func(t *testing.T, payload []byte, text bool, split uint64) {
+	reqs := map[bool][]byte{
+		false: []byte(upgradeRequest("/echo", testKey, "Sec-WebSocket-Extensions: permessage-deflate")),
+		true:  []byte(upgradeRequest("/echo", testKey, "Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=9")),
+	}
+	f.Fuzz(func(t *testing.T, payload []byte, text bool, split uint64, window9 bool) {
 		op := ws.OpBinary
 		if text {
 			op = ws.OpText
@@ -75,7 +82,7 @@ func FuzzReadDeflate(f *testing.F) {
 			want, code = inflateModel(payload, text, cfg.MaxMessageSize)
 		}
 		c := pairClient(t, srv)
-		c.write(req)
+		c.write(reqs[window9])
 		if resp := c.readResponse(); resp.StatusCode != http.StatusSwitchingProtocols ||
 			resp.Header.Get("Sec-WebSocket-Extensions") == "" {
 			t.Fatalf("handshake: got %d %q, want 101 with permessage-deflate", resp.StatusCode, resp.Header.Get("Sec-WebSocket-Extensions"))
@@ -90,6 +97,15 @@ func FuzzReadDeflate(f *testing.F) {
 			}
 		case got.Header.OpCode != op || !bytes.Equal(inflate(t, got), want):
 			t.Fatalf("got %v %q, want the %v echo %q", got.Header.OpCode, inflate(t, got), op, want)
+		case got.Header.Rsv1():
+			window := 1 << 15
+			if window9 {
+				window = 1 << 9
+			}
+			if res, err := inflatetest.Inflate(got.Payload); err != nil || !bytes.Equal(res.Out, want) || res.MaxDistance > window {
+				t.Fatalf("got echo inflating alone to %d bytes, farthest back-reference %d, %v; want the %d bytes within %d",
+					len(res.Out), res.MaxDistance, err, len(want), window)
+			}
 		}
 		_ = wait()
 		_ = c.conn.Close()

@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"compress/flate"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -178,42 +181,67 @@ func TestDeflateFraming(t *testing.T) {
 }
 
 // TestBroadcastCompressedOnce: a prepared message sent to several
-// connections that negotiated compression is compressed once: every one
-// gets the same bytes, and sending it to more of them allocates nothing
+// connections that negotiated compression is compressed once per variant:
+// those with the full window all get the same bytes (DeflatedFrame), those
+// that asked for a small window (server_max_window_bits=9) all get the
+// Huffman-only bytes, and sending it to more of either allocates nothing
 // (compressing would take a flate writer and an output buffer).
 func TestBroadcastCompressedOnce(t *testing.T) {
 	srv := startServer(t, Config{Compression: true, Routes: map[string]handler.Handler{"/nop": nopHandler{}}})
-	const n = 4
-	var clients []*rawClient
-	for range n {
-		c := dialWS(t, srv, "/nop", "Sec-WebSocket-Extensions: permessage-deflate; client_no_context_takeover")
-		clients = append(clients, c)
+	pm := handler.NewPreparedMessage(handler.Text, bytes.Repeat([]byte("the same news for everyone. "), 100))
+	groups := []struct {
+		name    string
+		offer   string
+		huffman bool // want stDeflateHuffman
+		frame   func() []byte
+	}{
+		{"full window", "permessage-deflate; client_no_context_takeover", false, pm.DeflatedFrame},
+		{"window 9", "permessage-deflate; client_no_context_takeover; server_max_window_bits=9", true, pm.HuffmanOnlyFrame},
+	}
+	const n = 4 // connections per group
+	clients := make([][]*rawClient, len(groups))
+	for g, gr := range groups {
+		for range n {
+			clients[g] = append(clients[g], dialWS(t, srv, "/nop", "Sec-WebSocket-Extensions: "+gr.offer))
+		}
 	}
 	var conns []*Conn
+	perGroup := make([]int, len(groups))
 	srv.table.each(func(c *Conn) {
-		if c.deflate() {
+		if s := c.state.Load(); s&stDeflate != 0 {
 			conns = append(conns, c)
+			if s&stDeflateHuffman != 0 {
+				perGroup[1]++
+			} else {
+				perGroup[0]++
+			}
 		}
 	})
-	if len(conns) != n {
-		t.Fatalf("%d connections negotiated compression, want %d", len(conns), n)
+	for g, gr := range groups {
+		if perGroup[g] != n {
+			t.Fatalf("%s: got %d connections that negotiated it, want %d", gr.name, perGroup[g], n)
+		}
 	}
-	pm := handler.NewPreparedMessage(handler.Text, bytes.Repeat([]byte("the same news for everyone. "), 100))
 	for _, c := range conns {
 		if err := c.SendPrepared(pm); err != nil {
 			t.Fatal(err)
 		}
 	}
-	want := pm.DeflatedFrame()
-	if want == nil || want[0]&0x40 == 0 {
-		t.Fatalf("no compressed frame (RSV1) for a 2,800-byte repetitive message")
-	}
-	for i, c := range clients {
-		got := make([]byte, len(want))
-		_ = c.conn.SetReadDeadline(time.Now().Add(ioTimeout))
-		if _, err := io.ReadFull(c.br, got); err != nil || !bytes.Equal(got, want) {
-			t.Fatalf("client %d: got %x (%v), want the shared compressed frame %x", i, got, err, want)
+	for g, gr := range groups {
+		want := gr.frame()
+		if want == nil || want[0]&0x40 == 0 {
+			t.Fatalf("%s: got no compressed frame (RSV1) for a 2,800-byte repetitive message, want one", gr.name)
 		}
+		for i, c := range clients[g] {
+			got := make([]byte, len(want))
+			_ = c.conn.SetReadDeadline(time.Now().Add(ioTimeout))
+			if _, err := io.ReadFull(c.br, got); err != nil || !bytes.Equal(got, want) {
+				t.Fatalf("%s, client %d: got %x (%v), want the shared compressed frame %x", gr.name, i, got, err, want)
+			}
+		}
+	}
+	if bytes.Equal(groups[0].frame(), groups[1].frame()) {
+		t.Fatalf("got the same frame for both windows, want the Huffman-only variant for window 9")
 	}
 	allocs := testing.AllocsPerRun(20, func() {
 		for _, c := range conns {
@@ -221,6 +249,32 @@ func TestBroadcastCompressedOnce(t *testing.T) {
 		}
 	})
 	if allocs != 0 {
-		t.Fatalf("sending a compressed broadcast to %d more connections made %v allocations, want 0 (compressed once)", n, allocs)
+		t.Fatalf("got %v allocations sending a compressed broadcast to %d more connections (%d per variant), want 0 (compressed once per variant)", allocs, len(conns), n)
+	}
+}
+
+// TestDeflateWindowPython: Python's websockets asks for server windows of
+// 8, 9 and 15, as Autobahn 13.3 to 13.6 do, takes the answer, and reads
+// back compressed echoes of messages that repeat themselves up to 20,000
+// bytes back (testdata/interop/python/deflate_window.py). Its zlib is told
+// the window but does not enforce it within one message:
+// TestConformanceCompressionWindow checks that with a strict decoder.
+func TestDeflateWindowPython(t *testing.T) {
+	if why := interopPythonMissing(); why != "" {
+		if ci := os.Getenv("CI"); ci != "" && ci != "false" && ci != "0" {
+			t.Fatalf("%s; CI is set, so this is a failure: run scripts/deps.sh", why)
+		}
+		t.Skipf("%s: run scripts/deps.sh", why)
+	}
+	srv := startServer(t, Config{Compression: true})
+	for _, bits := range []int{8, 9, 15} {
+		t.Run(fmt.Sprintf("server_max_window_bits=%d", bits), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), interopTimeout)
+			defer cancel()
+			argv := []string{interopPython, interopPythonDir + "/deflate_window.py", wsURL(srv, "/echo"), strconv.Itoa(bits)}
+			if err := interopRunScript(ctx, t, argv); err != nil {
+				t.Fatal(err)
+			}
+		})
 	}
 }

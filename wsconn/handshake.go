@@ -8,9 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/gobwas/httphead"
 	"github.com/gobwas/ws"
-	"github.com/gobwas/ws/wsflate"
 )
 
 // The opening handshake (RFC 6455 section 4.2), on the raw socket: no
@@ -163,24 +161,14 @@ func (c *Conn) upgrade(req []byte) bool {
 	if len(srv.cfg.ResponseHeader) > 0 {
 		u.Header = ws.HandshakeHeaderHTTP(srv.cfg.ResponseHeader)
 	}
-	var deflate *wsflate.Extension
+	var deflate *deflateNegotiation
 	if srv.cfg.Compression {
-		// No context takeover either way: each message is compressed on
-		// its own, so a connection keeps no compression state between
-		// messages (a flate window and writer are tens to hundreds of KiB).
-		deflate = &wsflate.Extension{Parameters: wsflate.Parameters{
-			ServerNoContextTakeover: true, ClientNoContextTakeover: true}}
-		u.Negotiate = func(opt httphead.Option) (httphead.Option, error) {
-			accept, err := deflate.Negotiate(opt)
-			if err != nil {
-				// A malformed offer (unknown or duplicate parameter, bad
-				// value) is declined, not an error (RFC 7692 section 5):
-				// the next offer, or none, is taken. gobwas would answer
-				// 500 for it.
-				return httphead.Option{}, nil
-			}
-			return accept, nil
-		}
+		// permessage-deflate with no context takeover either way (see
+		// negotiate.go): each message is compressed on its own, so a
+		// connection keeps no compression state between messages (a flate
+		// window and writer are tens to hundreds of KiB).
+		deflate = &deflateNegotiation{}
+		u.Negotiate = deflate.negotiate
 	}
 	if srv.cfg.SelectProtocol != nil {
 		u.ProtocolCustom = func(v []byte) (string, bool) { return srv.selectProtocol(v) }
@@ -202,10 +190,12 @@ func (c *Conn) upgrade(req []byte) bool {
 		e := c.extras()
 		e.principal, e.expires = auth.principal, auth.expires
 	}
-	if deflate != nil {
-		if _, ok := deflate.Accepted(); ok {
-			c.state.Or(stDeflate)
+	if deflate != nil && deflate.accepted {
+		st := stDeflate
+		if deflate.windowBits < maxWindowBits {
+			st |= stDeflateHuffman
 		}
+		c.state.Or(st)
 	}
 	if srv.cfg.ObserveHandshake != nil {
 		// The handshake deadline was set at accept: accept time = deadline

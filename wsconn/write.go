@@ -81,10 +81,8 @@ func (c *Conn) SendPrepared(m *handler.PreparedMessage) error {
 		return handler.ErrInvalidMessage
 	}
 	frame := m.Frame()
-	if c.deflate() {
-		if d := m.DeflatedFrame(); d != nil { // compressed once for every such recipient
-			frame = d
-		}
+	if d := c.deflatedFrame(m); d != nil { // compressed once for every such recipient
+		frame = d
 	}
 	c.mu.Lock()
 	err := c.sendLocked(frame, nil, false)
