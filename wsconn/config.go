@@ -162,8 +162,9 @@ type Config struct {
 	// Compression offers permessage-deflate (RFC 7692) to clients that ask
 	// for it, with no context takeover: messages of MinDeflateSize bytes or
 	// more are sent compressed, a broadcast is compressed once for all such
-	// recipients, and incoming compressed messages are inflated up to
-	// MaxMessageSize (1009 past it). Default: false.
+	// recipients (once more, Huffman-only, for those that asked for a
+	// server window below 32 KiB), and incoming compressed messages are
+	// inflated up to MaxMessageSize (1009 past it). Default: false.
 	Compression bool
 	// MaxConnsPerIP caps the connections one source address may hold; past
 	// it the handshake is answered 429 with Retry-After. Negative: no cap.

@@ -50,10 +50,12 @@
 //
 // # Compression, authorization, pages
 //
-// Config.Compression negotiates permessage-deflate (RFC 7692) without
-// context takeover: no flate state is kept between messages, a prepared
-// message is compressed once for every recipient that negotiated it, and
-// inflation stops at MaxMessageSize (1009). Config.Authorize decides at the
+// Config.Compression negotiates permessage-deflate (RFC 7692, negotiate.go)
+// without context takeover: no flate state is kept between messages, a
+// prepared message is compressed once for every recipient that negotiated
+// it (once per variant: full deflate, or Huffman-only for a client that
+// asked for a server window below 32 KiB), and inflation stops at
+// MaxMessageSize (1009). Config.Authorize decides at the
 // handshake (401/403 or any HTTPError) and may set an expiry, after which
 // the connection is closed with 1008. Config.Pages answers plain GETs on
 // the WebSocket port (the chat demo) and closes.
