@@ -156,8 +156,7 @@ func fullConn(b *testing.B, srv *Server, pm *handler.PreparedMessage) *Conn {
 // queueing without end does not grow it without bound.
 func (c *Conn) trimQueue() {
 	c.mu.Lock()
-	c.out.q = c.out.q[:c.out.head+1]
-	c.out.bytes = len(c.out.q[c.out.head].b)
+	c.hot().queued.Add(-int64(c.out.dropAllButHead()))
 	c.mu.Unlock()
 }
 

@@ -2,7 +2,6 @@ package wsconn
 
 import (
 	"log/slog"
-	"sync"
 
 	"github.com/gobwas/ws"
 
@@ -16,43 +15,6 @@ import (
 // the socket writable. EPOLLOUT is armed only while the queue is not empty
 // (see Conn.settle and sendLocked). Any goroutine may send; mu serialises
 // the writers, and no one waits on the socket while holding it.
-
-// outEntry is one queued frame: b is the part not yet written; buf, if
-// not nil, is its pooled buffer, returned when b is done. Prepared
-// (broadcast) frames are shared and have no buf.
-type outEntry struct {
-	b   []byte
-	buf *buffer
-}
-
-// outQueue holds a connection's unsent frames, in order. Pooled: a
-// connection holds one only while something is queued.
-type outQueue struct {
-	q     []outEntry
-	head  int
-	bytes int
-}
-
-var outQueuePool = sync.Pool{New: func() any { return new(outQueue) }}
-
-func (q *outQueue) push(b []byte, buf *buffer) {
-	q.q = append(q.q, outEntry{b: b, buf: buf})
-	q.bytes += len(b)
-}
-
-func (q *outQueue) empty() bool { return q.head == len(q.q) }
-
-// reset releases every entry's buffer and returns how many bytes were
-// still unsent.
-func (q *outQueue) reset() int {
-	n := q.bytes
-	for i := q.head; i < len(q.q); i++ {
-		putBuffer(q.q[i].buf)
-	}
-	clear(q.q)
-	q.q, q.head, q.bytes = q.q[:0], 0, 0
-	return n
-}
 
 // Send frames p as one message and writes or queues it. It implements
 // handler.Conn.
@@ -116,7 +78,7 @@ func (c *Conn) sendLocked(b []byte, buf *buffer, isClose bool) error {
 	if st == nil {
 		return c.rawSendLocked(b, buf, isClose)
 	}
-	if !isClose && c.out != nil && c.out.bytes+len(b) > c.srv.cfg.MaxQueueBytes {
+	if !isClose && c.out != nil && c.out.cost+len(b) > c.srv.cfg.MaxQueueBytes {
 		putBuffer(buf)
 		c.slowConsumerLocked()
 		return handler.ErrSlowConsumer
@@ -153,7 +115,7 @@ func (c *Conn) rawSendLocked(b []byte, buf *buffer, isClose bool) error {
 			c.afterFlushLocked()
 			return nil
 		}
-		c.out = outQueuePool.Get().(*outQueue)
+		c.out = getOutQueue()
 		c.out.push(b[n:], buf)
 		c.hot().queued.Add(int64(len(b) - n))
 		// Ask for EPOLLOUT. Safe while a worker runs this connection: a
@@ -161,7 +123,7 @@ func (c *Conn) rawSendLocked(b []byte, buf *buffer, isClose bool) error {
 		_ = c.Rearm(true)
 		return nil
 	}
-	if !isClose && c.out.bytes+len(b) > c.srv.cfg.MaxQueueBytes {
+	if !isClose && c.out.cost+len(b) > c.srv.cfg.MaxQueueBytes {
 		putBuffer(buf)
 		c.slowConsumerLocked()
 		return handler.ErrSlowConsumer
@@ -179,27 +141,22 @@ func (c *Conn) flushLocked() {
 		return
 	}
 	for !q.empty() {
-		e := &q.q[q.head]
-		n, err := c.Write(e.b)
+		b := q.q[q.head].b
+		n, err := c.Write(b)
 		c.hot().bytesOut.Add(uint64(n))
 		c.hot().queued.Add(-int64(n))
-		q.bytes -= n
+		q.wrote(n)
 		if err != nil {
 			if !poller.IsWouldBlock(err) {
 				c.writeFailedLocked(err)
 			}
 			return
 		}
-		if n < len(e.b) {
-			e.b = e.b[n:]
+		if n < len(b) {
 			return
 		}
-		putBuffer(e.buf)
-		*e = outEntry{}
-		q.head++
 	}
-	q.reset()
-	outQueuePool.Put(q)
+	q.release()
 	c.out = nil
 	c.afterFlushLocked()
 }
@@ -232,7 +189,7 @@ func (c *Conn) dropQueueLocked() int {
 	}
 	n := c.out.reset()
 	c.hot().queued.Add(-int64(n))
-	outQueuePool.Put(c.out)
+	c.out.release()
 	c.out = nil
 	return n
 }
@@ -268,16 +225,10 @@ func (c *Conn) slowConsumerLocked() {
 		c.Wake()
 		return
 	}
-	q := c.out
-	if q != nil && !q.empty() {
-		keep := q.q[q.head]
-		q.q[q.head] = outEntry{}
-		q.head++
-		dropped := q.reset()
+	if q := c.out; q != nil && !q.empty() {
+		dropped := q.dropAllButHead()
 		c.hot().queued.Add(-int64(dropped))
 		c.srv.stats.droppedBytes.Add(uint64(dropped))
-		q.push(keep.b, keep.buf)
-		c.hot().queued.Add(int64(len(keep.b)))
 	}
 	c.sendCloseLocked(ws.StatusPolicyViolation, "slow consumer",
 		&CloseError{Code: ws.StatusPolicyViolation, Reason: "slow consumer", Err: ErrSlowConsumer})
