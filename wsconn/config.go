@@ -41,10 +41,15 @@ const (
 	// leaves for the process itself (listener, epoll, logs, admin HTTP,
 	// broker) and for connections being answered 503.
 	DescriptorHeadroom = 128
-	// rejectSlack is how many connections past MaxConns may be held at
-	// once only to answer them 503; past that the listener pauses.
-	rejectSlack    = 64
-	maxFrameHeader = 14
+	// rejectSlack is how many connections may be held at once only to be
+	// refused (503 past MaxConns, 429 past MaxConnsPerIP), and
+	// refusalsPerAddress how many of them one address may have. A
+	// connection to be refused past either is closed as soon as it is
+	// accepted: the listener never pauses, so refusals cost the others
+	// nothing (issue 10).
+	rejectSlack        = 64
+	refusalsPerAddress = 8
+	maxFrameHeader     = 14
 	// maxTimer bounds every timeout and interval: connection times are
 	// 32-bit milliseconds (see heartbeat.go).
 	maxTimer = 24 * time.Hour

@@ -46,12 +46,42 @@ var (
 var (
 	tooLargeResponse   = httpErrorResponse(http.StatusRequestHeaderFieldsTooLarge, "request header too large")
 	badRequestResponse = httpErrorResponse(http.StatusBadRequest, "malformed request")
+	fullResponse       = httpErrorResponse(http.StatusServiceUnavailable, "server at its connection limit", "Retry-After: 1")
+	perIPResponse      = httpErrorResponse(http.StatusTooManyRequests, "too many connections from your address", "Retry-After: 10")
 )
 
-func httpErrorResponse(code int, body string) []byte {
+// httpErrorResponse is a complete HTTP error response with body and the
+// extra header lines.
+func httpErrorResponse(code int, body string, header ...string) []byte {
+	var extra string
+	for _, h := range header {
+		extra += h + "\r\n"
+	}
 	return []byte("HTTP/1.1 " + strconv.Itoa(code) + " " + http.StatusText(code) + "\r\n" +
-		"Connection: close\r\nContent-Type: text/plain; charset=utf-8\r\n" +
+		"Connection: close\r\nContent-Type: text/plain; charset=utf-8\r\n" + extra +
 		"Content-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body)
+}
+
+// refuseAtOnce answers a connection that was accepted only to be refused
+// (past MaxConns or MaxConnsPerIP) without waiting for its request, so
+// that a client that never completes it holds its place among the
+// refusals (rejectSlack, refusalsPerAddress) only until it hangs up or the
+// answer's linger ends. It reports whether it answered. Not on wss: the
+// answer must wait for the TLS handshake, and goes out once the request
+// is read (upgrade). Only the owner calls it.
+func (c *Conn) refuseAtOnce() bool {
+	if c.reject == rejectNone || c.phaseNow() != phaseHandshake || c.tlsSession() != nil || c.in != nil && c.in.discard {
+		return false
+	}
+	if c.in == nil {
+		c.in = getInState()
+	}
+	if c.reject == rejectFull {
+		c.rejectRaw(fullResponse, http.StatusServiceUnavailable, "server at its connection limit")
+	} else {
+		c.rejectRaw(perIPResponse, http.StatusTooManyRequests, "too many connections from your address")
+	}
+	return true
 }
 
 // handshake accumulates request bytes and upgrades once they are complete.

@@ -116,6 +116,9 @@ func (c *Conn) wakeEvent() {
 	case reqs&reqShutdown != 0:
 		c.shutdown()
 	}
+	if c.refuseAtOnce() {
+		return
+	}
 	if passed(c.srv.nowExact(), c.deadline.Load()) {
 		c.deadlinePassed()
 		return

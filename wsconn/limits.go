@@ -10,32 +10,67 @@ import (
 // golang.org/x/time/rate limiter in Server; sizes and times are checked
 // where they are read.
 
-// ipCounter counts connections per source address. Only addresses with
-// connections have an entry.
+// ipCounter counts connections per source address, and among them those
+// held only to be refused (429 or 503). Only addresses with connections
+// have an entry.
 type ipCounter struct {
 	mu sync.Mutex
-	n  map[netip.Addr]int // guarded by mu
+	n  map[netip.Addr]ipCount // guarded by mu
 }
 
-func newIPCounter() *ipCounter { return &ipCounter{n: map[netip.Addr]int{}} }
+type ipCount struct {
+	conns    int32 // connections from the address, refused ones included
+	refusing int32 // of those, held only to be answered 429 or 503
+}
+
+func newIPCounter() *ipCounter { return &ipCounter{n: map[netip.Addr]ipCount{}} }
 
 // add counts one more connection from a and returns the new count.
 func (c *ipCounter) add(a netip.Addr) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.n[a]++
-	return c.n[a]
+	n := c.n[a]
+	n.conns++
+	c.n[a] = n
+	return int(n.conns)
 }
 
 // remove counts one connection from a less.
 func (c *ipCounter) remove(a netip.Addr) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.n[a] <= 1 {
+	n := c.n[a]
+	if n.conns <= 1 {
 		delete(c.n, a)
 		return
 	}
-	c.n[a]--
+	n.conns--
+	c.n[a] = n
+}
+
+// refuse counts a connection from a (already added) as one to be refused,
+// unless refusalsPerAddress of its connections already are: then it
+// returns false.
+func (c *ipCounter) refuse(a netip.Addr) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := c.n[a]
+	if n.refusing >= refusalsPerAddress {
+		return false
+	}
+	n.refusing++
+	c.n[a] = n
+	return true
+}
+
+// refused undoes refuse, before remove.
+func (c *ipCounter) refused(a netip.Addr) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if n, ok := c.n[a]; ok && n.refusing > 0 {
+		n.refusing--
+		c.n[a] = n
+	}
 }
 
 // rateBucket is a connection's token buckets for messages (and control

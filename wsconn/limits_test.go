@@ -1,11 +1,14 @@
 package wsconn
 
 import (
+	"bufio"
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -36,6 +39,63 @@ func TestMaxConnsPerIP(t *testing.T) {
 	if got := srv.Stats().Handshakes[http.StatusTooManyRequests]; got != 1 {
 		t.Fatalf("429 answers = %d, want 1", got)
 	}
+}
+
+// TestPerAddressExcessCostsOthersNothing is issue 10's finding 2: one
+// address at its cap, then more sockets from it that send half a request
+// and stop. They used to be held until their request completed or the
+// handshake timed out, and at 64 of them the listener paused for every
+// address (clients elsewhere waited 5 s to connect). Now the first
+// refusalsPerAddress of them are answered 429 at once, without their
+// request, and the rest are closed as soon as they are accepted; a client
+// from another address is served meanwhile.
+func TestPerAddressExcessCostsOthersNothing(t *testing.T) {
+	const capped, stalled = 5, rejectSlack + 6
+	srv := startServer(t, Config{MaxConnsPerIP: capped, HandshakeTimeout: time.Minute, CloseTimeout: time.Minute})
+	from := func(ip string) *net.Dialer {
+		return &net.Dialer{Timeout: ioTimeout, LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+	}
+	for range capped {
+		c, _, err := attackDialer(from("127.0.0.2"), srv.Addr().String(), "/echo")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+	}
+	answered, dropped := 0, 0
+	for i := range stalled {
+		c, err := from("127.0.0.2").Dial("tcp", srv.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := io.WriteString(c, "GET /echo HTTP/1.1\r\nHost: x\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetReadDeadline(time.Now().Add(ioTimeout))
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		switch {
+		case err == nil && resp.StatusCode == http.StatusTooManyRequests && resp.Header.Get("Retry-After") == "10":
+			answered++
+		case err != nil && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)):
+			dropped++
+		default:
+			t.Fatalf("stalled connection %d over the cap: got %v, %v; want 429 with Retry-After 10 at once, or a close", i, resp, err)
+		}
+	}
+	if answered != refusalsPerAddress || dropped != stalled-refusalsPerAddress {
+		t.Errorf("got %d answered 429 and %d closed at accept, want %d and %d", answered, dropped,
+			refusalsPerAddress, stalled-refusalsPerAddress)
+	}
+	if got := srv.Stats().RejectDropped; got != uint64(dropped) {
+		t.Errorf("RejectDropped = %d, want %d", got, dropped)
+	}
+	// Another address is served while all of that is held open.
+	c, _, err := attackDialer(from("127.0.0.3"), srv.Addr().String(), "/echo")
+	if err != nil {
+		t.Fatalf("a client from another address: %v", err)
+	}
+	c.Close()
 }
 
 // TestAcceptRate: a burst past AcceptRate is closed at accept, cheaply,

@@ -40,7 +40,7 @@ type Server struct {
 	clock         atomic.Uint32 // coarse now in ms since start; see sweep
 	nextID        atomic.Uint64
 	conns         atomic.Int64  // connections counted against MaxConns
-	rejecting     atomic.Int64  // connections held only to answer 503 or 429
+	rejecting     atomic.Int64  // connections held only to answer 503 or 429 (admitRefusal)
 	perIP         *ipCounter    // nil when MaxConnsPerIP is off
 	acceptRate    *rate.Limiter // nil when AcceptRate is off
 	tlsHandshakes atomic.Int32  // TLS handshake goroutines running
@@ -183,10 +183,18 @@ func (s *Server) accept(fd int, remote netip.AddrPort) {
 		if c.reject == rejectNone {
 			c.reject = rejectFull
 		}
-		if s.rejecting.Add(1) >= rejectSlack {
-			if ln := s.ln.Load(); ln != nil {
-				ln.Pause() // resumed by release
+		if !s.admitRefusal(remote.Addr()) {
+			poller.CloseFd(fd)
+			if s.perIP != nil {
+				s.perIP.remove(remote.Addr())
 			}
+			s.stats.rejectDropped.Add(1)
+			s.warns.warn(warnRejectDropped, slog.LevelWarn, "too many refusals in progress: closing new connections at accept",
+				func() []any {
+					return []any{"remote", remote.String(), "refusing", s.rejecting.Load(), "max_conns", s.cfg.MaxConns,
+						"max_conns_per_ip", s.cfg.MaxConnsPerIP}
+				})
+			return
 		}
 	}
 	s.stats.accepted.Add(1)
@@ -206,11 +214,28 @@ func (s *Server) accept(fd int, remote netip.AddrPort) {
 	// that began meanwhile may have walked the table before the entry
 	// was there: then the connection asks for its own shutdown.
 	s.table.put(fd, c)
-	if c.phaseNow() == phaseClosed {
+	switch {
+	case c.phaseNow() == phaseClosed:
 		s.table.remove(fd, c)
-	} else if s.shuttingDown.Load() {
+	case s.shuttingDown.Load():
 		c.request(reqShutdown)
+	case c.reject != rejectNone:
+		c.Wake() // the owner answers at once, without waiting for the request
 	}
+}
+
+// admitRefusal counts a connection that is to be refused, from a, within
+// rejectSlack and refusalsPerAddress; false if either is reached.
+func (s *Server) admitRefusal(a netip.Addr) bool {
+	if s.rejecting.Add(1) > rejectSlack {
+		s.rejecting.Add(-1)
+		return false
+	}
+	if s.perIP != nil && !s.perIP.refuse(a) {
+		s.rejecting.Add(-1)
+		return false
+	}
+	return true
 }
 
 // runBudget is when a run starting now should yield (RunBudget), in ns
@@ -245,16 +270,17 @@ func (s *Server) connClosed(c *Conn, unsent int) {
 }
 
 func (s *Server) release(c *Conn) {
+	a := c.RemoteAddr().Addr()
 	if c.reject != rejectNone {
 		s.rejecting.Add(-1)
+		if s.perIP != nil {
+			s.perIP.refused(a)
+		}
 	} else {
 		s.conns.Add(-1)
 	}
 	if s.perIP != nil {
-		s.perIP.remove(c.RemoteAddr().Addr())
-	}
-	if ln := s.ln.Load(); ln != nil && s.rejecting.Load() < rejectSlack && !s.shuttingDown.Load() {
-		ln.Resume()
+		s.perIP.remove(a)
 	}
 }
 
