@@ -125,6 +125,7 @@ func checkNumbers(o *options) error {
 		{"ping-interval", w.PingInterval, false, true, "want a positive duration, or off (-1) for never"},
 		{"pong-timeout", w.PongTimeout, false, false, "want a positive duration"},
 		{"close-timeout", w.CloseTimeout, false, false, "want a positive duration"},
+		{"message-timeout", w.MessageTimeout, false, false, "want a positive duration"},
 		{"sweep-interval", w.SweepInterval, false, false, "want a positive duration"},
 		{"log-warn-interval", w.WarnInterval, false, false, "want a positive duration"},
 		{"shutdown-timeout", o.shutdownTimeout, true, false, "want a positive duration, or 0 to close at once"},

@@ -112,6 +112,9 @@ func newFlagSet(t *flagTargets) *flag.FlagSet {
 	fs.IntVar(&w.MaxConns, "max-conns", 0, "connection cap, 503 past it (0: descriptor limit - 128)")
 	fs.Var(sizeFlag{&w.MaxMessageSize}, "max-message", "largest message, bytes (K/M suffixes ok); 1009 past it (0: 1M)")
 	fs.Var(sizeFlag{&w.MaxFrameSize}, "max-frame", "largest frame payload (0: -max-message)")
+	fs.DurationVar(&w.MessageTimeout, "message-timeout", wsconn.DefaultMessageTimeout, "time a message may take from its first byte to its last; 1008 past it")
+	w.MaxPartialBytes = wsconn.DefaultMaxPartialBytes
+	fs.Var(partialFlag{&w.MaxPartialBytes}, "max-partial", "memory all unfinished messages may hold together; 1013 past it (0: 256M; negative: no cap)")
 	fs.Var(intSizeFlag{v: &w.MaxQueueBytes}, "max-queue", "outbound queue per connection, bytes; 1008 past it (0: 4M)")
 	fs.Var(intSizeFlag{v: &w.MaxHandshakeSize}, "max-handshake", "largest upgrade request, bytes; 431 past it (0: 8K)")
 	fs.DurationVar(&w.HandshakeTimeout, "handshake-timeout", wsconn.DefaultHandshakeTimeout, "time allowed for the upgrade request")
@@ -237,6 +240,23 @@ func (f sizeFlag) Set(s string) error {
 		*f.v = n
 	}
 	return err
+}
+
+// partialFlag is sizeFlag where a negative value (such as -1) means "no
+// cap", stored as -1.
+type partialFlag struct{ v *int64 }
+
+func (f partialFlag) String() string { return sizeFlag(f).String() }
+
+func (f partialFlag) Set(s string) error {
+	if t, ok := strings.CutPrefix(strings.TrimSpace(s), "-"); ok {
+		if _, err := parseSize(t); err != nil {
+			return err
+		}
+		*f.v = -1
+		return nil
+	}
+	return sizeFlag(f).Set(s)
 }
 
 // intSizeFlag is sizeFlag for an int field. With negative set, a value

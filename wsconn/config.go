@@ -74,8 +74,8 @@ type Config struct {
 	// poller's default, max(16, 8*GOMAXPROCS).
 	Workers int
 	// MaxConns caps open connections (handshaking, open and closing). A
-	// connection past it is answered 503 at the handshake. Default (zero):
-	// the descriptor limit minus DescriptorHeadroom.
+	// connection past it is answered 503 at once, as MaxConnsPerIP's are.
+	// Default (zero): the descriptor limit minus DescriptorHeadroom.
 	MaxConns int
 	// MaxHandshakeSize caps the bytes of the upgrade request, request line
 	// and headers together; past it the answer is 431. Default: 8 KiB.
@@ -172,18 +172,22 @@ type Config struct {
 	// inflated up to MaxMessageSize (1009 past it). Default: false.
 	Compression bool
 	// MaxConnsPerIP caps the connections one source address may hold; past
-	// it the handshake is answered 429 with Retry-After. Negative: no cap.
-	// Default: 10000 (room for a large NAT).
+	// it the connection is answered 429 with Retry-After at once, without
+	// waiting for its request (on wss, once it is read). At most 8 such
+	// refusals per address and 64 in all are in progress at once; a
+	// connection past that is closed at accept (Stats.RejectDropped).
+	// Negative: no cap. Default: 10000 (room for a large NAT).
 	MaxConnsPerIP int
 	// AcceptRate caps new connections per second, with a burst of as many;
 	// the excess is closed as soon as it is accepted, before any work or
 	// memory is spent on it, so that a reconnect storm cannot starve the
 	// workers. Negative: no cap. Default: 10000.
 	AcceptRate int
-	// MaxMessageRate caps the messages and control frames (pings...) a
-	// connection may send per second (fragments of one message count once), with a burst of twice as many; past
-	// it the connection is closed with 1008 "rate limit exceeded".
-	// Negative: no cap. Default: 1000.
+	// MaxMessageRate caps the frames a connection may send per second:
+	// data, continuation and control frames alike (a message in n
+	// fragments counts n), with a burst of twice as many; past it the
+	// connection is closed with 1008 "rate limit exceeded". Negative: no
+	// cap. Default: 1000.
 	MaxMessageRate int
 	// MaxByteRate caps the payload bytes a connection may send per second,
 	// with a burst of twice as many (at least one largest message); past it

@@ -29,12 +29,19 @@
 //
 // Handshake: MaxHandshakeSize (431) and HandshakeTimeout. Frames and
 // messages: MaxFrameSize and MaxMessageSize, checked on the header, before
-// anything is buffered (1009). Outbound: MaxQueueBytes per connection (1008
-// "slow consumer"). Connections: MaxConns (503 at the handshake),
-// MaxConnsPerIP (429), AcceptRate (excess closed at accept). Per
-// connection: MaxMessageRate and MaxByteRate, token buckets refilled from
-// the coarse clock (1008). Protocol errors get 1002, bad UTF-8 1007 (RFC
-// 6455 sections 5, 7.4, 8.1).
+// anything is buffered (1009); a message's buffer grows with the bytes
+// that arrive; a message must complete within MessageTimeout (1008), and
+// all unfinished messages together within MaxPartialBytes (1013).
+// Outbound: MaxQueueBytes per connection, counting what the queue really
+// holds (1008 "slow consumer"; queue.go). Connections: MaxConns (503),
+// MaxConnsPerIP (429), both answered at once with at most 64 refusals (8
+// per address) in progress, AcceptRate (excess closed at accept). Per
+// connection: MaxMessageRate (every frame costs a token) and MaxByteRate,
+// token buckets refilled from the coarse clock (1008). After its close
+// frame the server reads at most CloseDrainLimit more. One run of a
+// connection's input keeps a worker about RunBudget at most, then yields
+// (poller.Desc.Yield). Protocol errors get 1002, bad UTF-8 1007 (RFC 6455
+// sections 5, 7.4, 8.1).
 //
 // # TLS
 //
