@@ -375,12 +375,15 @@ func (c *Conn) terminate(cause error) {
 		c.logClosed(false, 0, "", st.cause)
 	}
 	c.releaseIn()
-	c.srv.connClosed(c, unsent)
 	if c.rt == nil {
+		c.srv.connClosed(c, unsent)
 		return // never opened: the handler never saw it
 	}
+	// The close is counted before connClosed takes the connection out of
+	// the table and Conns: once Conns says it is gone, Stats counts it.
 	code, reason := closeStatus(&st)
 	c.srv.stats.countClose(code)
+	c.srv.connClosed(c, unsent)
 	c.logClosed(true, int(code), reason, st.cause)
 	if st.cause != nil {
 		c.callOnError(st.cause)
