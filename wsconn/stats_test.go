@@ -10,8 +10,8 @@ import (
 
 // TestStatsExactUnderConcurrency: clients on many connections (so many
 // counter stripes) echo at once, each pipelining its messages so that
-// several arrive in one read; the counts add up exactly: messages and
-// payload bytes in and out, nothing left queued.
+// several arrive in one read; once they close, the counts add up exactly:
+// messages and payload bytes in and out, nothing left queued, every close.
 func TestStatsExactUnderConcurrency(t *testing.T) {
 	srv := startServer(t, Config{MaxMessageRate: -1, MaxByteRate: -1})
 	const conns, msgs = 70, 50 // more connections than stripes
@@ -51,27 +51,32 @@ func TestStatsExactUnderConcurrency(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
+	// A worker counts a connection's messages and bytes once per read and
+	// after each write, so the client can hold every echo before they are
+	// counted. The counts are final when the connection is gone: close
+	// every one, then read them.
+	for _, c := range clients {
+		c.send(closeWith(ws.StatusNormalClosure, ""))
+		c.expectClose(ws.StatusNormalClosure, ioTimeout)
+	}
+	eventually(t, ioTimeout, "all closed", func() bool { return srv.Conns() == 0 })
 	st := srv.Stats()
 	if st.MessagesIn != conns*msgs || st.MessagesOut != conns*msgs {
 		t.Errorf("messages in %d, out %d; want %d each", st.MessagesIn, st.MessagesOut, conns*msgs)
 	}
 	// Bytes on the wire: client frames carry a 6-byte header (2 + mask),
-	// server frames 2 bytes, plus the handshakes (under 1 KiB each way).
+	// server frames 2 bytes, plus the handshakes and the close frames
+	// (under 1 KiB each way).
 	if lo := uint64(conns * (payload + 6*msgs)); st.BytesIn < lo || st.BytesIn > lo+conns*1024 {
 		t.Errorf("bytes in %d, want %d plus the handshakes", st.BytesIn, lo)
 	}
 	if lo := uint64(conns * (payload + 2*msgs)); st.BytesOut < lo || st.BytesOut > lo+conns*1024 {
 		t.Errorf("bytes out %d, want %d plus the handshakes", st.BytesOut, lo)
 	}
-	if st.QueuedBytes != 0 {
-		t.Errorf("queued bytes %d after every echo was read, want 0", st.QueuedBytes)
+	if st.QueuedBytes != 0 || st.UnsentBytes != 0 {
+		t.Errorf("queued bytes %d, unsent %d after every echo was read, want 0 and 0", st.QueuedBytes, st.UnsentBytes)
 	}
-	for _, c := range clients {
-		c.send(closeWith(ws.StatusNormalClosure, ""))
-		c.expectClose(ws.StatusNormalClosure, ioTimeout)
-	}
-	eventually(t, ioTimeout, "all closed", func() bool { return srv.Conns() == 0 })
-	if got := srv.Stats().Closes[1000]; got != conns {
+	if got := st.Closes[1000]; got != conns {
 		t.Errorf("closes with 1000: %d, want %d", got, conns)
 	}
 }
