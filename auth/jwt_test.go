@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -135,7 +136,7 @@ func TestVerify(t *testing.T) {
 		want    *Principal
 		wantExp time.Time // checked when accepted and not zero
 	}{
-		{name: "HS256", v: hs, token: sign(t, jwt.SigningMethodHS256, k.secret, claims(perms)),
+		{name: "HS256", v: hs, token: sign(t, jwt.SigningMethodHS256, k.secret, claims(withExp(perms, hour))),
 			want: &Principal{UserID: "alice", Subscribe: []string{"news.*", "room:42"}, Publish: []string{"room:42"}}, wantExp: time.Unix(hour, 0).Add(30 * time.Second)},
 		{name: "HS384", v: hs, token: sign(t, jwt.SigningMethodHS384, k.secret, claims(nil)), want: &Principal{UserID: "alice"}},
 		{name: "HS512", v: hs, token: sign(t, jwt.SigningMethodHS512, k.secret, claims(nil)), want: &Principal{UserID: "alice"}},
@@ -144,7 +145,7 @@ func TestVerify(t *testing.T) {
 		{name: "ES256", v: es, token: sign(t, jwt.SigningMethodES256, k.p256, claims(nil)), want: &Principal{UserID: "alice"}},
 		{name: "ES384 from a certificate", v: es, token: sign(t, jwt.SigningMethodES384, k.p384, claims(nil)), want: &Principal{UserID: "alice"}},
 		{name: "EdDSA", v: ed, token: sign(t, jwt.SigningMethodEdDSA, k.ed, claims(nil)), want: &Principal{UserID: "alice"}},
-		{name: "custom claim names, no leeway", v: named, token: sign(t, jwt.SigningMethodHS256, k.secret, claims(map[string]any{"can_sub": []string{"a"}, "can_pub": []string{"b"}, "subscribe": []string{"ignored"}})),
+		{name: "custom claim names, no leeway", v: named, token: sign(t, jwt.SigningMethodHS256, k.secret, claims(map[string]any{"exp": hour, "can_sub": []string{"a"}, "can_pub": []string{"b"}, "subscribe": []string{"ignored"}})),
 			want: &Principal{UserID: "alice", Subscribe: []string{"a"}, Publish: []string{"b"}}, wantExp: time.Unix(hour, 0)},
 		{name: "empty and null permission claims", v: hs, token: sign(t, jwt.SigningMethodHS256, k.secret, claims(map[string]any{"subscribe": []string{}, "publish": json.RawMessage("null")})), want: &Principal{UserID: "alice"}},
 		{name: "expired within leeway", v: hs, token: sign(t, jwt.SigningMethodHS256, k.secret, claims(map[string]any{"exp": now.Add(-10 * time.Second).Unix()})), want: &Principal{UserID: "alice"}},
@@ -204,6 +205,15 @@ func TestVerify(t *testing.T) {
 			}
 		})
 	}
+}
+
+// withExp returns a copy of claims with exp set: a case that checks the
+// expiry Verify returns names the exp it signs, since claims' default is
+// taken from the clock when the token is signed, maybe a second later.
+func withExp(claims map[string]any, exp int64) map[string]any {
+	c := maps.Clone(claims)
+	c["exp"] = exp
+	return c
 }
 
 // tamper returns token with its payload replaced by one for user mallory
