@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -42,18 +43,25 @@ type closeEnd struct {
 func readUntilClose(c net.Conn, br *bufio.Reader, start time.Time, limit time.Duration) closeEnd {
 	_ = c.SetReadDeadline(start.Add(limit))
 	for {
-		f, err := ws.ReadFrame(br)
+		h, err := ws.ReadHeader(br)
+		if err == nil && h.Length > ws.MaxControlFramePayloadSize {
+			err = fmt.Errorf("got a %v frame of %d bytes, want a close frame", h.OpCode, h.Length)
+		}
+		p := make([]byte, h.Length)
+		if err == nil {
+			_, err = io.ReadFull(br, p)
+		}
 		if err != nil {
 			return closeEnd{err: err, after: time.Since(start)}
 		}
-		switch f.Header.OpCode {
+		switch h.OpCode {
 		case ws.OpPing, ws.OpPong:
 			continue
 		case ws.OpClose:
-			code, reason, err := parseClose(f.Payload)
+			code, reason, err := parseClose(p)
 			return closeEnd{code: code, reason: reason, after: time.Since(start), err: err}
 		}
-		return closeEnd{err: fmt.Errorf("got a %v frame, want a close frame", f.Header.OpCode), after: time.Since(start)}
+		return closeEnd{err: fmt.Errorf("got a %v frame, want a close frame", h.OpCode), after: time.Since(start)}
 	}
 }
 
