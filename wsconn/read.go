@@ -49,8 +49,11 @@ type inState struct {
 	msgOp   ws.OpCode            // its opcode (text or binary)
 	u8done  int                  // msg.b[:u8done] is valid UTF-8
 
-	// since is the coarse time the unfinished frame or message began, 0
-	// between messages: MessageTimeout counts from it.
+	// since is the exact time the unfinished frame or message began, 0
+	// between messages: MessageTimeout counts from it. It is stamped once
+	// per message that spans reads, so the exact clock costs nothing
+	// measurable, and a sweeper that falls behind cannot cut a message
+	// short.
 	since uint32
 	// pending is input read but not parsed yet, because the run's budget
 	// ran out (see parse); it is parsed first at the next run. Its
@@ -197,11 +200,10 @@ func (c *Conn) frames(p []byte, budget int64) {
 	if st.discard || st.between() {
 		return
 	}
-	now := c.srv.now()
 	if st.since == 0 {
-		st.since = max(1, now)
+		st.since = max(1, c.srv.nowExact())
 		c.armMessageDeadline()
-	} else if elapsed(now, st.since) >= c.srv.cfg.MessageTimeout {
+	} else if elapsed(c.srv.now(), st.since) >= c.srv.cfg.MessageTimeout {
 		// Checked here too, not only when the deadline wakes the owner:
 		// an application's SetPrincipal may have replaced the deadline.
 		c.messageTimedOut()
