@@ -110,6 +110,9 @@ type Config struct {
 	PingInterval time.Duration
 	// PongTimeout is how long after a heartbeat ping the peer has to send
 	// anything (a pong, normally) before the connection is closed as lost.
+	// It counts from when the ping is written to the socket, not from when
+	// it is queued behind earlier output, and a wait in which the peer took
+	// queued bytes starts again.
 	// Default: 10s.
 	PongTimeout time.Duration
 	// CloseTimeout is how long the server waits for the peer to answer its

@@ -179,9 +179,8 @@ func (c *Conn) heartbeat(now uint32) {
 		return
 	}
 	if p := c.pingAt.Load(); p != 0 {
-		if elapsed(now, p) >= cfg.PongTimeout {
-			c.srv.stats.heartbeatTimeouts.Add(1)
-			c.terminate(&CloseError{Code: ws.StatusAbnormalClosure, Err: ErrHeartbeatTimeout})
+		if elapsed(now, p) >= cfg.PongTimeout && !c.aliveAtPongDeadline(now) {
+			c.heartbeatLost(p)
 		}
 		return
 	}
@@ -192,8 +191,67 @@ func (c *Conn) heartbeat(now uint32) {
 	c.srv.stats.pings.Add(1) // before the ping: a peer that saw it finds it counted
 	buf := compileFrame(ws.OpPing, nil)
 	c.mu.Lock()
-	_ = c.sendLocked(buf.b, buf, false)
+	if c.sendLocked(buf.b, buf, false) == nil && c.out != nil && c.out.bytes > 0 {
+		// The ping waits behind earlier output: PongTimeout counts from
+		// when it is written (pingWrittenLocked).
+		c.out.pingLeft, c.out.moved = c.out.bytes, false
+	}
 	c.mu.Unlock()
+}
+
+// pingWrittenLocked notes that n more queued bytes were written: once the
+// heartbeat ping is among them, the peer has PongTimeout from now to
+// answer it. c.mu must be held.
+func (c *Conn) pingWrittenLocked(q *outQueue, n int) {
+	if q.pingLeft -= n; q.pingLeft <= 0 {
+		q.pingLeft = 0
+		if c.pingAt.Load() != 0 { // not answered by other input meanwhile
+			c.pingAt.Store(max(1, c.srv.now()))
+		}
+	}
+}
+
+// aliveAtPongDeadline looks again before giving up on a connection whose
+// ping went unanswered for PongTimeout, because a busy machine delays a
+// healthy peer's answer in ways that are not the peer's fault:
+//   - the ping is still queued behind earlier output the peer has been
+//     taking (moved): the wait starts again; it ends when the ping is out
+//     (pingWrittenLocked) or a PongTimeout passes in which nothing moved;
+//   - the pong is in the socket, but its readiness event has not reached
+//     a worker yet (a loaded reactor or pool): it is read now.
+//
+// It reports whether the connection is to be kept (or was closed here by
+// what was read). Only the owner calls it, in phaseOpen.
+func (c *Conn) aliveAtPongDeadline(now uint32) bool {
+	c.mu.Lock()
+	if q := c.out; q != nil && q.pingLeft > 0 {
+		moved := q.moved
+		q.moved = false
+		c.mu.Unlock()
+		if moved {
+			c.pingAt.Store(max(1, now))
+			c.srv.stats.pongWaitsRestarted.Add(1)
+		}
+		return moved
+	}
+	c.mu.Unlock()
+	c.readEvent()
+	if c.phaseNow() != phaseOpen || c.pingAt.Load() == 0 {
+		c.srv.stats.pongsLate.Add(1)
+		return true
+	}
+	return false
+}
+
+// heartbeatLost drops a connection whose ping (written at pinged) went
+// unanswered: 1006, no close frame.
+func (c *Conn) heartbeatLost(pinged uint32) {
+	c.srv.stats.heartbeatTimeouts.Add(1)
+	c.srv.warns.warn(warnHeartbeat, slog.LevelWarn, "heartbeat: connection lost for want of a pong", func() []any {
+		return []any{"conn", c.String(), "ping_age", elapsed(c.srv.nowExact(), pinged).Round(time.Millisecond),
+			"conns", c.srv.Conns()}
+	})
+	c.terminate(&CloseError{Code: ws.StatusAbnormalClosure, Err: ErrHeartbeatTimeout})
 }
 
 // authorizationDue closes an open connection whose authorization expired

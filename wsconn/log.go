@@ -35,6 +35,7 @@ const (
 	warnAccept                        // accept failing (EMFILE, ENFILE, ...)
 	warnInputBudget                   // 1013: MaxPartialBytes reached
 	warnRejectDropped                 // refusals past their slack dropped at accept
+	warnHeartbeat                     // a connection lost for want of a pong
 	numWarnKinds
 )
 

@@ -49,6 +49,12 @@ type outQueue struct {
 	head  int
 	bytes int // bytes not yet written
 	cost  int // memory held, as above; what MaxQueueBytes bounds
+	// The heartbeat's view (heartbeat.go): pingLeft is how many queued
+	// bytes are to be written before the heartbeat ping is out, 0 if no
+	// ping waits here; moved is whether bytes were written since the
+	// heartbeat last looked.
+	pingLeft int
+	moved    bool
 }
 
 var outQueuePool = sync.Pool{New: func() any { return new(outQueue) }}
@@ -121,6 +127,9 @@ func (q *outQueue) add(e outEntry) {
 func (q *outQueue) wrote(n int) {
 	e := &q.q[q.head]
 	q.bytes -= n
+	if n > 0 {
+		q.moved = true
+	}
 	if e.buf == nil {
 		q.cost -= n
 	}
@@ -145,6 +154,7 @@ func (q *outQueue) reset() int {
 	clear(q.q)
 	q.q, q.head, q.bytes = q.q[:0], 0, 0
 	q.cost = cap(q.q) * outEntrySize
+	q.pingLeft, q.moved = 0, false
 	return n
 }
 

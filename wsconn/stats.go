@@ -27,6 +27,8 @@ type counters struct {
 	tooBig             atomic.Uint64
 	pings              atomic.Uint64
 	heartbeatTimeouts  atomic.Uint64
+	pongsLate          atomic.Uint64
+	pongWaitsRestarted atomic.Uint64
 	panics             atomic.Uint64
 	authExpired        atomic.Uint64
 	acceptRefused      atomic.Uint64
@@ -111,6 +113,8 @@ type Stats struct {
 	TooBig             uint64         // connections closed with 1009
 	Pings              uint64         // heartbeat pings sent
 	HeartbeatTimeouts  uint64         // connections lost for want of a pong
+	LatePongs          uint64         // pongs found in the socket at the pong deadline, before their readiness event: a busy server
+	PongWaitsRestarted uint64         // pong waits restarted: the ping was still queued behind output the peer was taking
 	Panics             uint64         // handler panics recovered (close 1011)
 	AuthExpired        uint64         // connections closed when their authorization expired (1008)
 	AcceptRefused      uint64         // connections closed at accept, past AcceptRate
@@ -160,6 +164,8 @@ func (s *Server) Stats() Stats {
 		TooBig:             c.tooBig.Load(),
 		Pings:              c.pings.Load(),
 		HeartbeatTimeouts:  c.heartbeatTimeouts.Load(),
+		LatePongs:          c.pongsLate.Load(),
+		PongWaitsRestarted: c.pongWaitsRestarted.Load(),
 		Panics:             c.panics.Load(),
 		AuthExpired:        c.authExpired.Load(),
 		AcceptRefused:      c.acceptRefused.Load(),

@@ -146,6 +146,9 @@ func (c *Conn) flushLocked() {
 		c.hot().bytesOut.Add(uint64(n))
 		c.hot().queued.Add(-int64(n))
 		q.wrote(n)
+		if q.pingLeft > 0 && n > 0 {
+			c.pingWrittenLocked(q, n)
+		}
 		if err != nil {
 			if !poller.IsWouldBlock(err) {
 				c.writeFailedLocked(err)
