@@ -6,7 +6,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -95,16 +97,24 @@ type fleet struct {
 	peakOpen     atomic.Int64
 	portsSkipped atomic.Int64 // local ports found taken and skipped
 	dialed       atomic.Int64
-	closedBy     atomic.Int64 // connections the server closed
-	pings        atomic.Int64
+	pings        atomic.Int64 // server pings answered (or queued to be)
+	// ends counts the open connections that ended before the bench closed
+	// them, by how (endClass); logged is how many were logged one by one.
+	ends   map[string]int
+	logged int
 }
+
+// endsLogged is how many unexpected ends each bench process logs one by
+// one (to stderr, with the local address, to find them in the server's
+// log); the rest are only counted.
+const endsLogged = 50
 
 func newFleet(workers int, timeout time.Duration) (*fleet, error) {
 	p, err := poller.New(poller.Config{Workers: workers})
 	if err != nil {
 		return nil, err
 	}
-	return &fleet{p: p, timeout: timeout, fails: map[string]int{}, hsLat: newHist(),
+	return &fleet{p: p, timeout: timeout, fails: map[string]int{}, ends: map[string]int{}, hsLat: newHist(),
 		tlsSem: make(chan struct{}, 64)}, nil
 }
 
@@ -123,7 +133,14 @@ type client struct {
 	received int64
 	dups     int64
 	ooo      int64
-	wmu      sync.Mutex // serialises writes with abort
+	inRound  atomic.Bool // open when the broadcast began: its deliveries count
+	// closeCode is the status of the server's close frame, 0 before one.
+	closeCode uint16
+	wmu       sync.Mutex // serialises writes with abort, guards pend
+	// pend is what the socket did not take of the frames sent (a pong
+	// behind a full send buffer): written when it is writable again,
+	// never dropped.
+	pend []byte
 }
 
 // dial starts a non-blocking connect to t from src (nil: any address).
@@ -216,6 +233,27 @@ func (f *fleet) failures() (map[string]int, int) {
 	return m, n
 }
 
+// endCounts returns a copy of the counts of unexpected ends.
+func (f *fleet) endCounts() map[string]int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	m := make(map[string]int, len(f.ends))
+	for k, v := range f.ends {
+		m[k] = v
+	}
+	return m
+}
+
+// everyClient calls fn for every client, open or not.
+func (f *fleet) everyClient(fn func(*client)) {
+	f.mu.Lock()
+	clients := f.clients
+	f.mu.Unlock()
+	for _, c := range clients {
+		fn(c)
+	}
+}
+
 // each calls fn for every client that is open.
 func (f *fleet) each(fn func(*client)) {
 	f.mu.Lock()
@@ -265,12 +303,19 @@ func (c *client) HandleEvents(ev poller.Event) {
 	case phHandshake:
 		c.readHandshake()
 	case phOpen:
+		if err := c.flush(); err != nil {
+			c.ended(err)
+			return
+		}
 		c.readFrames()
 	case phClosed:
 		return
 	}
 	if uint8(c.phase.Load()) != phClosed {
-		_ = c.Rearm(false)
+		c.wmu.Lock()
+		write := len(c.pend) > 0
+		c.wmu.Unlock()
+		_ = c.Rearm(write)
 	}
 }
 
@@ -343,8 +388,7 @@ func (c *client) readFrames() {
 			return
 		}
 		if err != nil {
-			c.f.closedBy.Add(1)
-			c.abort("")
+			c.ended(err)
 			return
 		}
 		p := tmp[:n]
@@ -395,6 +439,10 @@ func (c *client) frame(op byte, payload []byte) {
 		c.f.pings.Add(1)
 		_ = c.send(0xA, payload)
 	case 0x8: // close: answer and let the server close TCP
+		c.closeCode = 1005
+		if len(payload) >= 2 {
+			c.closeCode = binary.BigEndian.Uint16(payload)
+		}
 		_ = c.send(0x8, payload[:min(len(payload), 2)])
 	case 0x1, 0x2:
 		if c.f.onMessage != nil {
@@ -403,20 +451,94 @@ func (c *client) frame(op byte, payload []byte) {
 	}
 }
 
-// send writes one masked frame. It fails rather than queue: the bench
-// never sends more than the socket takes at once.
+// send writes one masked frame. What the socket does not take is kept in
+// pend and written when it is writable: a pong is late, never lost (a
+// lost one gets a healthy connection dropped by the server's heartbeat).
 func (c *client) send(op byte, payload []byte) error {
 	frame := clientFrame(op, payload)
 	c.wmu.Lock()
-	defer c.wmu.Unlock()
 	if uint8(c.phase.Load()) == phClosed {
+		c.wmu.Unlock()
 		return errClosed
 	}
+	if len(c.pend) > 0 {
+		c.pend = append(c.pend, frame...)
+		c.wmu.Unlock()
+		return nil
+	}
 	w, err := c.Write(frame)
-	if err == nil && w < len(frame) {
-		err = errShortWrite
+	if poller.IsWouldBlock(err) {
+		w, err = 0, nil
+	}
+	queued := err == nil && w < len(frame)
+	if queued {
+		c.pend = append([]byte(nil), frame[w:]...)
+	}
+	c.wmu.Unlock()
+	if queued {
+		c.Wake() // the owner re-arms for writability
 	}
 	return err
+}
+
+// flush writes what send kept in pend. Only the owner calls it.
+func (c *client) flush() error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if len(c.pend) == 0 || uint8(c.phase.Load()) == phClosed {
+		return nil
+	}
+	w, err := c.Write(c.pend)
+	if poller.IsWouldBlock(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	c.pend = c.pend[w:]
+	if len(c.pend) == 0 {
+		c.pend = nil
+	}
+	return nil
+}
+
+// ended handles the end of an open connection that the bench did not
+// close: counted by how it ended (endClass), and the first few logged.
+func (c *client) ended(err error) {
+	class := endClass(c.closeCode, err)
+	local := "?"
+	if sa, e := unix.Getsockname(c.Fd()); e == nil {
+		if a, ok := sa.(*unix.SockaddrInet4); ok {
+			local = net.IP(a.Addr[:]).String() + ":" + strconv.Itoa(a.Port)
+		}
+	}
+	c.abort("")
+	f := c.f
+	f.mu.Lock()
+	f.ends[class]++
+	log := f.logged < endsLogged
+	if log {
+		f.logged++
+	}
+	f.mu.Unlock()
+	if log {
+		fmt.Fprintf(os.Stderr, "bench: connection %d from %s ended: %s (%v)\n", c.id, local, class, err)
+	}
+}
+
+// endClass names how an open connection ended: after the server's close
+// frame (with its status), or without one, by a reset or an EOF (the
+// server dropped it, as it does a connection lost to its heartbeat).
+func endClass(code uint16, err error) string {
+	switch {
+	case code != 0:
+		return "server_close_" + strconv.Itoa(int(code))
+	case errors.Is(err, unix.ECONNRESET):
+		return "reset_without_close"
+	case errors.Is(err, io.EOF):
+		return "eof_without_close"
+	}
+	return "error:" + err.Error()
 }
 
 // clientFrame compiles a final, masked client frame. The mask is all zero
@@ -484,10 +606,7 @@ func upgradeBlocking(conn net.Conn, t *target) error {
 	return nil
 }
 
-var (
-	errClosed     = errors.New("bench: connection closed")
-	errShortWrite = errors.New("bench: socket buffer full")
-)
+var errClosed = errors.New("bench: connection closed")
 
 // abort closes the connection, counting a failure if class is not empty.
 func (c *client) abort(class string) {

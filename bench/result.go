@@ -21,6 +21,12 @@ type Result struct {
 	Open      int            `json:"open_conns"`
 	PeakOpen  int            `json:"peak_open_conns"`
 	Failures  map[string]int `json:"failures"`
+	// Ends counts the connections that were open and ended before the
+	// bench closed them, by how: "server_close_<status>" after the
+	// server's close frame, "eof_without_close" or "reset_without_close"
+	// when it dropped the connection (as its heartbeat does).
+	Ends  map[string]int `json:"ends"`
+	Pings int64          `json:"pings_answered"`
 	// PortsSkipped counts local ports found taken (by another socket, or
 	// a TIME_WAIT pair to the same server) and passed over for the next.
 	PortsSkipped int64 `json:"ports_skipped"`
@@ -94,14 +100,17 @@ type EchoFigures struct {
 // BroadcastFigures report the broadcast mode. Every subscriber should get
 // every message exactly once and in order.
 type BroadcastFigures struct {
-	Subscribers int         `json:"subscribers"`
-	Messages    int         `json:"messages"`
-	Expected    int64       `json:"expected_deliveries"`
-	Received    int64       `json:"received"`
-	Missing     int64       `json:"missing"`
-	Duplicates  int64       `json:"duplicates"`
-	OutOfOrder  int64       `json:"out_of_order"`
-	Incomplete  int64       `json:"incomplete_subscribers"`
+	Subscribers int   `json:"subscribers"`
+	Messages    int   `json:"messages"`
+	Expected    int64 `json:"expected_deliveries"`
+	Received    int64 `json:"received"`
+	Missing     int64 `json:"missing"`
+	Duplicates  int64 `json:"duplicates"`
+	OutOfOrder  int64 `json:"out_of_order"`
+	Incomplete  int64 `json:"incomplete_subscribers"`
+	// Ended counts the subscribers that ended during the broadcast (see
+	// Result.Ends for how); their deliveries up to then count.
+	Ended       int64       `json:"ended_during_broadcast"`
 	Latency     Percentiles `json:"delivery_ms"`
 	PublishSecs float64     `json:"publish_seconds"`
 }
@@ -169,7 +178,7 @@ func merge(parts []*Result) (*Result, error) {
 	if len(parts) == 0 {
 		return nil, fmt.Errorf("no results to merge")
 	}
-	out := &Result{Mode: parts[0].Mode, Processes: len(parts), Failures: map[string]int{}}
+	out := &Result{Mode: parts[0].Mode, Processes: len(parts), Failures: map[string]int{}, Ends: map[string]int{}}
 	hs, lat := newHist(), newHist()
 	for _, p := range parts {
 		out.Target += p.Target
@@ -180,6 +189,10 @@ func merge(parts []*Result) (*Result, error) {
 		for k, v := range p.Failures {
 			out.Failures[k] += v
 		}
+		for k, v := range p.Ends {
+			out.Ends[k] += v
+		}
+		out.Pings += p.Pings
 		if err := hs.mergeEncoded(p.HandshakeHist); err != nil {
 			return nil, err
 		}
@@ -233,5 +246,6 @@ func mergeBroadcast(out *Result, b *BroadcastFigures) {
 	o.Duplicates += b.Duplicates
 	o.OutOfOrder += b.OutOfOrder
 	o.Incomplete += b.Incomplete
+	o.Ended += b.Ended
 	o.PublishSecs = max(o.PublishSecs, b.PublishSecs)
 }

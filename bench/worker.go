@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"strconv"
@@ -159,6 +160,8 @@ func (w *worker) run() (*Result, error) {
 	}
 	res.Open = int(w.f.open.Load())
 	res.Failures, _ = w.f.failures()
+	res.Ends = w.f.endCounts()
+	res.Pings = w.f.pings.Load()
 	res.PortsSkipped = w.f.portsSkipped.Load()
 	res.HandshakeHist = w.f.hsLat.encode()
 	res.LatencyHist = w.lat.encode()
@@ -299,7 +302,14 @@ func (w *worker) onPush(c *client, payload []byte) {
 }
 
 func (w *worker) runBroadcast() *BroadcastFigures {
-	subs := int(w.f.open.Load())
+	// The subscribers are the connections open now; one that ends during
+	// the broadcast still counts with what it received until then, so
+	// that a dropped connection shows as such, not as lost deliveries.
+	subs := 0
+	w.f.each(func(c *client) {
+		c.inRound.Store(true)
+		subs++
+	})
 	fig := &BroadcastFigures{Subscribers: subs, Messages: w.o.Messages,
 		Expected: int64(subs) * int64(w.o.Messages)}
 	if w.o.Publisher {
@@ -311,12 +321,18 @@ func (w *worker) runBroadcast() *BroadcastFigures {
 	}
 	w.waitFor(func() bool { return w.msgs.Load() >= fig.Expected }, w.o.Drain+
 		time.Duration(float64(w.o.Messages)/w.o.PubRate*float64(time.Second)))
-	w.f.each(func(c *client) {
+	w.f.everyClient(func(c *client) {
+		if !c.inRound.Load() {
+			return
+		}
 		fig.Received += c.received
 		fig.Duplicates += c.dups
 		fig.OutOfOrder += c.ooo
 		if c.received-c.dups < int64(w.o.Messages) {
 			fig.Incomplete++
+		}
+		if uint8(c.phase.Load()) != phOpen {
+			fig.Ended++
 		}
 	})
 	fig.Incomplete += int64(w.o.N - subs) // never connected or dropped
@@ -331,14 +347,18 @@ func (w *worker) publish() (float64, error) {
 		return 0, err
 	}
 	defer pub.Close()
-	go func() { _, _ = bufio.NewReader(pub).WriteTo(discard{}) }() // acks: not needed
+	var wmu sync.Mutex // the pongs and the publishes
+	go answerPings(pub, &wmu)
 	interval := time.Duration(float64(time.Second) / w.o.PubRate)
 	start := time.Now()
 	next := start
 	for seq := 1; seq <= w.o.Messages; seq++ {
 		body := `{"op":"publish","channel":"` + w.o.Channel + `","data":[` + strconv.Itoa(seq) + `,` +
 			strconv.FormatInt(time.Now().UnixNano(), 10) + `]}`
-		if _, err := pub.Write(clientFrame(0x1, []byte(body))); err != nil {
+		wmu.Lock()
+		_, err := pub.Write(clientFrame(0x1, []byte(body)))
+		wmu.Unlock()
+		if err != nil {
 			return time.Since(start).Seconds(), err
 		}
 		next = next.Add(interval)
@@ -347,6 +367,47 @@ func (w *worker) publish() (float64, error) {
 	return time.Since(start).Seconds(), nil
 }
 
-type discard struct{}
-
-func (discard) Write(p []byte) (int, error) { return len(p), nil }
+// answerPings reads the publisher's connection until it ends, answering
+// the server's pings (a publisher slower than the server's ping interval
+// would be dropped otherwise) and dropping the rest (acks: not needed).
+func answerPings(conn net.Conn, wmu *sync.Mutex) {
+	br := bufio.NewReader(conn)
+	var hdr [8]byte
+	for {
+		if _, err := io.ReadFull(br, hdr[:2]); err != nil {
+			return
+		}
+		op, n := hdr[0]&0x0f, uint64(hdr[1]&0x7f)
+		switch n {
+		case 126:
+			if _, err := io.ReadFull(br, hdr[:2]); err != nil {
+				return
+			}
+			n = uint64(binary.BigEndian.Uint16(hdr[:2]))
+		case 127:
+			if _, err := io.ReadFull(br, hdr[:8]); err != nil {
+				return
+			}
+			n = binary.BigEndian.Uint64(hdr[:8])
+		}
+		if op != 0x9 {
+			if _, err := br.Discard(int(min(n, 1<<30))); err != nil {
+				return
+			}
+			continue
+		}
+		if n > 125 { // a control frame's most: not a server to talk to
+			return
+		}
+		payload := make([]byte, n)
+		if _, err := io.ReadFull(br, payload); err != nil {
+			return
+		}
+		wmu.Lock()
+		_, err := conn.Write(clientFrame(0xA, payload))
+		wmu.Unlock()
+		if err != nil {
+			return
+		}
+	}
+}
