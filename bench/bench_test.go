@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -236,6 +237,43 @@ func TestBenchDeflateDeclined(t *testing.T) {
 	}
 	if r.Open != 0 || r.Failures["deflate_declined"] != 20 {
 		t.Errorf("open %d, failures %v; want 0 and 20 deflate_declined", r.Open, r.Failures)
+	}
+}
+
+// closer closes every connection with 4000 once n are open.
+type closer struct {
+	handler.Base
+	n     int
+	mu    sync.Mutex
+	conns []handler.Conn
+}
+
+func (h *closer) OnOpen(c handler.Conn) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.conns = append(h.conns, c); len(h.conns) == h.n {
+		for _, c := range h.conns {
+			_ = c.Close(4000, "go away")
+		}
+	}
+}
+
+// TestBenchCountsEnds: connections the server ends during a run are
+// counted by how they ended, with the server's close status.
+func TestBenchCountsEnds(t *testing.T) {
+	if testing.Short() {
+		t.Skip("spawns bench processes")
+	}
+	srv := startServer(t, wsconn.Config{Routes: map[string]handler.Handler{"/close": &closer{n: 50}}})
+	cmd := exec.Command("go", "run", ".", "idle", "-url", "ws://"+srv.Addr().String()+"/close", "-n", "50",
+		"-rate", "10000", "-hold", "3s", "-pid", strconv.Itoa(os.Getpid()))
+	out, _ := cmd.Output()
+	var r Result
+	if err := json.Unmarshal(out, &r); err != nil {
+		t.Fatalf("bench output is not a Result: %v\n%s", err, out)
+	}
+	if r.PeakOpen != 50 || r.Ends["server_close_4000"] != 50 || len(r.Ends) != 1 {
+		t.Errorf("peak open %d, ends %v; want 50 and 50 server_close_4000", r.PeakOpen, r.Ends)
 	}
 }
 

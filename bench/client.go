@@ -98,6 +98,7 @@ type fleet struct {
 	portsSkipped atomic.Int64 // local ports found taken and skipped
 	dialed       atomic.Int64
 	pings        atomic.Int64 // server pings answered (or queued to be)
+	endedEarly   atomic.Int64 // open connections that ended before the bench closed them
 	// ends counts the open connections that ended before the bench closed
 	// them, by how (endClass); logged is how many were logged one by one.
 	ends   map[string]int
@@ -514,6 +515,7 @@ func (c *client) ended(err error) {
 	}
 	c.abort("")
 	f := c.f
+	f.endedEarly.Add(1)
 	f.mu.Lock()
 	f.ends[class]++
 	log := f.logged < endsLogged

@@ -207,7 +207,7 @@ func (w *worker) ramp() {
 	w.waitFor(func() bool {
 		w.f.expire()
 		_, failed := w.f.failures()
-		return int(w.f.open.Load())+failed >= w.o.N
+		return int(w.f.open.Load()+w.f.endedEarly.Load())+failed >= w.o.N
 	}, w.o.Timeout+time.Second)
 }
 

@@ -14,8 +14,15 @@
 # It checks first that the machine can take it (memory, descriptors, ports)
 # and says what is missing instead of thrashing.
 #
+# Both sides' logs stay in OUT (wsgate.log, bench.log), with every server
+# worker's /metrics scraped before it stops (metrics/worker-<i>.txt). A
+# connection that ended during the run fails it, and the summary says which
+# side ended it and why: the bench's count of how each ended (the server's
+# close status, or a drop without one) beside the server's close counters.
+#
 # Environment: N=1000000 HOLD=60s ROUNDS=5 PUB_RATE=0.025 RATE=6000
-#   SRC=127.0.1.1-127.0.1.60 PORT=18500 OUT=bench/results/1m-<date>
+#   SRC=127.0.1.1-127.0.1.60 PORT=18500 ADMIN_PORT=18600
+#   OUT=bench/results/1m-<date>
 #   CHECK_ONLY=1 (preflight only)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +34,7 @@ PUB_RATE="${PUB_RATE:-0.025}"
 RATE="${RATE:-6000}"
 SRC="${SRC:-127.0.1.1-127.0.1.60}"
 PORT="${PORT:-18500}"
+ADMIN_PORT="${ADMIN_PORT:-18600}" # worker i serves its metrics on ADMIN_PORT+1+i
 OUT="${OUT:-bench/results/1m-$(date -u +%Y%m%d-%H%M%S)}"
 
 say() { printf '%s loadtest-1m: %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
@@ -38,6 +46,7 @@ per_proc=$((nofile - 200))
 [ "$per_proc" -ge 1000 ] || die "open-files limit is $nofile per process; need at least 1200 (ulimit -n, or scripts/tune-linux.sh --apply)"
 procs=$(((N + per_proc - 1) / per_proc))                # bench processes
 workers=$(((N * 11 / 10 + nofile - 129) / (nofile - 128))) # wsgate -workers auto: 10% slack for uneven spreading
+[ $((ADMIN_PORT + workers + 1)) -le 65535 ] || die "ADMIN_PORT=$ADMIN_PORT: $workers workers need ports up to $((ADMIN_PORT + workers + 1))"
 read -r port_lo port_hi </proc/sys/net/ipv4/ip_local_port_range
 ports_per_src=$((port_hi - port_lo + 1))
 src_lo=${SRC%-*}
@@ -88,12 +97,12 @@ mkdir -p "$OUT"
 # needs: heartbeats every 5 minutes instead of 30 s (a million pings a
 # minute would take a core), and 30 s for a handshake at the peak of the ramp.
 say "starting wsgate: $workers workers for $N connections"
-"$bin/wsgate" -addr "127.0.0.1:$PORT" -workers auto -max-conns "$N" -log-level warn \
-	-ping-interval 5m -pong-timeout 60s -handshake-timeout 30s -shutdown-timeout 60s 2>"$bin/wsgate.log" &
+"$bin/wsgate" -addr "127.0.0.1:$PORT" -admin "127.0.0.1:$ADMIN_PORT" -workers auto -max-conns "$N" -log-level warn \
+	-ping-interval 5m -pong-timeout 60s -handshake-timeout 30s -shutdown-timeout 60s 2>"$OUT/wsgate.log" &
 gate_pid=$!
 for _ in $(seq 300); do
 	(exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break
-	kill -0 "$gate_pid" 2>/dev/null || die "wsgate exited at start: $(tail -3 "$bin/wsgate.log")"
+	kill -0 "$gate_pid" 2>/dev/null || die "wsgate exited at start: $(tail -3 "$OUT/wsgate.log")"
 	sleep 0.1
 done
 sleep 1 # the last workers
@@ -101,20 +110,36 @@ sleep 1 # the last workers
 say "bench: ramp at $RATE/s, hold $HOLD, $ROUNDS broadcast rounds"
 "$bin/bench" broadcast -url "ws://127.0.0.1:$PORT/ws" -n "$N" -rate "$RATE" -src "$SRC" \
 	-hold "$HOLD" -messages "$ROUNDS" -pub-rate "$PUB_RATE" -drain 300s -timeout 60s \
-	-label "wsgate-$N" -out "$OUT" >/dev/null &
+	-label "wsgate-$N" -out "$OUT" >/dev/null 2> >(tee "$OUT/bench.log" >&2) &
 bench_pid=$!
 wait "$bench_pid" # in the background, so that Ctrl-C is handled at once
 bench_pid=""
+
+say "scraping the workers' metrics"
+mkdir -p "$OUT/metrics"
+python3 - "$ADMIN_PORT" "$workers" "$OUT/metrics" <<'EOF' || say "some workers' metrics could not be read"
+import sys, urllib.request
+port, n, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+failed = 0
+for i in range(n):
+    try:
+        body = urllib.request.urlopen(f"http://127.0.0.1:{port + 1 + i}/metrics", timeout=10).read()
+    except OSError as e:
+        print(f"worker {i}: {e}", file=sys.stderr)
+        failed += 1
+        continue
+    open(f"{out}/worker-{i}.txt", "wb").write(body)
+sys.exit(1 if failed else 0)
+EOF
 
 say "stopping wsgate"
 kill -TERM "$gate_pid"
 wait "$gate_pid" || true
 gate_pid=""
-[ -s "$bin/wsgate.log" ] && cp "$bin/wsgate.log" "$OUT/" # warnings, if any
 
-# A summary from the JSON, without jq.
-python3 - "$OUT/wsgate-$N-broadcast.json" <<'EOF'
-import json, sys
+# A summary from the JSON and the metrics, without jq.
+python3 - "$OUT/wsgate-$N-broadcast.json" "$OUT/metrics" "$OUT/wsgate.log" <<'EOF'
+import glob, json, re, sys
 r = json.load(open(sys.argv[1]))
 s, b = r["server"], r["broadcast"]
 peak = r["peak_open_conns"]
@@ -129,7 +154,32 @@ print(f"broadcast:                  {b['messages']} messages x {b['subscribers']
       f"out of order {b['out_of_order']}")
 l = b["delivery_ms"]
 print(f"delivery latency:           p50 {l['p50']:.0f} ms, p99 {l['p99']:.0f} ms, max {l['max']:.0f} ms")
+
+# Who ended what: the bench's view, then the server's.
+ends = r.get("ends") or {}
+print(f"connections ended early:    {sum(ends.values()):,} by the bench's count "
+      f"({', '.join(f'{k} {v}' for k, v in sorted(ends.items())) or 'none'}), "
+      f"{b.get('ended_during_broadcast', 0)} of them during the broadcast; {r.get('pings_answered', 0):,} pings answered")
+totals, files = {}, glob.glob(sys.argv[2] + "/worker-*.txt")
+for f in files:
+    for line in open(f):
+        m = re.match(r"wsgate_(\w+_total(?:\{[^}]*\})?)\s+([0-9.e+]+)$", line)
+        if m:
+            totals[m.group(1)] = totals.get(m.group(1), 0) + float(m.group(2))
+keys = ["heartbeat_timeouts_total", "heartbeat_late_pongs_total", "heartbeat_waits_restarted_total",
+        "slow_consumer_closes_total", "rate_limited_closes_total", "message_timeout_closes_total",
+        "too_big_closes_total", "forced_closes_total"]
+print(f"server ({len(files)} workers):      " + ", ".join(f"{k.removesuffix('_total')} {totals.get(k, 0):,.0f}" for k in keys))
+codes = {k: v for k, v in totals.items() if k.startswith("connections_closed_total{") and v}
+# Scraped once the bench is done: its own closes at the end are in these.
+print("server close codes (the bench's own at its end included): " + (", ".join(f"{k[len('connections_closed_total'):]} {v:,.0f}"
+                                                 for k, v in sorted(codes.items())) or "none"))
+warns = [l.strip() for l in open(sys.argv[3]) if "heartbeat" in l or "slow consumer" in l]
+for w in warns[:10]:
+    print("server log:                 " + w[:200])
 problems = []
+if sum(ends.values()):
+    problems.append(f"{sum(ends.values())} connections ended before the bench closed them (see above and bench.log)")
 if peak < r["target_conns"]:
     problems.append(f"only {peak} of {r['target_conns']} connections opened")
 if b["missing"] or b["duplicates"] or b["out_of_order"] or b["incomplete_subscribers"]:
