@@ -236,7 +236,10 @@ func (c *Conn) aliveAtPongDeadline(now uint32) bool {
 	}
 	c.mu.Unlock()
 	c.readEvent()
-	if c.phaseNow() != phaseOpen || c.pingAt.Load() == 0 {
+	switch {
+	case c.phaseNow() != phaseOpen:
+		return true // what was read ended it (EOF, a close frame, a violation)
+	case c.pingAt.Load() == 0:
 		c.srv.stats.pongsLate.Add(1)
 		return true
 	}
