@@ -21,6 +21,8 @@
 //	           completeness (each subscriber got each message once, in order).
 //	report     render charts from saved JSON results, several runs side by side.
 //	table      print a Markdown table comparing two labelled sets of results.
+//	attack     reproduce one of the reported attacks (-scenario) against a
+//	           running server and measure its cost (attack.go).
 //
 // Each run prints its result as JSON; -out DIR also saves the JSON and PNG
 // charts there. Failures are classified (refused, timeout, status_503, ...)
@@ -42,7 +44,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: bench idle|echo|broadcast|report|table [flags]  (bench MODE -h lists flags)")
+		fmt.Fprintln(os.Stderr, "usage: bench idle|echo|broadcast|attack|report|table [flags]  (bench MODE -h lists flags)")
 		os.Exit(2)
 	}
 	mode, args := os.Args[1], os.Args[2:]
@@ -59,6 +61,9 @@ func main() {
 		return
 	case "table":
 		exitOn(runTable(args, os.Stdout))
+		return
+	case "attack":
+		exitOn(runAttack(args, os.Stdout))
 		return
 	}
 	o, err := parseOptions(mode, args)
