@@ -67,6 +67,8 @@ var wsMetrics = []metric{
 		func(s *snapshot) float64 { return float64(s.WS.HeartbeatTimeouts) }),
 	counter("heartbeat_late_pongs_total", "Pongs read at the pong deadline, before their readiness event reached a worker: the server was busy, the peer was not lost.",
 		func(s *snapshot) float64 { return float64(s.WS.LatePongs) }),
+	counter("heartbeat_graces_total", "Pong waits extended because the peer's TCP stack had acknowledged the ping: its application was late, the peer was not lost.",
+		func(s *snapshot) float64 { return float64(s.WS.PongGraces) }),
 	counter("heartbeat_waits_restarted_total", "Pong waits started again because the ping was still queued behind output the peer was taking.",
 		func(s *snapshot) float64 { return float64(s.WS.PongWaitsRestarted) }),
 	counter("auth_expired_closes_total", "Connections closed with 1008 when their authorization expired.",

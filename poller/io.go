@@ -31,6 +31,11 @@ func (d *Desc) Write(p []byte) (int, error) {
 // open, as a server does after its close frame (RFC 6455 section 7.1.1).
 func (d *Desc) ShutdownWrite() error { return shutdownWrite(int(d.fd)) }
 
+// Unacknowledged returns how many bytes written to d's socket its peer's
+// TCP stack has not acknowledged yet, sent or still waiting to be
+// (SIOCOUTQ): 0 means the peer's kernel has taken everything written.
+func (d *Desc) Unacknowledged() (int, error) { return unackedFd(int(d.fd)) }
+
 // IsWouldBlock reports whether err means "try again when ready".
 func IsWouldBlock(err error) bool { return errors.Is(err, ErrWouldBlock) }
 

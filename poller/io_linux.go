@@ -44,6 +44,8 @@ func writeFd(fd int, p []byte) (int, error) {
 
 func shutdownWrite(fd int) error { return unix.Shutdown(fd, unix.SHUT_WR) }
 
+func unackedFd(fd int) (int, error) { return unix.IoctlGetInt(fd, unix.SIOCOUTQ) }
+
 // DescriptorLimit returns the process's open-files limit (the soft
 // RLIMIT_NOFILE, which the Go runtime raises to the hard limit at start).
 func DescriptorLimit() int {

@@ -112,7 +112,9 @@ type Config struct {
 	// anything (a pong, normally) before the connection is closed as lost.
 	// It counts from when the ping is written to the socket, not from when
 	// it is queued behind earlier output, and a wait in which the peer took
-	// queued bytes starts again.
+	// queued bytes starts again. While the peer's TCP stack has
+	// acknowledged everything sent, the ping included, the wait is extended
+	// by another PongTimeout, as many times as fit in PingInterval.
 	// Default: 10s.
 	PongTimeout time.Duration
 	// CloseTimeout is how long the server waits for the peer to answer its

@@ -79,6 +79,7 @@ type Conn struct {
 	port   uint16  // peer port
 	reject uint8   // reject*: answer the handshake with an error status
 	wflags uint8   // wf* flags; guarded by mu
+	graces uint8   // pong waits extended for the ping in flight (pongGrace); owner only
 	rate   rateBucket
 }
 

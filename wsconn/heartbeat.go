@@ -188,6 +188,7 @@ func (c *Conn) heartbeat(now uint32) {
 		return
 	}
 	c.pingAt.Store(max(1, now))
+	c.graces = 0
 	c.srv.stats.pings.Add(1) // before the ping: a peer that saw it finds it counted
 	buf := compileFrame(ws.OpPing, nil)
 	c.mu.Lock()
@@ -218,7 +219,10 @@ func (c *Conn) pingWrittenLocked(q *outQueue, n int) {
 //     taking (moved): the wait starts again; it ends when the ping is out
 //     (pingWrittenLocked) or a PongTimeout passes in which nothing moved;
 //   - the pong is in the socket, but its readiness event has not reached
-//     a worker yet (a loaded reactor or pool): it is read now.
+//     a worker yet (a loaded reactor or pool): it is read now;
+//   - the peer's TCP stack acknowledged the ping, and everything before
+//     it, but its application has not answered yet (a busy peer): see
+//     pongGrace.
 //
 // It reports whether the connection is to be kept (or was closed here by
 // what was read). Only the owner calls it, in phaseOpen.
@@ -243,7 +247,45 @@ func (c *Conn) aliveAtPongDeadline(now uint32) bool {
 		c.srv.stats.pongsLate.Add(1)
 		return true
 	}
-	return false
+	return c.pongGrace(now)
+}
+
+// pongGrace gives a peer another PongTimeout to answer when its TCP stack
+// has acknowledged every byte sent to it, the ping included: the path and
+// the peer's host are alive, and what is late is its application, which a
+// busy machine delays (in the million-connection run, pongs came minutes
+// late with every connection healthy). A vanished peer or a cut path
+// leaves the ping unacknowledged and is dropped at the first deadline, and
+// a peer that crashed sent FIN or RST long before. The waits together are
+// bounded by PingInterval, so a peer whose application hangs is still
+// dropped, later. It reports whether the wait was extended.
+func (c *Conn) pongGrace(now uint32) bool {
+	cfg := &c.srv.cfg
+	if int(c.graces) >= maxGraces(cfg) {
+		return false
+	}
+	c.mu.Lock()
+	queued := c.out != nil
+	c.mu.Unlock()
+	if queued {
+		return false // not all sent, so not all acknowledged
+	}
+	if n, err := c.Unacknowledged(); err != nil || n != 0 {
+		return false
+	}
+	c.graces++
+	c.pingAt.Store(max(1, now))
+	c.srv.stats.pongGraces.Add(1)
+	return true
+}
+
+// maxGraces is how many times pongGrace extends one ping's wait: as many
+// PongTimeouts as fit in PingInterval, at most 255.
+func maxGraces(cfg *Config) int {
+	if cfg.PongTimeout <= 0 {
+		return 0
+	}
+	return int(min(cfg.PingInterval/cfg.PongTimeout, 255))
 }
 
 // heartbeatLost drops a connection whose ping (written at pinged) went

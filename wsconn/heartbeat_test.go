@@ -158,7 +158,7 @@ func TestHeartbeatPingBehindQueue(t *testing.T) {
 func heartbeatStats(srv *Server) map[string]uint64 {
 	st := srv.Stats()
 	return map[string]uint64{"pings": st.Pings, "heartbeat_timeouts": st.HeartbeatTimeouts,
-		"waits_restarted": st.PongWaitsRestarted, "late_pongs": st.LatePongs}
+		"waits_restarted": st.PongWaitsRestarted, "late_pongs": st.LatePongs, "graces": st.PongGraces}
 }
 
 // blocker blocks in OnMessage("block") until release is closed, and
@@ -231,4 +231,79 @@ func TestHeartbeatPongInSocketAtDeadline(t *testing.T) {
 	// late_pongs counts the rounds in which the pong was read at the
 	// deadline; in the others the readiness event came first.
 	t.Logf("%d rounds: %+v", rounds, heartbeatStats(srv))
+}
+
+// graceConfig pings after 400 ms of silence and waits 100 ms for a pong:
+// four graces of 100 ms fit in the ping interval.
+func graceConfig(rec *recorder) Config {
+	return Config{
+		PingInterval:  400 * time.Millisecond,
+		PongTimeout:   100 * time.Millisecond,
+		SweepInterval: 10 * time.Millisecond,
+		Routes:        map[string]handler.Handler{"/rec": rec},
+	}
+}
+
+// TestHeartbeatGraceForAcknowledgedPing: a peer whose TCP stack took the
+// ping but whose application answers late (a busy machine) gets more time
+// while its kernel has acknowledged everything; a PongTimeout used to be
+// all it had. It answers once the server has extended its wait.
+func TestHeartbeatGraceForAcknowledgedPing(t *testing.T) {
+	rec := newRecorder()
+	srv := startServer(t, graceConfig(rec))
+	c := dialWS(t, srv, "/rec")
+	f, err := c.readFrame(ioTimeout)
+	if err != nil || f.op != ws.OpPing {
+		t.Fatalf("got %v, %v, want a ping", f, err)
+	}
+	eventually(t, ioTimeout, "the pong wait extended", func() bool {
+		st := srv.Stats()
+		return st.PongGraces > 0 || st.HeartbeatTimeouts > 0
+	})
+	if st := srv.Stats(); st.HeartbeatTimeouts != 0 {
+		t.Fatalf("dropped at the first pong deadline, with the ping acknowledged: %+v", heartbeatStats(srv))
+	}
+	c.send(pongFrame(string(f.payload)))
+	c.send(textFrame("late, not lost"))
+	c.expectFrame(textEcho("late, not lost"))
+	if st := srv.Stats(); st.HeartbeatTimeouts != 0 {
+		t.Errorf("HeartbeatTimeouts = %d, want 0", st.HeartbeatTimeouts)
+	}
+	c.closeHandshake()
+}
+
+// TestHeartbeatGraceIsBounded: a peer whose kernel acknowledges the ping
+// but whose application never answers (it hangs) is still dropped, once
+// the graces that fit in PingInterval are spent: exactly four here.
+func TestHeartbeatGraceIsBounded(t *testing.T) {
+	rec := newRecorder()
+	srv := startServer(t, graceConfig(rec))
+	c := dialWS(t, srv, "/rec")
+	if f, err := c.readFrame(ioTimeout); err != nil || f.op != ws.OpPing {
+		t.Fatalf("got %v, %v, want a ping", f, err)
+	}
+	c.expectEOF()
+	eventually(t, ioTimeout, "the heartbeat timeout counted", func() bool { return srv.Stats().HeartbeatTimeouts == 1 })
+	if st := srv.Stats(); st.PongGraces != 4 {
+		t.Errorf("PongGraces = %d before the drop, want 4 (400 ms interval / 100 ms timeout)", st.PongGraces)
+	}
+}
+
+// TestMaxGraces: as many PongTimeouts as fit in PingInterval, at most 255.
+func TestMaxGraces(t *testing.T) {
+	for _, tc := range []struct {
+		ping, pong time.Duration
+		want       int
+	}{
+		{30 * time.Second, 10 * time.Second, 3},
+		{5 * time.Minute, time.Minute, 5},
+		{100 * time.Millisecond, 200 * time.Millisecond, 0},
+		{time.Hour, time.Millisecond, 255},
+		{time.Second, 0, 0},
+	} {
+		cfg := Config{PingInterval: tc.ping, PongTimeout: tc.pong}
+		if got := maxGraces(&cfg); got != tc.want {
+			t.Errorf("maxGraces(ping %v, pong %v) = %d, want %d", tc.ping, tc.pong, got, tc.want)
+		}
+	}
 }

@@ -29,6 +29,7 @@ type counters struct {
 	heartbeatTimeouts  atomic.Uint64
 	pongsLate          atomic.Uint64
 	pongWaitsRestarted atomic.Uint64
+	pongGraces         atomic.Uint64
 	panics             atomic.Uint64
 	authExpired        atomic.Uint64
 	acceptRefused      atomic.Uint64
@@ -115,6 +116,7 @@ type Stats struct {
 	HeartbeatTimeouts  uint64         // connections lost for want of a pong
 	LatePongs          uint64         // pongs found in the socket at the pong deadline, before their readiness event: a busy server
 	PongWaitsRestarted uint64         // pong waits restarted: the ping was still queued behind output the peer was taking
+	PongGraces         uint64         // pong waits extended: the peer's TCP stack had acknowledged the ping, its application had not answered
 	Panics             uint64         // handler panics recovered (close 1011)
 	AuthExpired        uint64         // connections closed when their authorization expired (1008)
 	AcceptRefused      uint64         // connections closed at accept, past AcceptRate
@@ -166,6 +168,7 @@ func (s *Server) Stats() Stats {
 		HeartbeatTimeouts:  c.heartbeatTimeouts.Load(),
 		LatePongs:          c.pongsLate.Load(),
 		PongWaitsRestarted: c.pongWaitsRestarted.Load(),
+		PongGraces:         c.pongGraces.Load(),
 		Panics:             c.panics.Load(),
 		AuthExpired:        c.authExpired.Load(),
 		AcceptRefused:      c.acceptRefused.Load(),
