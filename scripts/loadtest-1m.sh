@@ -63,6 +63,20 @@ avail_kib=$(awk '/^MemAvailable:/ {print $2}' /proc/meminfo)
 need_kib=$((N * 12 + (procs + workers) * 20 * 1024 + 512 * 1024))
 [ "$avail_kib" -ge "$need_kib" ] ||
 	die "MemAvailable is $((avail_kib / 1024)) MiB; $N connections need about $((need_kib / 1024)) MiB (lower N)"
+# TCP memory: during a broadcast every connection holds a message in one
+# socket or the other until the bench reads it, and past the pressure
+# threshold of net.ipv4.tcp_mem the kernel shrinks windows and stalls
+# writes for everyone: deliveries then take minutes, pongs come late, and
+# the server's heartbeat rightly drops the connections whose pongs are
+# later than -pong-timeout. Measured here (sockstat's TCP mem at its peak
+# in a broadcast): 2.24 KiB per connection for a million, 2.04 for 100,000;
+# a quarter more for slack.
+TCP_PEAK_BYTES="${TCP_PEAK_BYTES:-2300}"
+read -r _ tcp_pressure _ </proc/sys/net/ipv4/tcp_mem
+page_kib=$(($(getconf PAGESIZE) / 1024))
+tcp_need_pages=$((N * TCP_PEAK_BYTES * 5 / 4 / (page_kib * 1024)))
+[ "$tcp_pressure" -ge "$tcp_need_pages" ] ||
+	die "net.ipv4.tcp_mem's pressure threshold is $tcp_pressure pages ($((tcp_pressure * page_kib / 1024)) MiB); a broadcast to $N connections needs about $tcp_need_pages ($((tcp_need_pages * page_kib / 1024)) MiB): scripts/tune-linux.sh --apply, or sysctl -w net.ipv4.tcp_mem=..."
 say "preflight ok: $N connections, $workers server workers + $procs bench processes ($per_proc each), $n_src source addresses, need ~$((need_kib / 1024)) MiB of $((avail_kib / 1024)) MiB available"
 [ "${CHECK_ONLY:-}" = 1 ] && exit 0
 
@@ -112,8 +126,21 @@ say "bench: ramp at $RATE/s, hold $HOLD, $ROUNDS broadcast rounds"
 	-hold "$HOLD" -messages "$ROUNDS" -pub-rate "$PUB_RATE" -drain 300s -timeout 60s \
 	-label "wsgate-$N" -out "$OUT" >/dev/null 2> >(tee "$OUT/bench.log" >&2) &
 bench_pid=$!
+# The kernel's side, sampled while the bench runs: TCP memory in pages
+# (its peak) and the time spent under TCP memory pressure.
+pressure_ms() { awk '/^TcpExt:/ { if (!n) { for (i = 1; i <= NF; i++) if ($i == "TCPMemoryPressuresChrono") c = i; n = 1 } else print $c }' /proc/net/netstat; }
+pressure_before=$(pressure_ms)
+( while kill -0 "$bench_pid" 2>/dev/null; do
+	awk '/^TCP:/ { for (i = 1; i < NF; i++) if ($i == "mem") print $(i + 1) }' /proc/net/sockstat
+	sleep 2
+done | sort -n | tail -1 >"$OUT/tcp-mem-peak-pages" ) &
+sampler_pid=$!
 wait "$bench_pid" # in the background, so that Ctrl-C is handled at once
 bench_pid=""
+wait "$sampler_pid" || true
+pressure_after=$(pressure_ms)
+echo "tcp_mem_peak_pages=$(cat "$OUT/tcp-mem-peak-pages") page_kib=$page_kib pressure_threshold_pages=$tcp_pressure" \
+	"pressure_ms=$((pressure_after - pressure_before))" >"$OUT/kernel.txt"
 
 say "scraping the workers' metrics"
 mkdir -p "$OUT/metrics"
@@ -138,7 +165,7 @@ wait "$gate_pid" || true
 gate_pid=""
 
 # A summary from the JSON and the metrics, without jq.
-python3 - "$OUT/wsgate-$N-broadcast.json" "$OUT/metrics" "$OUT/wsgate.log" <<'EOF'
+python3 - "$OUT/wsgate-$N-broadcast.json" "$OUT/metrics" "$OUT/wsgate.log" "$OUT/kernel.txt" <<'EOF'
 import glob, json, re, sys
 r = json.load(open(sys.argv[1]))
 s, b = r["server"], r["broadcast"]
@@ -166,7 +193,7 @@ for f in files:
         m = re.match(r"wsgate_(\w+_total(?:\{[^}]*\})?)\s+([0-9.e+]+)$", line)
         if m:
             totals[m.group(1)] = totals.get(m.group(1), 0) + float(m.group(2))
-keys = ["heartbeat_timeouts_total", "heartbeat_late_pongs_total", "heartbeat_waits_restarted_total",
+keys = ["heartbeat_timeouts_total", "heartbeat_late_pongs_total", "heartbeat_waits_restarted_total", "heartbeat_graces_total",
         "slow_consumer_closes_total", "rate_limited_closes_total", "message_timeout_closes_total",
         "too_big_closes_total", "forced_closes_total"]
 print(f"server ({len(files)} workers):      " + ", ".join(f"{k.removesuffix('_total')} {totals.get(k, 0):,.0f}" for k in keys))
@@ -177,7 +204,14 @@ print("server close codes (the bench's own at its end included): " + (", ".join(
 warns = [l.strip() for l in open(sys.argv[3]) if "heartbeat" in l or "slow consumer" in l]
 for w in warns[:10]:
     print("server log:                 " + w[:200])
+k = dict(kv.split("=") for kv in open(sys.argv[4]).read().split())
+peak_mib = int(k["tcp_mem_peak_pages"] or 0) * int(k["page_kib"]) / 1024
+print(f"kernel TCP memory:          peak {peak_mib:,.0f} MiB ({peak_mib * 1024 / max(peak, 1):.2f} KiB per connection), "
+      f"pressure threshold {int(k['pressure_threshold_pages']) * int(k['page_kib']) / 1024:,.0f} MiB, "
+      f"{int(k['pressure_ms']) / 1000:,.0f} s under pressure")
 problems = []
+if int(k["pressure_ms"]):
+    problems.append("the kernel was under TCP memory pressure (raise net.ipv4.tcp_mem: scripts/tune-linux.sh --apply)")
 if sum(ends.values()):
     problems.append(f"{sum(ends.values())} connections ended before the bench closed them (see above and bench.log)")
 if peak < r["target_conns"]:
