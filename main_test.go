@@ -42,14 +42,37 @@ var buildOnce = sync.OnceValues(func() (string, error) {
 	return bin, nil
 })
 
+// freePort returns a loopback port free now, for a wsgate process to
+// listen on in a moment. It is chosen below the kernel's ephemeral range
+// (net.ipv4.ip_local_port_range): a port from ":0" is one the kernel may
+// give, between our close and the process's listen, to any of the
+// thousands of connections the tests open (a CI run failed so, "address
+// already in use"); below the range only another explicit bind can take
+// it.
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	run := freePortRun(t, 1)
+	_ = run[0].Close()
+	return run[0].Addr().(*net.TCPAddr).Port
+}
+
+// portsBelowEphemeral is the range freePortRun picks from: above the
+// well-known and registered ports most services take, below the first
+// ephemeral port.
+func portsBelowEphemeral(t *testing.T) (lo, hi int) {
+	t.Helper()
+	lo, hi = 20000, 32767 // below the kernel's default range, 32768-60999
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if first, err := strconv.Atoi(f[0]); err == nil && first-1 < hi {
+				hi = first - 1
+			}
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	if hi-lo < 1000 {
+		t.Skipf("the ephemeral port range starts at %d: no room below it for the tests' own ports", hi+1)
+	}
+	return lo, hi
 }
 
 // startGate runs the wsgate binary with args on a free port and stops it

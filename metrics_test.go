@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -154,14 +155,16 @@ func sample(exposition, name string) float64 {
 
 // freePortRun listens on n consecutive loopback ports and returns the
 // listeners, for the caller to close just before it needs the ports.
+// They are below the ephemeral range (see freePort).
 func freePortRun(t *testing.T, n int) []net.Listener {
 	t.Helper()
+	lo, hi := portsBelowEphemeral(t)
 	for range 100 {
-		first, err := net.Listen("tcp", "127.0.0.1:0")
+		base := lo + rand.IntN(hi-lo-n)
+		first, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(base))
 		if err != nil {
-			t.Fatal(err)
+			continue // taken: try another
 		}
-		base := first.Addr().(*net.TCPAddr).Port
 		run := []net.Listener{first}
 		for i := 1; i < n; i++ {
 			l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(base+i))
