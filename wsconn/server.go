@@ -157,8 +157,8 @@ func (s *Server) accept(fd int, remote netip.AddrPort) {
 	if s.acceptRate != nil && !s.acceptRate.Allow() {
 		// A reconnect storm: refuse the excess before it costs anything
 		// (no registration, no handshake, no memory).
+		s.stats.acceptRefused.Add(1) // before the close: whoever sees it closed finds it counted
 		poller.CloseFd(fd)
-		s.stats.acceptRefused.Add(1)
 		s.warns.warn(warnAcceptRate, slog.LevelWarn, "accept rate exceeded: closing new connections at once",
 			func() []any { return []any{"accept_rate", s.cfg.AcceptRate, "remote", remote.String()} })
 		return
@@ -184,11 +184,13 @@ func (s *Server) accept(fd int, remote netip.AddrPort) {
 			c.reject = rejectFull
 		}
 		if !s.admitRefusal(remote.Addr()) {
-			poller.CloseFd(fd)
+			// Counted and uncounted before the close: whoever sees it
+			// closed finds it counted, and its address's count lowered.
 			if s.perIP != nil {
 				s.perIP.remove(remote.Addr())
 			}
 			s.stats.rejectDropped.Add(1)
+			poller.CloseFd(fd)
 			s.warns.warn(warnRejectDropped, slog.LevelWarn, "too many refusals in progress: closing new connections at accept",
 				func() []any {
 					return []any{"remote", remote.String(), "refusing", s.rejecting.Load(), "max_conns", s.cfg.MaxConns,
