@@ -47,6 +47,13 @@ per_proc=$((nofile - 200))
 procs=$(((N + per_proc - 1) / per_proc))                # bench processes
 workers=$(((N * 11 / 10 + nofile - 129) / (nofile - 128))) # wsgate -workers auto: 10% slack for uneven spreading
 [ $((ADMIN_PORT + workers + 1)) -le 65535 ] || die "ADMIN_PORT=$ADMIN_PORT: $workers workers need ports up to $((ADMIN_PORT + workers + 1))"
+# wsgate listens with SO_REUSEPORT: a second run on the same port would
+# share it silently, each server getting half of the other's connections.
+for p in "$PORT" $(seq $((ADMIN_PORT + 1)) $((ADMIN_PORT + workers))); do
+	if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+		die "port $p is in use (another run?): set PORT and ADMIN_PORT"
+	fi
+done
 read -r port_lo port_hi </proc/sys/net/ipv4/ip_local_port_range
 ports_per_src=$((port_hi - port_lo + 1))
 src_lo=${SRC%-*}

@@ -17,7 +17,29 @@ echo "== every benchmark once (they must keep running; figures come from longer 
 go test -run '^$' -bench . -benchtime 1x -timeout 5m ./...
 
 echo "== scaled-down million-connection load test (40,000 connections, 3 workers)"
-N=40000 HOLD=5s ROUNDS=3 PUB_RATE=0.5 OUT="$(mktemp -d)" scripts/loadtest-1m.sh
+# Its ports: a free run below the kernel's ephemeral range, so that two
+# test runs at once do not share one server.
+read -r lt_port lt_admin < <(python3 - <<'EOF'
+import random, socket
+lo = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+for _ in range(200):
+    base = random.randrange(20000, lo - 16)
+    socks = []
+    try:
+        for p in range(base, base + 16):
+            s = socket.socket()
+            s.bind(("127.0.0.1", p))
+            socks.append(s)
+    except OSError:
+        continue
+    finally:
+        for s in socks:
+            s.close()
+    print(base, base + 5)
+    break
+EOF
+) || true # none found: the defaults
+N=40000 HOLD=5s ROUNDS=3 PUB_RATE=0.5 PORT="$lt_port" ADMIN_PORT="$lt_admin" OUT="$(mktemp -d)" scripts/loadtest-1m.sh
 
 echo "== scripts/tune-linux_test.sh"
 scripts/tune-linux_test.sh
