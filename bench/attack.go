@@ -108,15 +108,8 @@ func parseAttack(args []string) (attackOptions, error) {
 	fs.IntVar(&o.publishers, "publishers", 0, "fanout: publisher connections (default 16)")
 	fs.IntVar(&o.pubRate, "pub-rate", 0, "fanout: publishes per second per publisher, sent in 10 batches (default 1000)")
 	fs.IntVar(&o.rcvbuf, "rcvbuf", 0, "queue: SO_RCVBUF of the subscribers, bytes (default 4096)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fs.SetOutput(os.Stderr)
-			fs.PrintDefaults()
-		}
+	if err := parseFlags(fs, args); err != nil {
 		return o, err
-	}
-	if fs.NArg() > 0 {
-		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	if o.apiKey == "" {
 		o.apiKey = os.Getenv("WSGATE_API_KEY")

@@ -84,6 +84,22 @@ func main() {
 	exitOn(err)
 }
 
+// parseFlags parses args into fs: -h prints the flags and returns
+// flag.ErrHelp, and an argument left over is an error.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(os.Stderr)
+			fs.PrintDefaults()
+		}
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	return nil
+}
+
 func exitOn(err error) {
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
@@ -147,15 +163,8 @@ func parseOptions(mode string, args []string) (options, error) {
 	fs.StringVar(&o.channel, "channel", "bench", "broadcast: channel name")
 	fs.DurationVar(&o.drain, "drain", 15*time.Second, "broadcast: how long to wait for deliveries after the last publish")
 	fs.BoolVar(&o.deflate, "deflate", false, "idle: offer permessage-deflate and count a connection only if the server accepts it")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fs.SetOutput(os.Stderr)
-			fs.PrintDefaults()
-		}
+	if err := parseFlags(fs, args); err != nil {
 		return o, err
-	}
-	if fs.NArg() > 0 {
-		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	return o, o.finish(*urls, *src, *pids)
 }
