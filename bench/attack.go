@@ -192,7 +192,7 @@ func runAttack(args []string, out io.Writer) error {
 		return nil // the flags were printed
 	}
 	if err != nil {
-		return err
+		return usageError{err}
 	}
 	res, err := o.run()
 	if err != nil {

@@ -100,9 +100,18 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
+// usageError is a bad flag or argument: exit status 2, as for the other
+// modes' flags.
+type usageError struct{ error }
+
+func (e usageError) Unwrap() error { return e.error }
+
 func exitOn(err error) {
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+		if errors.As(err, new(usageError)) {
+			os.Exit(2)
+		}
 		os.Exit(1)
 	}
 }
