@@ -9,11 +9,11 @@ import (
 	"strconv"
 	"time"
 
-	"wsgate/admin"
-	"wsgate/auth"
-	"wsgate/handler"
-	"wsgate/prefork"
-	"wsgate/wsconn"
+	"github.com/wsgate/wsgate/admin"
+	"github.com/wsgate/wsgate/auth"
+	"github.com/wsgate/wsgate/handler"
+	"github.com/wsgate/wsgate/prefork"
+	"github.com/wsgate/wsgate/wsconn"
 )
 
 // Checking the settings before anything starts: everything the server

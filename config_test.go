@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"wsgate/wsconn"
+	"github.com/wsgate/wsgate/wsconn"
 )
 
 // Settings: flags, environment, the config file, -print-config, and the

@@ -11,9 +11,9 @@ import (
 	"strings"
 	"time"
 
-	"wsgate/admin"
-	"wsgate/auth"
-	"wsgate/wsconn"
+	"github.com/wsgate/wsgate/admin"
+	"github.com/wsgate/wsgate/auth"
+	"github.com/wsgate/wsgate/wsconn"
 )
 
 // cliOnly are flags that are actions, not settings: the command line is

@@ -1,4 +1,4 @@
-module wsgate
+module github.com/wsgate/wsgate
 
 go 1.26.8
 

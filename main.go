@@ -35,12 +35,12 @@ import (
 	"syscall"
 	"time"
 
-	"wsgate/admin"
-	"wsgate/auth"
-	"wsgate/broker"
-	"wsgate/handler"
-	"wsgate/prefork"
-	"wsgate/wsconn"
+	"github.com/wsgate/wsgate/admin"
+	"github.com/wsgate/wsgate/auth"
+	"github.com/wsgate/wsgate/broker"
+	"github.com/wsgate/wsgate/handler"
+	"github.com/wsgate/wsgate/prefork"
+	"github.com/wsgate/wsgate/wsconn"
 )
 
 // options is everything the flags set.

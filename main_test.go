@@ -20,9 +20,9 @@ import (
 	"github.com/coder/websocket"
 	"go.uber.org/goleak"
 
-	"wsgate/broker"
-	"wsgate/prefork"
-	"wsgate/wsconn"
+	"github.com/wsgate/wsgate/broker"
+	"github.com/wsgate/wsgate/prefork"
+	"github.com/wsgate/wsgate/wsconn"
 )
 
 func TestMain(m *testing.M) {

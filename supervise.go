@@ -18,9 +18,9 @@ import (
 	"syscall"
 	"time"
 
-	"wsgate/broker"
-	"wsgate/prefork"
-	"wsgate/wsconn"
+	"github.com/wsgate/wsgate/broker"
+	"github.com/wsgate/wsgate/prefork"
+	"github.com/wsgate/wsgate/wsconn"
 )
 
 // The supervisor side of -workers: how many workers, each one's share of

@@ -3,7 +3,7 @@ package main
 import (
 	_ "embed"
 
-	"wsgate/wsconn"
+	"github.com/wsgate/wsgate/wsconn"
 )
 
 // The chat demo, served at GET / on the WebSocket port: go run . and open

@@ -20,10 +20,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/time/rate"
 
-	"wsgate/broker"
-	"wsgate/handler"
-	"wsgate/poller"
-	"wsgate/wsconn"
+	"github.com/wsgate/wsgate/broker"
+	"github.com/wsgate/wsgate/handler"
+	"github.com/wsgate/wsgate/poller"
+	"github.com/wsgate/wsgate/wsconn"
 )
 
 // Timeouts of the admin listener. There is no write timeout: a CPU profile

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"wsgate/handler"
-	"wsgate/wsconn"
+	"github.com/wsgate/wsgate/handler"
+	"github.com/wsgate/wsgate/wsconn"
 )
 
 func TestNewValidates(t *testing.T) {

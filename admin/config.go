@@ -6,9 +6,9 @@ import (
 	"net"
 	"time"
 
-	"wsgate/broker"
-	"wsgate/handler"
-	"wsgate/wsconn"
+	"github.com/wsgate/wsgate/broker"
+	"github.com/wsgate/wsgate/handler"
+	"github.com/wsgate/wsgate/wsconn"
 )
 
 // DefaultAddr is the listen address when Config.Addr is empty: loopback

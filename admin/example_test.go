@@ -7,9 +7,9 @@ import (
 	"net/http"
 	"strings"
 
-	"wsgate/admin"
-	"wsgate/handler"
-	"wsgate/wsconn"
+	"github.com/wsgate/wsgate/admin"
+	"github.com/wsgate/wsgate/handler"
+	"github.com/wsgate/wsgate/wsconn"
 )
 
 // Example serves the admin port next to a WebSocket server with a channels

@@ -15,9 +15,9 @@ import (
 	"github.com/coder/websocket"
 	"go.uber.org/goleak"
 
-	"wsgate/broker"
-	"wsgate/handler"
-	"wsgate/wsconn"
+	"github.com/wsgate/wsgate/broker"
+	"github.com/wsgate/wsgate/handler"
+	"github.com/wsgate/wsgate/wsconn"
 )
 
 // TestMain fails the package if a test leaves a goroutine behind: the admin

@@ -14,7 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"wsgate/handler"
+	"github.com/wsgate/wsgate/handler"
 )
 
 // scrape fetches base/metrics and parses the text exposition.

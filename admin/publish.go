@@ -12,7 +12,7 @@ import (
 	"strconv"
 	"strings"
 
-	"wsgate/handler"
+	"github.com/wsgate/wsgate/handler"
 )
 
 // Error codes of the JSON error bodies; the package comment says when each

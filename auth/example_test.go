@@ -6,9 +6,9 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"wsgate/auth"
-	"wsgate/handler"
-	"wsgate/wsconn"
+	"github.com/wsgate/wsgate/auth"
+	"github.com/wsgate/wsgate/handler"
+	"github.com/wsgate/wsgate/wsconn"
 )
 
 // A Verifier checks tokens at the handshake (Authorize) and on refresh

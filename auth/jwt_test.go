@@ -18,8 +18,8 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"wsgate/handler"
-	"wsgate/wsconn"
+	"github.com/wsgate/wsgate/handler"
+	"github.com/wsgate/wsgate/wsconn"
 )
 
 func TestNew(t *testing.T) {

@@ -3,7 +3,7 @@ package auth
 import (
 	"strings"
 
-	"wsgate/handler"
+	"github.com/wsgate/wsgate/handler"
 )
 
 // PersonalPrefix begins the personal channel of every user:

@@ -10,8 +10,8 @@ import (
 	"github.com/coder/websocket"
 	"github.com/golang-jwt/jwt/v5"
 
-	"wsgate/handler"
-	"wsgate/wsconn"
+	"github.com/wsgate/wsgate/handler"
+	"github.com/wsgate/wsgate/wsconn"
 )
 
 // startGate serves /ws with Channels behind v on 127.0.0.1:0, as the

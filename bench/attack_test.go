@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"wsgate/admin"
-	"wsgate/handler"
-	"wsgate/wsconn"
+	"github.com/wsgate/wsgate/admin"
+	"github.com/wsgate/wsgate/handler"
+	"github.com/wsgate/wsgate/wsconn"
 )
 
 // The attack scenarios at a tiny scale against a wsconn server and its

@@ -14,8 +14,8 @@ import (
 
 	"go.uber.org/goleak"
 
-	"wsgate/handler"
-	"wsgate/wsconn"
+	"github.com/wsgate/wsgate/handler"
+	"github.com/wsgate/wsgate/wsconn"
 )
 
 func TestMain(m *testing.M) {

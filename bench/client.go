@@ -15,7 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"wsgate/poller"
+	"github.com/wsgate/wsgate/poller"
 )
 
 // A client connection held without a goroutine: a raw non-blocking socket

@@ -11,7 +11,7 @@ import (
 	"github.com/gobwas/ws"
 	"go.uber.org/goleak"
 
-	"wsgate/handler"
+	"github.com/wsgate/wsgate/handler"
 )
 
 func TestMain(m *testing.M) {

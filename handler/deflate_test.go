@@ -8,7 +8,7 @@ import (
 
 	"github.com/gobwas/ws"
 
-	"wsgate/internal/inflatetest"
+	"github.com/wsgate/wsgate/internal/inflatetest"
 )
 
 // deflateVariants are PreparedMessage's compressed frames and the farthest

@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"wsgate/handler"
+	"github.com/wsgate/wsgate/handler"
 )
 
 // ExampleChannels_Publish publishes from outside any connection, as an HTTP

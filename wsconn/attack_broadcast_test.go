@@ -17,7 +17,7 @@ import (
 
 	"github.com/gobwas/ws"
 
-	"wsgate/handler"
+	"github.com/wsgate/wsgate/handler"
 )
 
 // Broadcast helpers of the attack tests: subscribers that read, or do not.

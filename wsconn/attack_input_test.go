@@ -14,7 +14,7 @@ import (
 
 	"github.com/gobwas/ws"
 
-	"wsgate/handler"
+	"github.com/wsgate/wsgate/handler"
 )
 
 // TestAttackInput holds the attacks on the read path that an attack run

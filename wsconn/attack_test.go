@@ -13,7 +13,7 @@ import (
 
 	"github.com/gobwas/ws"
 
-	"wsgate/handler"
+	"github.com/wsgate/wsgate/handler"
 )
 
 // attackConfig is the tuned configuration of the servers under attack:

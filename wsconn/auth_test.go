@@ -10,7 +10,7 @@ import (
 
 	"github.com/coder/websocket"
 
-	"wsgate/handler"
+	"github.com/wsgate/wsgate/handler"
 )
 
 // principalRecorder records the principal each connection opened with.

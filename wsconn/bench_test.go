@@ -10,7 +10,7 @@ import (
 	"github.com/gobwas/ws"
 	"golang.org/x/sys/unix"
 
-	"wsgate/handler"
+	"github.com/wsgate/wsgate/handler"
 )
 
 // Benchmarks of the hot paths (DESIGN.md: zero allocations per operation):

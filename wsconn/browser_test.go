@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"wsgate/handler"
+	"github.com/wsgate/wsgate/handler"
 )
 
 // TestInteropChromium drives headless Chromium, whose WebSocket is the one

@@ -6,7 +6,7 @@ import (
 
 	"github.com/gobwas/ws"
 
-	"wsgate/handler"
+	"github.com/wsgate/wsgate/handler"
 )
 
 // The closing handshake (RFC 6455 sections 5.5.1, 7.1 and 7.4).

@@ -9,7 +9,7 @@ import (
 
 	"github.com/gobwas/ws"
 
-	"wsgate/handler"
+	"github.com/wsgate/wsgate/handler"
 )
 
 // closeCase is a close frame a client sends first, and the close code the

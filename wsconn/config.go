@@ -9,8 +9,8 @@ import (
 	"strings"
 	"time"
 
-	"wsgate/handler"
-	"wsgate/poller"
+	"github.com/wsgate/wsgate/handler"
+	"github.com/wsgate/wsgate/poller"
 )
 
 // Default limits. Each Config field's comment names its default.

@@ -13,7 +13,7 @@ import (
 
 	"github.com/gobwas/ws"
 
-	"wsgate/internal/inflatetest"
+	"github.com/wsgate/wsgate/internal/inflatetest"
 )
 
 // The conformance suite: the server against the echo handler, section by

@@ -11,8 +11,8 @@ import (
 
 	"github.com/gobwas/ws"
 
-	"wsgate/handler"
-	"wsgate/poller"
+	"github.com/wsgate/wsgate/handler"
+	"github.com/wsgate/wsgate/poller"
 )
 
 // Phases of a connection, as phaseNow reports them. They only move

@@ -12,7 +12,7 @@ import (
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsflate"
 
-	"wsgate/internal/inflatetest"
+	"github.com/wsgate/wsgate/internal/inflatetest"
 )
 
 // inflateModel is what the server must make of a compressed message with

@@ -16,7 +16,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/gobwas/ws"
 
-	"wsgate/handler"
+	"github.com/wsgate/wsgate/handler"
 )
 
 // dialOfferingDeflate connects coder/websocket to srv's /echo, offering

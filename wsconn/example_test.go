@@ -7,8 +7,8 @@ import (
 
 	"github.com/coder/websocket"
 
-	"wsgate/handler"
-	"wsgate/wsconn"
+	"github.com/wsgate/wsgate/handler"
+	"github.com/wsgate/wsgate/wsconn"
 )
 
 // upper is a Handler that answers every text message in capitals.

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"wsgate/handler"
-	"wsgate/poller"
+	"github.com/wsgate/wsgate/handler"
+	"github.com/wsgate/wsgate/poller"
 )
 
 // testKey is the Sec-WebSocket-Key of the handshake table (the example of

@@ -22,7 +22,7 @@ import (
 
 	"github.com/gobwas/ws"
 
-	"wsgate/handler"
+	"github.com/wsgate/wsgate/handler"
 )
 
 // The raw-client harness: tests speak RFC 6455 to a real server byte by

@@ -6,7 +6,7 @@ import (
 
 	"github.com/gobwas/ws"
 
-	"wsgate/poller"
+	"github.com/wsgate/wsgate/poller"
 )
 
 // Timers without goroutines (DESIGN.md invariant 8), like Java-WebSocket's

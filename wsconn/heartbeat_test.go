@@ -13,7 +13,7 @@ import (
 	"github.com/gobwas/ws"
 	"golang.org/x/sys/unix"
 
-	"wsgate/handler"
+	"github.com/wsgate/wsgate/handler"
 )
 
 // A healthy peer of a busy server must not be lost to the heartbeat: these

@@ -16,7 +16,7 @@ import (
 	coderws "github.com/coder/websocket"
 	gorillaws "github.com/gorilla/websocket"
 
-	"wsgate/handler"
+	"github.com/wsgate/wsgate/handler"
 )
 
 // interopGoConn is what the scenarios shared by the Go clients need of a client

@@ -20,7 +20,7 @@ import (
 
 	"github.com/gobwas/ws"
 
-	"wsgate/handler"
+	"github.com/wsgate/wsgate/handler"
 )
 
 // Interop tests: the server against WebSocket clients that were not written

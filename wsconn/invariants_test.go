@@ -19,7 +19,7 @@ import (
 
 	"github.com/gobwas/ws"
 
-	"wsgate/handler"
+	"github.com/wsgate/wsgate/handler"
 )
 
 // Tests of the invariants in DESIGN.md that concern a whole server: one

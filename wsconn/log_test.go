@@ -12,7 +12,7 @@ import (
 
 	"github.com/gobwas/ws"
 
-	"wsgate/handler"
+	"github.com/wsgate/wsgate/handler"
 )
 
 // logSink collects JSON log records.

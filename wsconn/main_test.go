@@ -9,7 +9,7 @@ import (
 
 	"go.uber.org/goleak"
 
-	"wsgate/handler"
+	"github.com/wsgate/wsgate/handler"
 )
 
 // TestMain fails the package if any test leaves a goroutine behind: the

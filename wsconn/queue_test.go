@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"wsgate/handler"
+	"github.com/wsgate/wsgate/handler"
 )
 
 // realCost is what q holds, counted from its entries: the accounting that

@@ -11,8 +11,8 @@ import (
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsflate"
 
-	"wsgate/handler"
-	"wsgate/poller"
+	"github.com/wsgate/wsgate/handler"
+	"github.com/wsgate/wsgate/poller"
 )
 
 // The read path (DESIGN.md invariants 3, 4 and 5). A readable event reads

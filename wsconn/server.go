@@ -13,8 +13,8 @@ import (
 
 	"golang.org/x/time/rate"
 
-	"wsgate/handler"
-	"wsgate/poller"
+	"github.com/wsgate/wsgate/handler"
+	"github.com/wsgate/wsgate/poller"
 )
 
 // Server accepts WebSocket connections on one listener and serves them on

@@ -10,7 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"wsgate/poller"
+	"github.com/wsgate/wsgate/poller"
 )
 
 // wss: TLS over the reactor (DESIGN.md invariants 1, 3 and 5).

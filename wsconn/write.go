@@ -5,8 +5,8 @@ import (
 
 	"github.com/gobwas/ws"
 
-	"wsgate/handler"
-	"wsgate/poller"
+	"github.com/wsgate/wsgate/handler"
+	"github.com/wsgate/wsgate/poller"
 )
 
 // The write path (DESIGN.md invariant 5): a frame is compiled into one

@@ -11,7 +11,7 @@ import (
 	"github.com/gorilla/websocket"
 	"go.uber.org/goleak"
 
-	"wsgate/handler"
+	"github.com/wsgate/wsgate/handler"
 )
 
 func TestMain(m *testing.M) {

@@ -6,7 +6,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"wsgate/handler"
+	"github.com/wsgate/wsgate/handler"
 )
 
 // The /ws protocol is wsgate's (handler/protocol.go): the baseline uses the
