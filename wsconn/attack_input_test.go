@@ -260,7 +260,7 @@ func testPartialBudget(t *testing.T) {
 	}
 	c, br := open()
 	end := readUntilClose(c, br, time.Now(), ioTimeout)
-	if end.code != statusTryAgainLater || end.reason != "server busy, try again later" {
+	if end.code != ws.StatusCode(StatusTryAgainLater) || end.reason != "server busy, try again later" {
 		t.Fatalf("fifth connection: got close %d %q (%v), want 1013", end.code, end.reason, end.err)
 	}
 	if got := srv.Stats().InputBudgetCloses; got != 1 {

@@ -66,7 +66,7 @@ func TestClientClose(t *testing.T) {
 			} else {
 				e := rec.next(t, "error")
 				ce, ok := AsCloseError(e.err)
-				if !ok || ce.Code != tc.want {
+				if !ok || ce.Code != StatusCode(tc.want) {
 					t.Errorf("OnError: got %v, want a *CloseError with code %d", e.err, tc.want)
 				}
 			}
@@ -193,7 +193,7 @@ func TestProtocolErrorReportsErrorThenClose(t *testing.T) {
 			if !errors.Is(e.err, tt.cause) {
 				t.Errorf("OnError: got %v, want one wrapping %v", e.err, tt.cause)
 			}
-			if ce, ok := AsCloseError(e.err); !ok || ce.Code != tt.code {
+			if ce, ok := AsCloseError(e.err); !ok || ce.Code != StatusCode(tt.code) {
 				t.Errorf("OnError: got %v, want a *CloseError with code %d", e.err, tt.code)
 			}
 			if e := rec.next(t, "close"); e.code != tt.code {

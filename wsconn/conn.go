@@ -165,10 +165,10 @@ func (c *Conn) setRemote(ap netip.AddrPort) {
 
 // closeState records the closing handshake. Guarded by Conn.mu.
 type closeState struct {
-	sentCode   ws.StatusCode
+	sentCode   StatusCode
 	sentReason string
 	recvd      bool
-	recvCode   ws.StatusCode
+	recvCode   StatusCode
 	recvReason string
 	cause      error // the failure that started the close, for OnError
 	drained    int64 // bytes read since the server decided to close (drainPassed)
@@ -394,14 +394,14 @@ func (c *Conn) terminate(cause error) {
 
 // closeStatus is the code and reason OnClose reports: the peer's close
 // frame if one came, else ours, else 1006.
-func closeStatus(st *closeState) (ws.StatusCode, string) {
+func closeStatus(st *closeState) (StatusCode, string) {
 	switch {
 	case st.recvd:
 		return st.recvCode, st.recvReason
 	case st.sentCode != 0:
 		return st.sentCode, st.sentReason
 	}
-	return ws.StatusAbnormalClosure, ""
+	return StatusAbnormalClosure, ""
 }
 
 // releaseIn counts what the input state handed over and gives it and its
@@ -460,9 +460,9 @@ func (c *Conn) callOnError(err error) {
 	c.rt.h.OnError(c, err)
 }
 
-func (c *Conn) callOnClose(code ws.StatusCode, reason string) {
+func (c *Conn) callOnClose(code StatusCode, reason string) {
 	defer func() { _ = recover() }()
-	c.rt.h.OnClose(c, code, reason)
+	c.rt.h.OnClose(c, ws.StatusCode(code), reason)
 }
 
 // recoverInternal turns a bug in this package into a closed connection
@@ -474,13 +474,13 @@ func (c *Conn) recoverInternal() {
 	}
 	c.srv.stats.panics.Add(1)
 	c.srv.stats.internalErrors.Add(1)
-	err := &CloseError{Code: ws.StatusInternalServerError, Reason: "internal error",
+	err := &CloseError{Code: StatusInternalServerError, Reason: "internal error",
 		Err: fmt.Errorf("%w: %v\n%s", ErrInternal, r, debug.Stack())}
 	c.srv.warns.warn(warnInternal, slog.LevelError, "internal error: closing with 1011 (please report it)",
 		func() []any { return append(c.connAttrs(), "err", err.Err.Error()) })
 	c.mu.Lock()
 	if c.wflags&wfCloseSent == 0 && c.rt != nil {
-		c.sendCloseLocked(ws.StatusInternalServerError, "internal error", err)
+		c.sendCloseLocked(StatusInternalServerError, "internal error", err)
 	}
 	c.mu.Unlock()
 	c.terminate(err)
@@ -491,6 +491,6 @@ func (c *Conn) recoverHandler() {
 		c.srv.stats.panics.Add(1)
 		c.srv.warns.warn(warnPanic, slog.LevelError, "handler panicked: closing with 1011",
 			func() []any { return append(c.connAttrs(), "panic", fmt.Sprint(r), "stack", string(debug.Stack())) })
-		c.fail(ws.StatusInternalServerError, "internal error", fmt.Errorf("%w: %v", ErrHandlerPanic, r))
+		c.fail(StatusInternalServerError, "internal error", fmt.Errorf("%w: %v", ErrHandlerPanic, r))
 	}
 }

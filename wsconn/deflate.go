@@ -60,7 +60,7 @@ func (c *Conn) deliverInflated(st *inState, compressed []byte) {
 		n, err := r.Read(chunk[:])
 		if int64(len(out.b)+n) > limit {
 			c.srv.stats.tooBig.Add(1)
-			c.fail(ws.StatusMessageTooBig, "message too big", ErrMessageTooBig)
+			c.fail(StatusMessageTooBig, "message too big", ErrMessageTooBig)
 			return
 		}
 		if len(out.b)+n > cap(out.b) {
@@ -74,12 +74,12 @@ func (c *Conn) deliverInflated(st *inState, compressed []byte) {
 			break
 		}
 		if err != nil {
-			c.fail(ws.StatusInvalidFramePayloadData, "bad compressed data", err)
+			c.fail(StatusInvalidFramePayloadData, "bad compressed data", err)
 			return
 		}
 	}
 	if st.msgOp == ws.OpText && !utf8.Valid(out.b) {
-		c.fail(ws.StatusInvalidFramePayloadData, "invalid UTF-8 in text message", ErrInvalidUTF8)
+		c.fail(StatusInvalidFramePayloadData, "invalid UTF-8 in text message", ErrInvalidUTF8)
 		return
 	}
 	c.deliver(st.msgOp, out.b, true)

@@ -3,8 +3,6 @@ package wsconn
 import (
 	"errors"
 	"fmt"
-
-	"github.com/gobwas/ws"
 )
 
 // Errors reported by this package. The ones a Handler sees through OnError
@@ -57,9 +55,9 @@ var (
 // close code the server sent for it (1006 if it could send none). Handlers
 // receive it through OnError; use AsCloseError to get it.
 type CloseError struct {
-	Code   ws.StatusCode // close code sent to the peer
-	Reason string        // close reason sent to the peer
-	Err    error         // the cause: a sentinel above, a ws.ProtocolError, or a socket error
+	Code   StatusCode // close code sent to the peer
+	Reason string     // close reason sent to the peer
+	Err    error      // the cause: a sentinel above, a ws.ProtocolError, or a socket error
 }
 
 // Error returns "wsconn: closed with 1002 (reason): cause".

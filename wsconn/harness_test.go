@@ -420,7 +420,7 @@ func parseClose(p []byte) (ws.StatusCode, string, error) {
 		return 0, "", fmt.Errorf("close payload of 1 byte")
 	}
 	code := ws.StatusCode(binary.BigEndian.Uint16(p))
-	if !validReceivedCode(code) {
+	if !validReceivedCode(StatusCode(code)) {
 		return code, "", fmt.Errorf("got close code %d, want a code a peer may send", code)
 	}
 	return code, string(p[2:]), nil

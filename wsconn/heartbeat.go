@@ -111,7 +111,7 @@ func (c *Conn) wakeEvent() {
 	reqs := c.takeRequests()
 	switch {
 	case reqs&reqForce != 0:
-		c.terminate(&CloseError{Code: ws.StatusAbnormalClosure, Err: ErrShuttingDown})
+		c.terminate(&CloseError{Code: StatusAbnormalClosure, Err: ErrShuttingDown})
 		return
 	case reqs&reqShutdown != 0:
 		c.shutdown()
@@ -134,7 +134,7 @@ func (c *Conn) shutdown() {
 		return
 	}
 	c.mu.Lock()
-	c.sendCloseLocked(ws.StatusGoingAway, "server shutting down", nil)
+	c.sendCloseLocked(StatusGoingAway, "server shutting down", nil)
 	c.mu.Unlock()
 }
 
@@ -296,7 +296,7 @@ func (c *Conn) heartbeatLost(pinged uint32) {
 		return []any{"conn", c.String(), "ping_age", elapsed(c.srv.nowExact(), pinged).Round(time.Millisecond),
 			"conns", c.srv.Conns()}
 	})
-	c.terminate(&CloseError{Code: ws.StatusAbnormalClosure, Err: ErrHeartbeatTimeout})
+	c.terminate(&CloseError{Code: StatusAbnormalClosure, Err: ErrHeartbeatTimeout})
 }
 
 // authorizationDue closes an open connection whose authorization expired
@@ -319,7 +319,7 @@ func (c *Conn) authorizationDue() {
 	}
 	c.srv.stats.authExpired.Add(1)
 	c.mu.Lock()
-	c.sendCloseLocked(ws.StatusPolicyViolation, "authorization expired",
-		&CloseError{Code: ws.StatusPolicyViolation, Reason: "authorization expired", Err: ErrAuthExpired})
+	c.sendCloseLocked(StatusPolicyViolation, "authorization expired",
+		&CloseError{Code: StatusPolicyViolation, Reason: "authorization expired", Err: ErrAuthExpired})
 	c.mu.Unlock()
 }

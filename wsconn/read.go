@@ -168,7 +168,7 @@ func (c *Conn) lost(err error) {
 		c.terminate(nil) // 1006 unless close frames were exchanged
 		return
 	}
-	c.terminate(&CloseError{Code: ws.StatusAbnormalClosure, Err: err})
+	c.terminate(&CloseError{Code: StatusAbnormalClosure, Err: err})
 }
 
 // consume feeds input to the handshake or the frame parser. budget is
@@ -293,7 +293,7 @@ func (c *Conn) readHeader(st *inState, p []byte) ([]byte, bool) {
 	st.hr.b = hb
 	h, err := ws.ReadHeaderBuffer(&st.hr, st.hbuf[:0])
 	if err != nil {
-		c.fail(ws.StatusProtocolError, "bad frame header", err)
+		c.fail(StatusProtocolError, "bad frame header", err)
 		return nil, false
 	}
 	if !c.checkHeader(st, h) {
@@ -316,12 +316,12 @@ func (c *Conn) checkHeader(st *inState, h ws.Header) bool {
 		// checked as without extensions.
 		var err error
 		if h, err = st.deflate.UnsetBits(h); err != nil {
-			c.fail(ws.StatusProtocolError, err.Error(), err)
+			c.fail(StatusProtocolError, err.Error(), err)
 			return false
 		}
 	}
 	if err := ws.CheckHeader(h, state); err != nil {
-		c.fail(ws.StatusProtocolError, err.Error(), err)
+		c.fail(StatusProtocolError, err.Error(), err)
 		return false
 	}
 	if h.OpCode.IsControl() {
@@ -330,7 +330,7 @@ func (c *Conn) checkHeader(st *inState, h ws.Header) bool {
 	cfg := &c.srv.cfg
 	if h.Length > cfg.MaxFrameSize || st.msgLen()+h.Length > cfg.MaxMessageSize {
 		c.srv.stats.tooBig.Add(1)
-		c.fail(ws.StatusMessageTooBig, "message too big", ErrMessageTooBig)
+		c.fail(StatusMessageTooBig, "message too big", ErrMessageTooBig)
 		return false
 	}
 	if h.OpCode != ws.OpContinuation {
@@ -353,7 +353,7 @@ func (c *Conn) takeRate(h ws.Header, frames int32) bool {
 		func() []any {
 			return append(c.connAttrs(), "max_msg_rate", c.srv.cfg.MaxMessageRate, "max_byte_rate", c.srv.cfg.MaxByteRate)
 		})
-	c.fail(ws.StatusPolicyViolation, "rate limit exceeded", ErrRateLimited)
+	c.fail(StatusPolicyViolation, "rate limit exceeded", ErrRateLimited)
 	return false
 }
 
@@ -409,7 +409,7 @@ func (c *Conn) appendMessage(st *inState, chunk []byte) bool {
 	if st.msgOp == ws.OpText && !st.deflate.IsCompressed() { // compressed text: checked once inflated
 		done, ok := validUTF8Prefix(st.msg.b[st.u8done:])
 		if !ok {
-			c.fail(ws.StatusInvalidFramePayloadData, "invalid UTF-8 in text message", ErrInvalidUTF8)
+			c.fail(StatusInvalidFramePayloadData, "invalid UTF-8 in text message", ErrInvalidUTF8)
 			return false
 		}
 		st.u8done += done
@@ -489,14 +489,14 @@ func (c *Conn) inputBudgetExceeded() {
 	c.srv.stats.inputBudget.Add(1)
 	c.srv.warns.warn(warnInputBudget, slog.LevelWarn, "unfinished messages hold max-partial: closing with 1013",
 		func() []any { return append(c.connAttrs(), "max_partial", c.srv.cfg.MaxPartialBytes) })
-	c.fail(statusTryAgainLater, "server busy, try again later", ErrInputBudget)
+	c.fail(StatusTryAgainLater, "server busy, try again later", ErrInputBudget)
 }
 
 // messageTimedOut closes a connection whose message (or frame) was not
 // complete within MessageTimeout of its first byte.
 func (c *Conn) messageTimedOut() {
 	c.srv.stats.messageTimeouts.Add(1)
-	c.fail(ws.StatusPolicyViolation, "message not completed in time", ErrMessageTimeout)
+	c.fail(StatusPolicyViolation, "message not completed in time", ErrMessageTimeout)
 }
 
 // armMessageDeadline makes the sweeper wake the owner when the unfinished
@@ -537,7 +537,7 @@ func (c *Conn) frameDone(st *inState, ctrl []byte) {
 		if st.deflate.IsCompressed() {
 			c.deliverInflated(st, data)
 		} else if st.msgOp == ws.OpText && st.u8done != len(data) && st.msg != nil {
-			c.fail(ws.StatusInvalidFramePayloadData, "text message ends inside a character", ErrInvalidUTF8)
+			c.fail(StatusInvalidFramePayloadData, "text message ends inside a character", ErrInvalidUTF8)
 			return
 		} else {
 			c.deliver(st.msgOp, data, st.msg != nil)
@@ -558,7 +558,7 @@ func (c *Conn) deliver(op ws.OpCode, data []byte, validated bool) {
 	if op == ws.OpText {
 		t = handler.Text
 		if !validated && !utf8.Valid(data) {
-			c.fail(ws.StatusInvalidFramePayloadData, "invalid UTF-8 in text message", ErrInvalidUTF8)
+			c.fail(StatusInvalidFramePayloadData, "invalid UTF-8 in text message", ErrInvalidUTF8)
 			return
 		}
 	}

@@ -202,7 +202,7 @@ func (c *Conn) dropQueueLocked() int {
 func (c *Conn) writeFailedLocked(err error) {
 	c.wflags |= wfWriteFailed
 	if cs := c.closingLocked(); cs.cause == nil {
-		cs.cause = &CloseError{Code: ws.StatusAbnormalClosure, Err: err}
+		cs.cause = &CloseError{Code: StatusAbnormalClosure, Err: err}
 	}
 	c.Wake()
 }
@@ -220,9 +220,9 @@ func (c *Conn) slowConsumerLocked() {
 		// peer could not decrypt what follows), so no close frame can go
 		// out after them: the connection is cut, and reported as 1008.
 		cs := c.closingLocked()
-		cs.sentCode, cs.sentReason = ws.StatusPolicyViolation, "slow consumer"
+		cs.sentCode, cs.sentReason = StatusPolicyViolation, "slow consumer"
 		if cs.cause == nil {
-			cs.cause = &CloseError{Code: ws.StatusPolicyViolation, Reason: "slow consumer", Err: ErrSlowConsumer}
+			cs.cause = &CloseError{Code: StatusPolicyViolation, Reason: "slow consumer", Err: ErrSlowConsumer}
 		}
 		c.wflags |= wfWriteFailed
 		c.Wake()
@@ -233,8 +233,8 @@ func (c *Conn) slowConsumerLocked() {
 		c.hot().queued.Add(-int64(dropped))
 		c.srv.stats.droppedBytes.Add(uint64(dropped))
 	}
-	c.sendCloseLocked(ws.StatusPolicyViolation, "slow consumer",
-		&CloseError{Code: ws.StatusPolicyViolation, Reason: "slow consumer", Err: ErrSlowConsumer})
+	c.sendCloseLocked(StatusPolicyViolation, "slow consumer",
+		&CloseError{Code: StatusPolicyViolation, Reason: "slow consumer", Err: ErrSlowConsumer})
 }
 
 // headerSize is the length of an unmasked frame header for an n-byte
