@@ -124,12 +124,12 @@ func (c *Conn) onCloseFrame(payload []byte) {
 	code, reason := StatusNoStatusRcvd, ""
 	switch {
 	case len(payload) == 1:
-		c.fail(StatusProtocolError, "close frame payload of 1 byte", ws.ErrProtocolControlPayloadOverflow)
+		c.fail(StatusProtocolError, "close frame payload of 1 byte", protocolError{ws.ErrProtocolControlPayloadOverflow})
 		return
 	case len(payload) >= 2:
 		code = StatusCode(binary.BigEndian.Uint16(payload))
 		if !validReceivedCode(code) {
-			c.fail(StatusProtocolError, "invalid close code", ws.ErrProtocolStatusCodeUnknown)
+			c.fail(StatusProtocolError, "invalid close code", protocolError{ws.ErrProtocolStatusCodeUnknown})
 			return
 		}
 		if !utf8.Valid(payload[2:]) {

@@ -193,6 +193,9 @@ func TestProtocolErrorReportsErrorThenClose(t *testing.T) {
 			if !errors.Is(e.err, tt.cause) {
 				t.Errorf("OnError: got %v, want one wrapping %v", e.err, tt.cause)
 			}
+			if isProto := tt.code == ws.StatusProtocolError; errors.Is(e.err, ErrProtocol) != isProto {
+				t.Errorf("OnError: errors.Is(%v, ErrProtocol) = %v, want %v", e.err, !isProto, isProto)
+			}
 			if ce, ok := AsCloseError(e.err); !ok || ce.Code != StatusCode(tt.code) {
 				t.Errorf("OnError: got %v, want a *CloseError with code %d", e.err, tt.code)
 			}

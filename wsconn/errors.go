@@ -49,7 +49,20 @@ var (
 	// ErrHandshakeTimeout: no complete upgrade request within
 	// HandshakeTimeout; the connection was closed without an answer.
 	ErrHandshakeTimeout = errors.New("wsconn: handshake timed out")
+	// ErrProtocol: the peer broke RFC 6455 or RFC 7692 (close 1002): an
+	// unmasked or malformed frame, a reserved opcode or bit, a bad close
+	// frame. errors.Is(err, ErrProtocol) holds for every such cause; the
+	// error itself says which rule was broken, in the frame codec's words.
+	ErrProtocol = errors.New("wsconn: protocol error")
 )
+
+// protocolError is the cause of a 1002 close: the codec's error, which
+// names the rule broken, marked as ErrProtocol. Its text is the codec's.
+type protocolError struct{ err error }
+
+func (e protocolError) Error() string        { return e.err.Error() }
+func (e protocolError) Unwrap() error        { return e.err }
+func (e protocolError) Is(target error) bool { return target == ErrProtocol }
 
 // CloseError is a failure that ended a connection: what went wrong and the
 // close code the server sent for it (1006 if it could send none). Handlers
@@ -57,7 +70,7 @@ var (
 type CloseError struct {
 	Code   StatusCode // close code sent to the peer
 	Reason string     // close reason sent to the peer
-	Err    error      // the cause: a sentinel above, a ws.ProtocolError, or a socket error
+	Err    error      // the cause: a sentinel above (ErrProtocol for 1002), or a socket error
 }
 
 // Error returns "wsconn: closed with 1002 (reason): cause".

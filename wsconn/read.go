@@ -293,7 +293,7 @@ func (c *Conn) readHeader(st *inState, p []byte) ([]byte, bool) {
 	st.hr.b = hb
 	h, err := ws.ReadHeaderBuffer(&st.hr, st.hbuf[:0])
 	if err != nil {
-		c.fail(StatusProtocolError, "bad frame header", err)
+		c.fail(StatusProtocolError, "bad frame header", protocolError{err})
 		return nil, false
 	}
 	if !c.checkHeader(st, h) {
@@ -316,12 +316,12 @@ func (c *Conn) checkHeader(st *inState, h ws.Header) bool {
 		// checked as without extensions.
 		var err error
 		if h, err = st.deflate.UnsetBits(h); err != nil {
-			c.fail(StatusProtocolError, err.Error(), err)
+			c.fail(StatusProtocolError, err.Error(), protocolError{err})
 			return false
 		}
 	}
 	if err := ws.CheckHeader(h, state); err != nil {
-		c.fail(StatusProtocolError, err.Error(), err)
+		c.fail(StatusProtocolError, err.Error(), protocolError{err})
 		return false
 	}
 	if h.OpCode.IsControl() {
