@@ -11,8 +11,10 @@ var (
 	ErrClosed = errors.New("handler: connection is closed")
 	// ErrSlowConsumer is returned by Conn.Send and Conn.SendPrepared when
 	// the message would take the connection's outbound queue past its
-	// bound. The connection is then closed with 1008 "slow consumer".
-	ErrSlowConsumer = errors.New("handler: slow consumer: outbound queue full")
+	// bound. The connection is then closed with 1008 "slow consumer", and
+	// the *CloseError OnError gets wraps this same error: it is also
+	// wsconn.ErrSlowConsumer.
+	ErrSlowConsumer = errors.New("wsconn: slow consumer")
 	// ErrInvalidMessage is returned by Conn.Send for a message type other
 	// than Text or Binary, or a nil PreparedMessage.
 	ErrInvalidMessage = errors.New("handler: invalid message type")

@@ -3,6 +3,8 @@ package wsconn
 import (
 	"errors"
 	"fmt"
+
+	"github.com/wsgate/wsgate/handler"
 )
 
 // Errors reported by this package. The ones a Handler sees through OnError
@@ -19,8 +21,10 @@ var (
 	// (close 1007).
 	ErrInvalidUTF8 = errors.New("wsconn: invalid UTF-8")
 	// ErrSlowConsumer: the outbound queue passed MaxQueueBytes
-	// (close 1008 "slow consumer").
-	ErrSlowConsumer = errors.New("wsconn: slow consumer")
+	// (close 1008 "slow consumer"). It is one error with
+	// handler.ErrSlowConsumer: Conn.Send returns it for the message that
+	// passed the bound, and the *CloseError OnError gets wraps it.
+	ErrSlowConsumer = handler.ErrSlowConsumer
 	// ErrHeartbeatTimeout: no data and no pong within PongTimeout after a
 	// heartbeat ping (close 1001).
 	ErrHeartbeatTimeout = errors.New("wsconn: heartbeat timeout: no pong")

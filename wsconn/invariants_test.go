@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -164,11 +165,32 @@ func TestStalledClientsDoNotBlockOthers(t *testing.T) {
 	t.Logf("echo with %d stalled clients took %v", 4*workers, time.Since(start))
 }
 
-// recordingHandler records OnClose codes.
+// recordingHandler records OnClose codes and OnError errors.
 type recordingHandler struct {
 	handler.Handler
 	mu     sync.Mutex
 	closes []ws.StatusCode
+	errs   []error
+}
+
+func (h *recordingHandler) OnError(c handler.Conn, err error) {
+	h.mu.Lock()
+	h.errs = append(h.errs, err)
+	h.mu.Unlock()
+	h.Handler.OnError(c, err)
+}
+
+// failed returns how many errors OnError got that match target.
+func (h *recordingHandler) failed(target error) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for _, err := range h.errs {
+		if errors.Is(err, target) {
+			n++
+		}
+	}
+	return n
 }
 
 func (h *recordingHandler) OnClose(c handler.Conn, code ws.StatusCode, reason string) {
@@ -264,6 +286,10 @@ func TestSlowConsumerIsCut(t *testing.T) {
 	})
 	if got := srv.Stats().SlowConsumers; got != 1 {
 		t.Errorf("slow consumers = %d, want 1", got)
+	}
+	// OnError precedes OnClose; its cause is the error Send returns.
+	if got := rec.failed(ErrSlowConsumer); got != 1 {
+		t.Errorf("OnError got ErrSlowConsumer %d times, want 1", got)
 	}
 }
 

@@ -148,7 +148,7 @@ func TestQueueBoundIsMemory(t *testing.T) {
 		t.Errorf("QueuedBytes = %d, want at least %d: the cost of 27-byte frames is about their bytes", queued, least)
 	}
 	for _, c := range sink.conns {
-		if err := c.SendPrepared(handler.NewPreparedMessage(handler.Text, make([]byte, 600))); err != handler.ErrSlowConsumer {
+		if err := c.SendPrepared(handler.NewPreparedMessage(handler.Text, make([]byte, 600))); err != ErrSlowConsumer {
 			t.Fatalf("a frame past the bound: got %v, want ErrSlowConsumer", err)
 		}
 	}

@@ -81,7 +81,7 @@ func (c *Conn) sendLocked(b []byte, buf *buffer, isClose bool) error {
 	if !isClose && c.out != nil && c.out.cost+len(b) > c.srv.cfg.MaxQueueBytes {
 		putBuffer(buf)
 		c.slowConsumerLocked()
-		return handler.ErrSlowConsumer
+		return ErrSlowConsumer
 	}
 	_, err := st.conn.Write(b) // into st.raw: never blocks
 	putBuffer(buf)
@@ -126,7 +126,7 @@ func (c *Conn) rawSendLocked(b []byte, buf *buffer, isClose bool) error {
 	if !isClose && c.out.cost+len(b) > c.srv.cfg.MaxQueueBytes {
 		putBuffer(buf)
 		c.slowConsumerLocked()
-		return handler.ErrSlowConsumer
+		return ErrSlowConsumer
 	}
 	c.out.push(b, buf)
 	c.hot().queued.Add(int64(len(b)))
