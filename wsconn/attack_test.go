@@ -79,7 +79,7 @@ const (
 const (
 	// clientConnBytes is the test's own end of a connection: net.Conn,
 	// netFD and poll descriptor, a 4 KiB bufio.Reader, a 512-byte read
-	// buffer; and the server's Conn (144 bytes), its epoll registration
+	// buffer; and the server's conn (144 bytes), its epoll registration
 	// and table slot, and an inState while input is partial (~500 bytes).
 	clientConnBytes = 8 << 10
 )

@@ -19,8 +19,8 @@ import (
 //	go test -run '^$' -bench . -benchmem ./wsconn/
 
 // benchConn upgrades one end of a socket pair on srv and returns the
-// server's Conn and the other end (blocking), as if a client had connected.
-func benchConn(b *testing.B, srv *Server, path string) (*Conn, int) {
+// server's conn and the other end (blocking), as if a client had connected.
+func benchConn(b *testing.B, srv *Server, path string) (*conn, int) {
 	b.Helper()
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
@@ -45,8 +45,8 @@ func benchConn(b *testing.B, srv *Server, path string) (*Conn, int) {
 		}
 		resp = append(resp, one[0])
 	}
-	var c *Conn
-	srv.table.each(func(x *Conn) {
+	var c *conn
+	srv.table.each(func(x *conn) {
 		if x.Fd() == fds[0] {
 			c = x
 		}
@@ -134,7 +134,7 @@ func BenchmarkFrameWrite(b *testing.B) {
 	}
 }
 
-func (c *Conn) queued() bool {
+func (c *conn) queued() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.out != nil
@@ -142,7 +142,7 @@ func (c *Conn) queued() bool {
 
 // fullConn opens a connection on srv and sends it pm until its socket is
 // full and its queue exists.
-func fullConn(b *testing.B, srv *Server, pm *handler.PreparedMessage) *Conn {
+func fullConn(b *testing.B, srv *Server, pm *handler.PreparedMessage) *conn {
 	c, _ := benchConn(b, srv, "/echo")
 	for !c.queued() {
 		if err := c.SendPrepared(pm); err != nil {
@@ -154,7 +154,7 @@ func fullConn(b *testing.B, srv *Server, pm *handler.PreparedMessage) *Conn {
 
 // trimQueue cuts c's queue back to its first frame, so that a benchmark
 // queueing without end does not grow it without bound.
-func (c *Conn) trimQueue() {
+func (c *conn) trimQueue() {
 	c.mu.Lock()
 	c.hot().queued.Add(-int64(c.out.dropAllButHead()))
 	c.mu.Unlock()
@@ -192,7 +192,7 @@ func BenchmarkBroadcastEnqueue(b *testing.B) {
 func BenchmarkBroadcastEnqueueParallel(b *testing.B) {
 	srv := startServer(b, benchConfig(Config{MaxQueueBytes: 1 << 30}))
 	pm := handler.NewPreparedMessage(handler.Text, bytes.Repeat([]byte("a"), 64))
-	conns := make(chan *Conn, 64)
+	conns := make(chan *conn, 64)
 	for range cap(conns) {
 		conns <- fullConn(b, srv, pm)
 	}
@@ -216,7 +216,7 @@ func BenchmarkBroadcastEnqueueParallel(b *testing.B) {
 // goroutine, all parsing at once.
 func BenchmarkFrameReadParallel(b *testing.B) {
 	srv := startServer(b, benchConfig(Config{Routes: map[string]handler.Handler{"/nop": nopHandler{}}}))
-	conns := make(chan *Conn, 64)
+	conns := make(chan *conn, 64)
 	for range cap(conns) {
 		c, _ := benchConn(b, srv, "/nop")
 		conns <- c
@@ -242,7 +242,7 @@ func BenchmarkFrameReadParallel(b *testing.B) {
 func BenchmarkFrameWriteParallel(b *testing.B) {
 	srv := startServer(b, benchConfig(Config{MaxQueueBytes: 1 << 30}))
 	msg := bytes.Repeat([]byte("a"), 128)
-	conns := make(chan *Conn, 64)
+	conns := make(chan *conn, 64)
 	for range cap(conns) {
 		c, peer := benchConn(b, srv, "/echo")
 		go drain(peer)

@@ -23,7 +23,7 @@ const maxCloseReason = 123
 
 // Close starts the closing handshake with code and reason. It implements
 // handler.Conn. The reason is cut to 123 bytes at a UTF-8 boundary.
-func (c *Conn) Close(wcode ws.StatusCode, reason string) error {
+func (c *conn) Close(wcode ws.StatusCode, reason string) error {
 	code := StatusCode(wcode)
 	if !validSendCode(code) {
 		code = StatusNormalClosure
@@ -42,7 +42,7 @@ func (c *Conn) Close(wcode ws.StatusCode, reason string) error {
 // code and reason after anything already queued, stops parsing input, and
 // lets the owner close the descriptor once the frame is out. Only the owner
 // calls it.
-func (c *Conn) fail(code StatusCode, reason string, err error) {
+func (c *conn) fail(code StatusCode, reason string, err error) {
 	if c.in != nil {
 		c.in.discard = true
 	} else {
@@ -58,7 +58,7 @@ func (c *Conn) fail(code StatusCode, reason string, err error) {
 // it, and starts the close deadline. cause, if not nil, is what OnError
 // will report. It returns false if a close frame was already sent or the
 // connection is gone. c.mu must be held.
-func (c *Conn) sendCloseLocked(code StatusCode, reason string, cause error) bool {
+func (c *conn) sendCloseLocked(code StatusCode, reason string, cause error) bool {
 	if c.wflags&(wfCloseSent|wfClosed) != 0 {
 		return false
 	}
@@ -84,7 +84,7 @@ func (c *Conn) sendCloseLocked(code StatusCode, reason string, cause error) bool
 // an error) and reports whether they passed CloseDrainLimit: then the
 // descriptor should be closed at once, whatever the peer still sends. Only
 // the owner calls it.
-func (c *Conn) drainPassed(n int) bool {
+func (c *conn) drainPassed(n int) bool {
 	switch c.phaseNow() {
 	case phaseOpen:
 		return false
@@ -120,7 +120,7 @@ func closeFrame(code StatusCode, reason string, empty bool) *buffer {
 // onCloseFrame handles the peer's close frame (RFC 6455 section 5.5.1):
 // validate it, answer with the same code if the server has not sent a
 // close frame yet, and stop reading data. Only the owner calls it.
-func (c *Conn) onCloseFrame(payload []byte) {
+func (c *conn) onCloseFrame(payload []byte) {
 	code, reason := StatusNoStatusRcvd, ""
 	switch {
 	case len(payload) == 1:

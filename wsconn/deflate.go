@@ -48,7 +48,7 @@ func pooledDecompressor(r io.Reader) wsflate.Decompressor {
 
 // deliverInflated inflates a complete compressed message and hands it to
 // the handler.
-func (c *Conn) deliverInflated(st *inState, compressed []byte) {
+func (c *conn) deliverInflated(st *inState, compressed []byte) {
 	limit := c.srv.cfg.MaxMessageSize
 	out := getBuffer(int(min(limit+1, int64(4*len(compressed)+512))))
 	defer func() { putBuffer(out) }()
@@ -91,7 +91,7 @@ func (c *Conn) deliverInflated(st *inState, compressed []byte) {
 // Huffman-only variant, which has no back-reference (RFC 7692 section
 // 7.1.2.1); the others the full one. Each variant is compressed once for
 // every connection that gets it (DESIGN.md invariant 7).
-func (c *Conn) deflatedFrame(m *handler.PreparedMessage) []byte {
+func (c *conn) deflatedFrame(m *handler.PreparedMessage) []byte {
 	switch s := c.state.Load(); {
 	case s&stDeflate == 0:
 		return nil

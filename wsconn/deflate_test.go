@@ -205,9 +205,9 @@ func TestBroadcastCompressedOnce(t *testing.T) {
 			clients[g] = append(clients[g], dialWS(t, srv, "/nop", "Sec-WebSocket-Extensions: "+gr.offer))
 		}
 	}
-	var conns []*Conn
+	var conns []*conn
 	perGroup := make([]int, len(groups))
-	srv.table.each(func(c *Conn) {
+	srv.table.each(func(c *conn) {
 		if s := c.state.Load(); s&stDeflate != 0 {
 			conns = append(conns, c)
 			if s&stDeflateHuffman != 0 {

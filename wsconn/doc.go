@@ -12,11 +12,11 @@
 //
 // Every transition happens on the worker that owns the connection at that
 // moment (poller guarantees one at a time). Other goroutines only send
-// (under Conn.mu, never blocking) or wake the owner with a request.
+// (under conn.mu, never blocking) or wake the owner with a request.
 //
 // # Memory
 //
-// A Conn is one allocation of 144 bytes plus its epoll registration; rare
+// A connection is one allocation of 144 bytes plus its epoll registration; rare
 // fields (IPv6 address, query, subprotocol, principal, closing state) live
 // in a connExtra allocated only when needed. While idle a connection holds
 // no buffer: reads use a pooled buffer for the length of one event, a

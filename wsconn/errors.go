@@ -22,7 +22,7 @@ var (
 	ErrInvalidUTF8 = errors.New("wsconn: invalid UTF-8")
 	// ErrSlowConsumer: the outbound queue passed MaxQueueBytes
 	// (close 1008 "slow consumer"). It is one error with
-	// handler.ErrSlowConsumer: Conn.Send returns it for the message that
+	// handler.ErrSlowConsumer: handler.Conn.Send returns it for the message that
 	// passed the bound, and the *CloseError OnError gets wraps it.
 	ErrSlowConsumer = handler.ErrSlowConsumer
 	// ErrHeartbeatTimeout: no data and no pong within PongTimeout after a

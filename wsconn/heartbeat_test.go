@@ -165,12 +165,12 @@ func heartbeatStats(srv *Server) map[string]uint64 {
 // echoes anything else. opened gets the server side of each connection.
 type blocker struct {
 	handler.Base
-	opened  chan *Conn
+	opened  chan *conn
 	blocked chan struct{}
 	release chan struct{}
 }
 
-func (b *blocker) OnOpen(c handler.Conn) { b.opened <- c.(*Conn) }
+func (b *blocker) OnOpen(c handler.Conn) { b.opened <- c.(*conn) }
 
 func (b *blocker) OnMessage(c handler.Conn, t handler.MessageType, data []byte) {
 	if string(data) == "block" {
@@ -189,7 +189,7 @@ func (b *blocker) OnMessage(c handler.Conn, t handler.MessageType, data []byte) 
 // now. The reactor could win the race this sets up, so it runs a few
 // rounds; the old code failed 30 of 30 runs of the test.
 func TestHeartbeatPongInSocketAtDeadline(t *testing.T) {
-	b := &blocker{opened: make(chan *Conn, 1), blocked: make(chan struct{}), release: make(chan struct{})}
+	b := &blocker{opened: make(chan *conn, 1), blocked: make(chan struct{}), release: make(chan struct{})}
 	cfg := Config{
 		PingInterval:  time.Hour, // pings only from this test
 		PongTimeout:   time.Second,

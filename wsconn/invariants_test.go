@@ -389,9 +389,9 @@ func rawHandshakeStatus(t testing.TB, srv *Server, path string) int {
 }
 
 // TestConnSize guards the memory of an idle connection (DESIGN.md
-// invariant 3): a Conn is one allocation in the 144-byte size class.
+// invariant 3): a conn is one allocation in the 144-byte size class.
 func TestConnSize(t *testing.T) {
-	if got := unsafe.Sizeof(Conn{}); got > 144 {
-		t.Fatalf("Conn is %d bytes, want at most 144: keep rare fields in connExtra", got)
+	if got := unsafe.Sizeof(conn{}); got > 144 {
+		t.Fatalf("conn is %d bytes, want at most 144: keep rare fields in connExtra", got)
 	}
 }

@@ -80,12 +80,12 @@ func TestQueueAccounting(t *testing.T) {
 type sinkHandler struct {
 	handler.Base
 	mu    sync.Mutex
-	conns []*Conn
+	conns []*conn
 }
 
 func (h *sinkHandler) OnOpen(c handler.Conn) {
 	h.mu.Lock()
-	h.conns = append(h.conns, c.(*Conn))
+	h.conns = append(h.conns, c.(*conn))
 	h.mu.Unlock()
 }
 
@@ -114,7 +114,7 @@ func TestQueueBoundIsMemory(t *testing.T) {
 	runtime.GC()
 	runtime.GC()
 	base := heapAlloc()
-	full := func(c *Conn, next int) bool {
+	full := func(c *conn, next int) bool {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		return c.out != nil && c.out.cost+next > maxQueue

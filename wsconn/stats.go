@@ -59,7 +59,7 @@ type hotCounters struct {
 }
 
 // hot is the stripe c counts in.
-func (c *Conn) hot() *hotCounters { return &c.srv.stats.hot[c.id%hotStripes] }
+func (c *conn) hot() *hotCounters { return &c.srv.stats.hot[c.id%hotStripes] }
 
 // Handshake outcomes counted separately, by HTTP status.
 var hsStatuses = [...]int{

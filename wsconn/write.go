@@ -13,12 +13,12 @@ import (
 // buffer and written at once without blocking; what the socket does not
 // take is queued, bounded by MaxQueueBytes, and flushed when epoll reports
 // the socket writable. EPOLLOUT is armed only while the queue is not empty
-// (see Conn.settle and sendLocked). Any goroutine may send; mu serialises
+// (see conn.settle and sendLocked). Any goroutine may send; mu serialises
 // the writers, and no one waits on the socket while holding it.
 
 // Send frames p as one message and writes or queues it. It implements
 // handler.Conn.
-func (c *Conn) Send(t handler.MessageType, p []byte) error {
+func (c *conn) Send(t handler.MessageType, p []byte) error {
 	if t != handler.Text && t != handler.Binary {
 		return handler.ErrInvalidMessage
 	}
@@ -38,7 +38,7 @@ func (c *Conn) Send(t handler.MessageType, p []byte) error {
 }
 
 // SendPrepared queues the shared frame of m. It implements handler.Conn.
-func (c *Conn) SendPrepared(m *handler.PreparedMessage) error {
+func (c *conn) SendPrepared(m *handler.PreparedMessage) error {
 	if m == nil || m.Frame() == nil {
 		return handler.ErrInvalidMessage
 	}
@@ -69,7 +69,7 @@ func compileFrame(op ws.OpCode, p []byte) *buffer {
 // buffer and is released exactly once whatever happens. A close frame
 // (isClose) passes the queue bound and is the last frame accepted. c.mu
 // must be held.
-func (c *Conn) sendLocked(b []byte, buf *buffer, isClose bool) error {
+func (c *conn) sendLocked(b []byte, buf *buffer, isClose bool) error {
 	if c.wflags&(wfCloseSent|wfClosed|wfWriteFailed) != 0 {
 		putBuffer(buf)
 		return handler.ErrClosed
@@ -97,7 +97,7 @@ func (c *Conn) sendLocked(b []byte, buf *buffer, isClose bool) error {
 
 // rawSendLocked writes bytes as they are (plaintext on ws://, ciphertext on
 // wss://), or queues what the socket does not take. c.mu must be held.
-func (c *Conn) rawSendLocked(b []byte, buf *buffer, isClose bool) error {
+func (c *conn) rawSendLocked(b []byte, buf *buffer, isClose bool) error {
 	if c.wflags&(wfClosed|wfWriteFailed) != 0 {
 		putBuffer(buf)
 		return handler.ErrClosed
@@ -135,7 +135,7 @@ func (c *Conn) rawSendLocked(b []byte, buf *buffer, isClose bool) error {
 
 // flushLocked writes queued frames until the socket is full or the queue
 // is empty. c.mu must be held.
-func (c *Conn) flushLocked() {
+func (c *conn) flushLocked() {
 	q := c.out
 	if q == nil || c.wflags&wfClosed != 0 {
 		return
@@ -167,7 +167,7 @@ func (c *Conn) flushLocked() {
 // afterFlushLocked runs when nothing is left to write: once the close frame
 // is out, send FIN (RFC 6455 section 7.1.1: the server closes first). c.mu
 // must be held.
-func (c *Conn) afterFlushLocked() {
+func (c *conn) afterFlushLocked() {
 	if c.wflags&wfCloseSent != 0 && c.wflags&wfShutWr == 0 {
 		c.wflags |= wfShutWr
 		_ = c.ShutdownWrite()
@@ -186,7 +186,7 @@ func (c *Conn) afterFlushLocked() {
 
 // dropQueueLocked discards the queue and returns how many bytes were
 // unsent. c.mu must be held.
-func (c *Conn) dropQueueLocked() int {
+func (c *conn) dropQueueLocked() int {
 	if c.out == nil {
 		return 0
 	}
@@ -199,7 +199,7 @@ func (c *Conn) dropQueueLocked() int {
 
 // writeFailedLocked records a socket write error (EPIPE, ECONNRESET): the
 // owner terminates the connection at its next event. c.mu must be held.
-func (c *Conn) writeFailedLocked(err error) {
+func (c *conn) writeFailedLocked(err error) {
 	c.wflags |= wfWriteFailed
 	if cs := c.closingLocked(); cs.cause == nil {
 		cs.cause = &CloseError{Code: StatusAbnormalClosure, Err: err}
@@ -211,7 +211,7 @@ func (c *Conn) writeFailedLocked(err error) {
 // 1008 "slow consumer". The queued frames are dropped (counted), except
 // one the socket already took part of: cutting it would corrupt the stream
 // before the close frame. c.mu must be held.
-func (c *Conn) slowConsumerLocked() {
+func (c *conn) slowConsumerLocked() {
 	c.srv.stats.slowConsumers.Add(1)
 	c.srv.warns.warn(warnSlowConsumer, slog.LevelWarn, "slow consumer: closing with 1008",
 		func() []any { return append(c.connAttrsLocked(), "max_queue", c.srv.cfg.MaxQueueBytes) })
