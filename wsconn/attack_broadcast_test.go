@@ -16,8 +16,6 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
-
-	"github.com/wsgate/wsgate/handler"
 )
 
 // Broadcast helpers of the attack tests: subscribers that read, or do not.
@@ -128,7 +126,7 @@ func (r *bcReader) read() {
 // at least broadcastMin messages went out, pacing the publisher on the
 // slowest reader, then checks that every reader got every message and that
 // the non-reader got the 1008 close frame.
-func (b *broadcast) run(t *testing.T, channels *handler.Channels, srv *Server, slow0 uint64) {
+func (b *broadcast) run(t *testing.T, channels channelsHandler, srv *Server, slow0 uint64) {
 	var wg sync.WaitGroup
 	for _, r := range b.readers {
 		wg.Add(1)

@@ -362,7 +362,7 @@ func TestAttackFanoutStarvation(t *testing.T) {
 		subscribers = 25      // per publisher's channel
 		burst       = 1900    // publishes per publisher, within the burst of 2 x MaxMessageRate (2,000)
 	)
-	channels, err := handler.NewChannels(handler.ChannelsConfig{})
+	channels, err := newChannels()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -462,11 +462,11 @@ func TestAttackFanoutStarvation(t *testing.T) {
 
 // snapshotEcho is an echo handler that calls at before each echo.
 type snapshotEcho struct {
-	handler.Echo
+	echoHandler
 	at func()
 }
 
 func (e *snapshotEcho) OnMessage(c handler.Conn, t handler.MessageType, data []byte) {
 	e.at()
-	e.Echo.OnMessage(c, t, data)
+	e.echoHandler.OnMessage(c, t, data)
 }

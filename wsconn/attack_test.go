@@ -406,14 +406,14 @@ func testCombined(t *testing.T) {
 // in order, the non-reader is closed with 1008 "slow consumer", and memory
 // stays bounded by MaxQueueBytes.
 func testNeverReader(t *testing.T) {
-	channels, err := handler.NewChannels(handler.ChannelsConfig{})
+	channels, err := newChannels()
 	if err != nil {
 		t.Fatal(err)
 	}
 	rec := &recordingHandler{Handler: channels}
 	cfg := attackConfig()
 	cfg.Workers = 0
-	cfg.Routes = map[string]handler.Handler{"/ws": rec, "/echo": handler.Echo{}}
+	cfg.Routes = map[string]handler.Handler{"/ws": rec, "/echo": echoHandler{}}
 	cfg.MaxMessageSize = 16 << 10
 	cfg.MaxQueueBytes = 128 << 10
 	// Subscribers send nothing after subscribing: no heartbeat during the

@@ -15,7 +15,7 @@ import (
 
 // principalRecorder records the principal each connection opened with.
 type principalRecorder struct {
-	handler.Echo
+	echoHandler
 	mu   sync.Mutex
 	seen []any
 }

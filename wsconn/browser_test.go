@@ -32,11 +32,11 @@ func TestInteropChromium(t *testing.T) {
 		}
 		t.Skipf("%s: run scripts/deps.sh", missing)
 	}
-	channels, err := handler.NewChannels(handler.ChannelsConfig{})
+	channels, err := newChannels()
 	if err != nil {
 		t.Fatal(err)
 	}
-	routes := map[string]handler.Handler{"/echo": handler.Echo{}, "/ws": channels}
+	routes := map[string]handler.Handler{"/echo": echoHandler{}, "/ws": channels}
 	plain := startServer(t, Config{Routes: routes})
 	secure, _ := startTLSServer(t, Config{Routes: routes})
 	deflate := startServer(t, Config{Routes: routes, Compression: true}) // browsers offer permessage-deflate

@@ -92,7 +92,7 @@ type handshakeCase struct {
 func handshakeConfig() Config {
 	return Config{
 		Routes: map[string]handler.Handler{
-			"/echo": handler.Echo{},
+			"/echo": echoHandler{},
 			"/info": infoHandler{},
 		},
 		AllowedOrigins: []string{"https://good.example", " HTTP://localhost:8080 "},
@@ -101,7 +101,7 @@ func handshakeConfig() Config {
 }
 
 // infoHandler tells the client what its connection looks like.
-type infoHandler struct{ handler.Echo }
+type infoHandler struct{ echoHandler }
 
 func (infoHandler) OnOpen(c handler.Conn) {
 	_ = c.Send(handler.Text, []byte(fmt.Sprintf("path=%s query=%s proto=%s", c.Path(), c.Query(), c.Subprotocol())))

@@ -174,17 +174,17 @@ type interopEnv struct {
 	base     string // ws://127.0.0.1:port
 	echo     *interopRecorder
 	pubsub   *interopRecorder
-	channels *handler.Channels
+	channels channelsHandler
 }
 
 func startInterop(t *testing.T) *interopEnv {
 	t.Helper()
-	channels, err := handler.NewChannels(handler.ChannelsConfig{})
+	channels, err := newChannels()
 	if err != nil {
 		t.Fatalf("NewChannels: %v", err)
 	}
 	e := &interopEnv{
-		echo:     &interopRecorder{h: handler.Echo{}},
+		echo:     &interopRecorder{h: echoHandler{}},
 		pubsub:   &interopRecorder{h: channels},
 		channels: channels,
 	}
@@ -252,7 +252,7 @@ var interopScenarios = []interopScenario{
 		pub := `{"op":"publish","channel":"` + c.channel() + `","data":` + interopPublishData + `,"id":42}`
 		want := []interopMsg{interopMsgOf(handler.Text, []byte(sub)), interopMsgOf(handler.Text, []byte(pub))}
 		interopVerify(t, e, e.pubsub, want, interopClose{1000, ""}, nil)
-		st := e.channels.Stats()
+		st := e.channels.Counts()
 		if st.Published != 1 || st.Delivered != 1 || st.Dropped != 0 || st.Rejected != 0 || st.Subscriptions != 0 {
 			t.Errorf("channels stats: got %+v, want 1 published, 1 delivered, none dropped or rejected, no subscriptions left", st)
 		}

@@ -215,7 +215,7 @@ func (h *recordingHandler) closed(code ws.StatusCode) int {
 // TestSlowConsumerIsCut: a subscriber that never reads is closed with 1008
 // once its queue passes MaxQueueBytes, while the others get every message.
 func TestSlowConsumerIsCut(t *testing.T) {
-	channels, err := handler.NewChannels(handler.ChannelsConfig{})
+	channels, err := newChannels()
 	if err != nil {
 		t.Fatal(err)
 	}

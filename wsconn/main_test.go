@@ -29,7 +29,7 @@ func startServer(t testing.TB, cfg Config) *Server {
 		cfg.Addr = "127.0.0.1:0"
 	}
 	if cfg.Routes == nil {
-		cfg.Routes = map[string]handler.Handler{"/echo": handler.Echo{}}
+		cfg.Routes = map[string]handler.Handler{"/echo": echoHandler{}}
 	}
 	if cfg.Logger == nil {
 		// Every record formatted, none kept: the logging paths run in
