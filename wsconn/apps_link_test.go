@@ -8,7 +8,7 @@ import (
 // wsconn's internal tests serve handler.Channels at /ws, which they cannot
 // import themselves: handler imports wsconn.
 func init() {
-	wsconn.NewTestChannels = func() (handler.Handler, error) {
+	wsconn.NewTestChannels = func() (wsconn.Handler, error) {
 		h, err := handler.NewChannels(handler.ChannelsConfig{})
 		if err != nil {
 			return nil, err

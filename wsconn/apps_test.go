@@ -3,8 +3,6 @@ package wsconn
 import (
 	"encoding/json"
 	"errors"
-
-	"github.com/wsgate/wsgate/handler"
 )
 
 // The applications these tests serve. Package handler imports this one, so
@@ -15,16 +13,16 @@ import (
 
 // echoHandler sends every message back to its sender unchanged, as
 // handler.Echo does.
-type echoHandler struct{ handler.Base }
+type echoHandler struct{ Base }
 
-func (echoHandler) OnMessage(c handler.Conn, t handler.MessageType, data []byte) {
+func (echoHandler) OnMessage(c Conn, t MessageType, data []byte) {
 	_ = c.Send(t, data)
 }
 
 // channelsHandler is what the tests use of handler.Channels: a Handler,
 // Publish from outside any connection, and some of its statistics.
 type channelsHandler interface {
-	handler.Handler
+	Handler
 	Publish(channel string, data json.RawMessage) (int, error)
 	Counts() ChannelsCounts
 }
@@ -38,7 +36,7 @@ type ChannelsCounts struct {
 // NewTestChannels returns a handler.Channels with the default config and
 // a Counts method. It is set by package wsconn_test (apps_link_test.go)
 // before any test runs.
-var NewTestChannels func() (handler.Handler, error)
+var NewTestChannels func() (Handler, error)
 
 // newChannels returns a new handler.Channels with the default config.
 func newChannels() (channelsHandler, error) {

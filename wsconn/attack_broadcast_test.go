@@ -169,7 +169,7 @@ func (b *broadcast) run(t *testing.T, channels channelsHandler, srv *Server, slo
 	b.nonReader.Close() // the server reads EOF and ends the closing handshake
 	t.Logf("broadcast: %d messages of %d KiB to %d readers in %v; the non-reader was cut after %d, had %d in its socket, then close %d %q (%v)",
 		sent, broadcastSize>>10, len(b.readers), took.Round(time.Millisecond), cutAt, nr.pushes, nr.code, nr.reason, nr.err)
-	if nr.code != ws.StatusPolicyViolation || nr.reason != "slow consumer" {
+	if nr.code != StatusPolicyViolation || nr.reason != "slow consumer" {
 		t.Errorf("the non-reader got close %d %q, want 1008 \"slow consumer\"", nr.code, nr.reason)
 	}
 }
@@ -185,7 +185,7 @@ func (b *broadcast) slowest() int64 {
 // nonReaderEnd is what the non-reader finds once it reads after all.
 type nonReaderEnd struct {
 	pushes int
-	code   ws.StatusCode
+	code   StatusCode
 	reason string
 	err    error
 }
@@ -208,7 +208,7 @@ func drainNonReader(c net.Conn, br *bufio.Reader) (e nonReaderEnd) {
 		case h.OpCode == ws.OpText:
 			e.pushes++
 		case h.OpCode == ws.OpClose && len(p) >= 2:
-			e.code, e.reason = ws.StatusCode(binary.BigEndian.Uint16(p)), string(p[2:])
+			e.code, e.reason = StatusCode(binary.BigEndian.Uint16(p)), string(p[2:])
 			return e
 		default:
 			e.err = fmt.Errorf("got a %v frame, want pushes then close", h.OpCode)

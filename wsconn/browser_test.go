@@ -7,8 +7,6 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
-
-	"github.com/wsgate/wsgate/handler"
 )
 
 // TestInteropChromium drives headless Chromium, whose WebSocket is the one
@@ -36,7 +34,7 @@ func TestInteropChromium(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	routes := map[string]handler.Handler{"/echo": echoHandler{}, "/ws": channels}
+	routes := map[string]Handler{"/echo": echoHandler{}, "/ws": channels}
 	plain := startServer(t, Config{Routes: routes})
 	secure, _ := startTLSServer(t, Config{Routes: routes})
 	deflate := startServer(t, Config{Routes: routes, Compression: true}) // browsers offer permessage-deflate

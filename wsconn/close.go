@@ -5,8 +5,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/gobwas/ws"
-
-	"github.com/wsgate/wsgate/handler"
 )
 
 // The closing handshake (RFC 6455 sections 5.5.1, 7.1 and 7.4).
@@ -22,9 +20,8 @@ import (
 const maxCloseReason = 123
 
 // Close starts the closing handshake with code and reason. It implements
-// handler.Conn. The reason is cut to 123 bytes at a UTF-8 boundary.
-func (c *conn) Close(wcode ws.StatusCode, reason string) error {
-	code := StatusCode(wcode)
+// Conn. The reason is cut to 123 bytes at a UTF-8 boundary.
+func (c *conn) Close(code StatusCode, reason string) error {
 	if !validSendCode(code) {
 		code = StatusNormalClosure
 	}
@@ -32,7 +29,7 @@ func (c *conn) Close(wcode ws.StatusCode, reason string) error {
 	ok := c.sendCloseLocked(code, reason, nil)
 	c.mu.Unlock()
 	if !ok {
-		return handler.ErrClosed
+		return ErrClosed
 	}
 	c.Wake() // the owner moves the phase on and watches the deadline
 	return nil

@@ -9,9 +9,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/gobwas/ws"
-
-	"github.com/wsgate/wsgate/handler"
 	"github.com/wsgate/wsgate/poller"
 )
 
@@ -49,7 +46,7 @@ const (
 	wfClosed                        // descriptor closed
 )
 
-// conn is one client connection. It implements handler.Conn and
+// conn is one client connection. It implements Conn and
 // poller.Handler. An idle conn is one 144-byte allocation and holds no
 // buffer: in and out are nil (DESIGN.md invariant 3).
 //
@@ -68,7 +65,7 @@ type conn struct {
 
 	mu    sync.Mutex
 	out   *outQueue // bytes the socket has not taken; nil when empty
-	value any       // handler.Conn.SetValue
+	value any       // Conn.SetValue
 
 	lastRead atomic.Uint32 // coarse time of the last byte read
 	pingAt   atomic.Uint32 // when the unanswered heartbeat ping was sent, or 0
@@ -178,15 +175,15 @@ type closeState struct {
 // resolved once.
 type route struct {
 	path string
-	h    handler.Handler
-	ping handler.PingHandler
-	pong handler.PongHandler
+	h    Handler
+	ping PingHandler
+	pong PongHandler
 }
 
-func newRoute(path string, h handler.Handler) *route {
+func newRoute(path string, h Handler) *route {
 	r := &route{path: path, h: h}
-	r.ping, _ = h.(handler.PingHandler)
-	r.pong, _ = h.(handler.PongHandler)
+	r.ping, _ = h.(PingHandler)
+	r.pong, _ = h.(PongHandler)
 	return r
 }
 
@@ -233,7 +230,7 @@ func (c *conn) Subprotocol() string {
 }
 
 // Principal returns what Config.Authorize (or SetPrincipal) gave the
-// connection, or nil. It implements handler.Conn.
+// connection, or nil. It implements Conn.
 func (c *conn) Principal() any {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -245,7 +242,7 @@ func (c *conn) Principal() any {
 
 // SetPrincipal replaces the connection's principal and its expiry (zero:
 // never), for instance after the client presented a fresh token. It
-// implements handler.Conn.
+// implements Conn.
 func (c *conn) SetPrincipal(p any, expires time.Time) {
 	c.mu.Lock()
 	e := c.extras()
@@ -429,7 +426,7 @@ func (c *conn) callOnOpen() {
 	c.rt.h.OnOpen(c)
 }
 
-func (c *conn) callOnMessage(t handler.MessageType, data []byte) {
+func (c *conn) callOnMessage(t MessageType, data []byte) {
 	defer c.recoverHandler()
 	if c.in != nil {
 		c.in.msgs++ // counted once per read by frames
@@ -462,7 +459,7 @@ func (c *conn) callOnError(err error) {
 
 func (c *conn) callOnClose(code StatusCode, reason string) {
 	defer func() { _ = recover() }()
-	c.rt.h.OnClose(c, ws.StatusCode(code), reason)
+	c.rt.h.OnClose(c, code, reason)
 }
 
 // recoverInternal turns a bug in this package into a closed connection

@@ -9,8 +9,6 @@ import (
 
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsflate"
-
-	"github.com/wsgate/wsgate/handler"
 )
 
 // Inflating compressed messages (permessage-deflate, RFC 7692). A message
@@ -91,7 +89,7 @@ func (c *conn) deliverInflated(st *inState, compressed []byte) {
 // Huffman-only variant, which has no back-reference (RFC 7692 section
 // 7.1.2.1); the others the full one. Each variant is compressed once for
 // every connection that gets it (DESIGN.md invariant 7).
-func (c *conn) deflatedFrame(m *handler.PreparedMessage) []byte {
+func (c *conn) deflatedFrame(m *PreparedMessage) []byte {
 	switch s := c.state.Load(); {
 	case s&stDeflate == 0:
 		return nil

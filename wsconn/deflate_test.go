@@ -15,8 +15,6 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/gobwas/ws"
-
-	"github.com/wsgate/wsgate/handler"
 )
 
 // dialOfferingDeflate connects coder/websocket to srv's /echo, offering
@@ -85,7 +83,7 @@ func TestDeflateBomb(t *testing.T) {
 	c.write(b)
 	_ = c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 	got := invReadFrame(t, c.br)
-	if got.Header.OpCode != ws.OpClose || ws.StatusCode(uint16(got.Payload[0])<<8|uint16(got.Payload[1])) != ws.StatusMessageTooBig {
+	if got.Header.OpCode != ws.OpClose || StatusCode(uint16(got.Payload[0])<<8|uint16(got.Payload[1])) != StatusMessageTooBig {
 		t.Fatalf("got %v %q, want close 1009", got.Header.OpCode, got.Payload)
 	}
 }
@@ -138,8 +136,8 @@ func TestDeflateFraming(t *testing.T) {
 	tests := []struct {
 		name   string
 		frames [][]byte
-		echo   []byte        // want this echoed (decompressed on our side)
-		code   ws.StatusCode // or this close code
+		echo   []byte     // want this echoed (decompressed on our side)
+		code   StatusCode // or this close code
 	}{
 		{"compressed in one frame", [][]byte{frame(ws.OpText, true, true, false, z)}, msg, 0},
 		{"compressed in three fragments", [][]byte{
@@ -151,11 +149,11 @@ func TestDeflateFraming(t *testing.T) {
 		{"RSV1 on a continuation", [][]byte{
 			frame(ws.OpText, false, true, false, z[:10]),
 			frame(ws.OpContinuation, true, true, false, z[10:]),
-		}, nil, ws.StatusProtocolError},
-		{"RSV1 on a ping", [][]byte{frame(ws.OpPing, true, true, false, nil)}, nil, ws.StatusProtocolError},
-		{"RSV2 is still reserved", [][]byte{frame(ws.OpText, true, false, true, []byte("x"))}, nil, ws.StatusProtocolError},
-		{"not deflate data", [][]byte{frame(ws.OpBinary, true, true, false, []byte{0xff, 0xff, 0xff})}, nil, ws.StatusInvalidFramePayloadData},
-		{"compressed invalid UTF-8", [][]byte{frame(ws.OpText, true, true, false, compress([]byte{0xc3, 0x28}))}, nil, ws.StatusInvalidFramePayloadData},
+		}, nil, StatusProtocolError},
+		{"RSV1 on a ping", [][]byte{frame(ws.OpPing, true, true, false, nil)}, nil, StatusProtocolError},
+		{"RSV2 is still reserved", [][]byte{frame(ws.OpText, true, false, true, []byte("x"))}, nil, StatusProtocolError},
+		{"not deflate data", [][]byte{frame(ws.OpBinary, true, true, false, []byte{0xff, 0xff, 0xff})}, nil, StatusInvalidFramePayloadData},
+		{"compressed invalid UTF-8", [][]byte{frame(ws.OpText, true, true, false, compress([]byte{0xc3, 0x28}))}, nil, StatusInvalidFramePayloadData},
 	}
 	srv := startServer(t, Config{Compression: true})
 	for _, tt := range tests {
@@ -168,7 +166,7 @@ func TestDeflateFraming(t *testing.T) {
 			got := invReadFrame(t, c.br)
 			if tt.code != 0 {
 				if got.Header.OpCode != ws.OpClose || len(got.Payload) < 2 ||
-					ws.StatusCode(uint16(got.Payload[0])<<8|uint16(got.Payload[1])) != tt.code {
+					StatusCode(uint16(got.Payload[0])<<8|uint16(got.Payload[1])) != tt.code {
 					t.Fatalf("got %v %q, want close %d", got.Header.OpCode, got.Payload, tt.code)
 				}
 				return
@@ -187,8 +185,8 @@ func TestDeflateFraming(t *testing.T) {
 // Huffman-only bytes, and sending it to more of either allocates nothing
 // (compressing would take a flate writer and an output buffer).
 func TestBroadcastCompressedOnce(t *testing.T) {
-	srv := startServer(t, Config{Compression: true, Routes: map[string]handler.Handler{"/nop": nopHandler{}}})
-	pm := handler.NewPreparedMessage(handler.Text, bytes.Repeat([]byte("the same news for everyone. "), 100))
+	srv := startServer(t, Config{Compression: true, Routes: map[string]Handler{"/nop": nopHandler{}}})
+	pm := NewPreparedMessage(Text, bytes.Repeat([]byte("the same news for everyone. "), 100))
 	groups := []struct {
 		name    string
 		offer   string

@@ -2,7 +2,19 @@
 // opening handshake on the raw socket, the frame parser and writer, the
 // closing handshake with its status codes, heartbeats, and the bounded
 // outbound queue. It runs on package poller's reactor and pool and calls a
-// handler.Handler per route; it knows nothing about channels or JSON.
+// Handler per route; it knows nothing about channels or JSON.
+//
+// # The contract with applications
+//
+// This package also defines what an application sees of a connection, so
+// that it depends on no application: the Handler interface (with the
+// optional PingHandler and PongHandler, and Base to embed), the Conn it
+// acts on, MessageType, PreparedMessage (a message framed, and compressed,
+// once for many connections), StatusCode and its named close codes, and
+// the errors Conn's methods return (ErrClosed, ErrSlowConsumer,
+// ErrInvalidMessage). Package handler holds wsgate's own applications on
+// top of it. No type of the frame codec (gobwas/ws) is part of this API:
+// a protocol violation is ErrProtocol.
 //
 // # Life of a connection
 //

@@ -3,8 +3,24 @@ package wsconn
 import (
 	"errors"
 	"fmt"
+)
 
-	"github.com/wsgate/wsgate/handler"
+// Errors returned by the methods of Conn. A fake Conn in a Handler's tests
+// should return these too.
+var (
+	// ErrClosed is returned by Conn.Send, Conn.SendPrepared and Conn.Close
+	// once the connection is closing or closed.
+	ErrClosed = errors.New("wsconn: connection is closed")
+	// ErrSlowConsumer is returned by Conn.Send and Conn.SendPrepared for
+	// the message that would take the connection's outbound queue past
+	// MaxQueueBytes. The connection is then closed with 1008 "slow
+	// consumer", and the *CloseError that Handler.OnError gets wraps this
+	// same error: errors.Is(err, ErrSlowConsumer) recognises both.
+	ErrSlowConsumer = errors.New("wsconn: slow consumer")
+	// ErrInvalidMessage is returned by Conn.Send for a message type other
+	// than Text or Binary, and by Conn.SendPrepared for a nil or invalid
+	// PreparedMessage.
+	ErrInvalidMessage = errors.New("wsconn: invalid message type")
 )
 
 // Errors reported by this package. The ones a Handler sees through OnError
@@ -20,11 +36,6 @@ var (
 	// ErrInvalidUTF8: a text message or close reason was not UTF-8
 	// (close 1007).
 	ErrInvalidUTF8 = errors.New("wsconn: invalid UTF-8")
-	// ErrSlowConsumer: the outbound queue passed MaxQueueBytes
-	// (close 1008 "slow consumer"). It is one error with
-	// handler.ErrSlowConsumer: handler.Conn.Send returns it for the message that
-	// passed the bound, and the *CloseError OnError gets wraps it.
-	ErrSlowConsumer = handler.ErrSlowConsumer
 	// ErrHeartbeatTimeout: no data and no pong within PongTimeout after a
 	// heartbeat ping (close 1001).
 	ErrHeartbeatTimeout = errors.New("wsconn: heartbeat timeout: no pong")

@@ -19,8 +19,6 @@ import (
 	"unsafe"
 
 	"github.com/gobwas/ws"
-
-	"github.com/wsgate/wsgate/handler"
 )
 
 // Tests of the invariants in DESIGN.md that concern a whole server: one
@@ -167,13 +165,13 @@ func TestStalledClientsDoNotBlockOthers(t *testing.T) {
 
 // recordingHandler records OnClose codes and OnError errors.
 type recordingHandler struct {
-	handler.Handler
+	Handler
 	mu     sync.Mutex
-	closes []ws.StatusCode
+	closes []StatusCode
 	errs   []error
 }
 
-func (h *recordingHandler) OnError(c handler.Conn, err error) {
+func (h *recordingHandler) OnError(c Conn, err error) {
 	h.mu.Lock()
 	h.errs = append(h.errs, err)
 	h.mu.Unlock()
@@ -193,14 +191,14 @@ func (h *recordingHandler) failed(target error) int {
 	return n
 }
 
-func (h *recordingHandler) OnClose(c handler.Conn, code ws.StatusCode, reason string) {
+func (h *recordingHandler) OnClose(c Conn, code StatusCode, reason string) {
 	h.mu.Lock()
 	h.closes = append(h.closes, code)
 	h.mu.Unlock()
 	h.Handler.OnClose(c, code, reason)
 }
 
-func (h *recordingHandler) closed(code ws.StatusCode) int {
+func (h *recordingHandler) closed(code StatusCode) int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	n := 0
@@ -221,7 +219,7 @@ func TestSlowConsumerIsCut(t *testing.T) {
 	}
 	rec := &recordingHandler{Handler: channels}
 	srv := startServer(t, Config{
-		Routes:         map[string]handler.Handler{"/ws": rec},
+		Routes:         map[string]Handler{"/ws": rec},
 		MaxMessageSize: 16 << 10,
 		MaxQueueBytes:  64 << 10,
 		CloseTimeout:   300 * time.Millisecond, // the slow client will never answer
@@ -282,7 +280,7 @@ func TestSlowConsumerIsCut(t *testing.T) {
 		}
 	}
 	eventually(t, 10*time.Second, "slow consumer closed with 1008", func() bool {
-		return rec.closed(ws.StatusPolicyViolation) == 1
+		return rec.closed(StatusPolicyViolation) == 1
 	})
 	if got := srv.Stats().SlowConsumers; got != 1 {
 		t.Errorf("slow consumers = %d, want 1", got)
@@ -304,7 +302,7 @@ func TestShutdownSendsGoingAway(t *testing.T) {
 		defer conns[i].Close()
 	}
 	var wg sync.WaitGroup
-	codes := make([]ws.StatusCode, n)
+	codes := make([]StatusCode, n)
 	for i, c := range conns {
 		wg.Add(1)
 		go func() {
@@ -318,7 +316,7 @@ func TestShutdownSendsGoingAway(t *testing.T) {
 			if _, err := io.ReadFull(c, p); err != nil || len(p) < 2 {
 				return
 			}
-			codes[i] = ws.StatusCode(binary.BigEndian.Uint16(p))
+			codes[i] = StatusCode(binary.BigEndian.Uint16(p))
 			_, _ = c.Write(invFrame(ws.OpClose, true, p[:2])) // answer it
 		}()
 	}
@@ -329,7 +327,7 @@ func TestShutdownSendsGoingAway(t *testing.T) {
 	}
 	wg.Wait()
 	for i, code := range codes {
-		if code != ws.StatusGoingAway {
+		if code != StatusGoingAway {
 			t.Errorf("connection %d got close code %d, want 1001", i, code)
 		}
 	}

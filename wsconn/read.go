@@ -11,7 +11,6 @@ import (
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsflate"
 
-	"github.com/wsgate/wsgate/handler"
 	"github.com/wsgate/wsgate/poller"
 )
 
@@ -554,9 +553,9 @@ func (c *conn) deliver(op ws.OpCode, data []byte, validated bool) {
 	if c.phaseNow() != phaseOpen {
 		return // closing: data after our close frame is dropped (section 5.5.1)
 	}
-	t := handler.Binary
+	t := Binary
 	if op == ws.OpText {
-		t = handler.Text
+		t = Text
 		if !validated && !utf8.Valid(data) {
 			c.fail(StatusInvalidFramePayloadData, "invalid UTF-8 in text message", ErrInvalidUTF8)
 			return

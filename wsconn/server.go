@@ -13,7 +13,6 @@ import (
 
 	"golang.org/x/time/rate"
 
-	"github.com/wsgate/wsgate/handler"
 	"github.com/wsgate/wsgate/poller"
 )
 
@@ -363,8 +362,8 @@ func (s *Server) tableLen() int {
 }
 
 // Routes returns the handler registered for each path.
-func (s *Server) Routes() map[string]handler.Handler {
-	m := make(map[string]handler.Handler, len(s.routes))
+func (s *Server) Routes() map[string]Handler {
+	m := make(map[string]Handler, len(s.routes))
 	for p, r := range s.routes {
 		m[p] = r.h
 	}

@@ -1,12 +1,12 @@
 package wsconn
 
 // StatusCode is the status code of a close frame (RFC 6455 section 7.4):
-// the code a Handler passes to handler.Conn.Close, the one Handler.OnClose gets,
+// the code a Handler passes to Conn.Close, the one Handler.OnClose gets,
 // and the one a CloseError records.
 //
 // A server may send the codes defined by the RFC that are not reserved
 // (1000-1003, 1007-1011), those the IANA registry added since (1012-1014),
-// and 3000-4999, for libraries and applications. Close sends 1000 for
+// and 3000-4999, for libraries and applications. Conn.Close sends 1000 for
 // any other code.
 type StatusCode uint16
 

@@ -5,7 +5,6 @@ import (
 
 	"github.com/gobwas/ws"
 
-	"github.com/wsgate/wsgate/handler"
 	"github.com/wsgate/wsgate/poller"
 )
 
@@ -17,15 +16,15 @@ import (
 // the writers, and no one waits on the socket while holding it.
 
 // Send frames p as one message and writes or queues it. It implements
-// handler.Conn.
-func (c *conn) Send(t handler.MessageType, p []byte) error {
-	if t != handler.Text && t != handler.Binary {
-		return handler.ErrInvalidMessage
+// Conn.
+func (c *conn) Send(t MessageType, p []byte) error {
+	if t != Text && t != Binary {
+		return ErrInvalidMessage
 	}
-	if c.deflate() && len(p) >= handler.MinDeflateSize {
+	if c.deflate() && len(p) >= MinDeflateSize {
 		// Compression costs a prepared message (and its copy of p), but a
 		// connection that asked for it sends big messages small.
-		return c.SendPrepared(handler.NewPreparedMessage(t, p))
+		return c.SendPrepared(NewPreparedMessage(t, p))
 	}
 	buf := compileFrame(ws.OpCode(t), p)
 	c.mu.Lock()
@@ -37,10 +36,10 @@ func (c *conn) Send(t handler.MessageType, p []byte) error {
 	return err
 }
 
-// SendPrepared queues the shared frame of m. It implements handler.Conn.
-func (c *conn) SendPrepared(m *handler.PreparedMessage) error {
+// SendPrepared queues the shared frame of m. It implements Conn.
+func (c *conn) SendPrepared(m *PreparedMessage) error {
 	if m == nil || m.Frame() == nil {
-		return handler.ErrInvalidMessage
+		return ErrInvalidMessage
 	}
 	frame := m.Frame()
 	if d := c.deflatedFrame(m); d != nil { // compressed once for every such recipient
@@ -72,7 +71,7 @@ func compileFrame(op ws.OpCode, p []byte) *buffer {
 func (c *conn) sendLocked(b []byte, buf *buffer, isClose bool) error {
 	if c.wflags&(wfCloseSent|wfClosed|wfWriteFailed) != 0 {
 		putBuffer(buf)
-		return handler.ErrClosed
+		return ErrClosed
 	}
 	st := c.tlsSession()
 	if st == nil {
@@ -87,7 +86,7 @@ func (c *conn) sendLocked(b []byte, buf *buffer, isClose bool) error {
 	putBuffer(buf)
 	if err != nil {
 		c.writeFailedLocked(err)
-		return handler.ErrClosed
+		return ErrClosed
 	}
 	if enc := st.raw.take(); enc != nil {
 		return c.rawSendLocked(enc.b, enc, true) // the bound was checked above
@@ -100,7 +99,7 @@ func (c *conn) sendLocked(b []byte, buf *buffer, isClose bool) error {
 func (c *conn) rawSendLocked(b []byte, buf *buffer, isClose bool) error {
 	if c.wflags&(wfClosed|wfWriteFailed) != 0 {
 		putBuffer(buf)
-		return handler.ErrClosed
+		return ErrClosed
 	}
 	if c.out == nil {
 		n, err := c.Write(b)
@@ -109,7 +108,7 @@ func (c *conn) rawSendLocked(b []byte, buf *buffer, isClose bool) error {
 		case err != nil && !poller.IsWouldBlock(err):
 			putBuffer(buf)
 			c.writeFailedLocked(err)
-			return handler.ErrClosed
+			return ErrClosed
 		case n == len(b):
 			putBuffer(buf)
 			c.afterFlushLocked()

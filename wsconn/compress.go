@@ -1,4 +1,4 @@
-package handler
+package wsconn
 
 import (
 	"bytes"
