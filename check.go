@@ -55,7 +55,7 @@ func checkConfig(opts options) error {
 		}
 		cfg.MaxConns = plan.maxConns // each worker's config, as the worker will check it
 	}
-	cfg.Routes = map[string]handler.Handler{"/echo": handler.Echo{}} // any: Validate wants one
+	cfg.Routes = map[string]wsconn.Handler{"/echo": handler.Echo{}} // any: Validate wants one
 	return cfg.Validate()
 }
 

@@ -47,9 +47,9 @@ import (
 type options struct {
 	ws              wsconn.Config
 	channels        handler.ChannelsConfig
-	tlsCert, tlsKey string                                   // wss with both
-	jwt             *auth.Config                             // nil: no authentication
-	refresh         func(c handler.Conn, token string) error // the /ws refresh op, with jwt
+	tlsCert, tlsKey string                                  // wss with both
+	jwt             *auth.Config                            // nil: no authentication
+	refresh         func(c wsconn.Conn, token string) error // the /ws refresh op, with jwt
 	origins         string
 	workers         int // 0: auto
 	nats            []string
@@ -148,7 +148,7 @@ func runServer(opts options, log *slog.Logger, id int, isWorker bool) error {
 	}
 	channels.SetRefresh(opts.refresh)
 	cfg := baseConfig(opts, id, isWorker)
-	cfg.Routes = map[string]handler.Handler{"/ws": channels, "/echo": handler.Echo{}}
+	cfg.Routes = map[string]wsconn.Handler{"/ws": channels, "/echo": handler.Echo{}}
 	cfg.Pages = demoPages() // the chat demo at GET /
 	cfg.Logger = log
 	lat := admin.NewLatency() // two clock reads per handshake and per publish, none per message

@@ -20,7 +20,7 @@ func TestNewValidates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ws, err := wsconn.New(wsconn.Config{Addr: "127.0.0.1:0", Routes: map[string]handler.Handler{"/ws": ch}})
+	ws, err := wsconn.New(wsconn.Config{Addr: "127.0.0.1:0", Routes: map[string]wsconn.Handler{"/ws": ch}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,7 +16,7 @@ import (
 // hub, and publishes to a channel nobody is subscribed to.
 func Example() {
 	channels, _ := handler.NewChannels(handler.ChannelsConfig{})
-	ws, _ := wsconn.New(wsconn.Config{Addr: "127.0.0.1:0", Routes: map[string]handler.Handler{"/ws": channels}})
+	ws, _ := wsconn.New(wsconn.Config{Addr: "127.0.0.1:0", Routes: map[string]wsconn.Handler{"/ws": channels}})
 	if err := ws.Start(); err != nil {
 		panic(err)
 	}

@@ -81,7 +81,7 @@ func newEnv(t testing.TB, cfg Config, withBroker bool) *env {
 	if err != nil {
 		t.Fatalf("NewChannels: %v", err)
 	}
-	ws, err := wsconn.New(wsconn.Config{Addr: "127.0.0.1:0", Routes: map[string]handler.Handler{"/ws": ch}})
+	ws, err := wsconn.New(wsconn.Config{Addr: "127.0.0.1:0", Routes: map[string]wsconn.Handler{"/ws": ch}})
 	if err != nil {
 		t.Fatalf("wsconn.New: %v", err)
 	}

@@ -24,7 +24,7 @@ func ExampleVerifier() {
 		panic(err)
 	}
 	channels.SetRefresh(v.RefreshHook)
-	_ = wsconn.Config{Routes: map[string]handler.Handler{"/ws": channels}, Authorize: v.Authorize}
+	_ = wsconn.Config{Routes: map[string]wsconn.Handler{"/ws": channels}, Authorize: v.Authorize}
 
 	// What the application's login service hands its client:
 	token, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{

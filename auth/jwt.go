@@ -11,7 +11,6 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/wsgate/wsgate/handler"
 	"github.com/wsgate/wsgate/wsconn"
 )
 
@@ -328,13 +327,13 @@ func (v *Verifier) Refresh(token string) (*Principal, time.Time, error) {
 // RefreshHook is a hook for handler.Channels.SetRefresh, serving the
 // "refresh" op of /ws: it verifies token with Refresh, checks that its sub
 // is the user of c's current *Principal, and makes the new Principal and
-// its expiry c's (handler.Conn.SetPrincipal). It returns ErrNoPrincipal,
+// its expiry c's (wsconn.Conn.SetPrincipal). It returns ErrNoPrincipal,
 // ErrWrongUser, or Refresh's error, and then changes nothing: the old
 // authorization and its expiry still hold.
 //
 // The new token's permissions apply to later subscribes and publishes;
 // subscriptions made before are kept.
-func (v *Verifier) RefreshHook(c handler.Conn, token string) error {
+func (v *Verifier) RefreshHook(c wsconn.Conn, token string) error {
 	cur, _ := c.Principal().(*Principal)
 	if cur == nil {
 		return ErrNoPrincipal

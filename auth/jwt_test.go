@@ -18,7 +18,6 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/wsgate/wsgate/handler"
 	"github.com/wsgate/wsgate/wsconn"
 )
 
@@ -321,10 +320,10 @@ func TestAuthorize(t *testing.T) {
 	}
 }
 
-// principalConn is a handler.Conn that keeps a principal and nothing
+// principalConn is a wsconn.Conn that keeps a principal and nothing
 // else; its other methods are not called.
 type principalConn struct {
-	handler.Conn
+	wsconn.Conn
 	p   any
 	exp time.Time
 }

@@ -12,7 +12,7 @@ const PersonalPrefix = "user:"
 
 // Principal is who a connection acts for, as its verified token says. A
 // Verifier makes one per accepted token; it is kept with the connection
-// (handler.Conn.Principal) and never changed afterwards, only replaced, so
+// (wsconn.Conn.Principal) and never changed afterwards, only replaced, so
 // it is safe to read from any goroutine.
 //
 // Its permissions are channel patterns: an exact channel name, or a name

@@ -25,7 +25,7 @@ func startGate(t *testing.T, v *Verifier) (*wsconn.Server, *handler.Channels) {
 	channels.SetRefresh(v.RefreshHook)
 	srv, err := wsconn.New(wsconn.Config{
 		Addr:          "127.0.0.1:0",
-		Routes:        map[string]handler.Handler{"/ws": channels},
+		Routes:        map[string]wsconn.Handler{"/ws": channels},
 		Authorize:     v.Authorize,
 		SweepInterval: 10 * time.Millisecond,
 	})

@@ -27,7 +27,7 @@ func startAttackServer(t *testing.T, cfg wsconn.Config) (wsAddr, adminAddr strin
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.Routes = map[string]handler.Handler{"/ws": channels, "/echo": handler.Echo{}}
+	cfg.Routes = map[string]wsconn.Handler{"/ws": channels, "/echo": handler.Echo{}}
 	srv := startServer(t, cfg)
 	adm, err := admin.New(admin.Config{Addr: "127.0.0.1:0", APIKey: testAPIKey, WS: srv, Channels: channels})
 	if err != nil {

@@ -175,7 +175,7 @@ func TestBenchAgainstServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := startServer(t, wsconn.Config{Compression: true,
-		Routes: map[string]handler.Handler{"/ws": channels, "/echo": handler.Echo{}}})
+		Routes: map[string]wsconn.Handler{"/ws": channels, "/echo": handler.Echo{}}})
 	addr, pid := srv.Addr().String(), strconv.Itoa(os.Getpid())
 	run := func(args ...string) *Result {
 		t.Helper()
@@ -227,7 +227,7 @@ func TestBenchDeflateDeclined(t *testing.T) {
 	if testing.Short() {
 		t.Skip("spawns bench processes")
 	}
-	srv := startServer(t, wsconn.Config{Routes: map[string]handler.Handler{"/echo": handler.Echo{}}})
+	srv := startServer(t, wsconn.Config{Routes: map[string]wsconn.Handler{"/echo": handler.Echo{}}})
 	cmd := exec.Command("go", "run", ".", "idle", "-url", "ws://"+srv.Addr().String()+"/echo", "-n", "20",
 		"-hold", "100ms", "-deflate", "-pid", strconv.Itoa(os.Getpid()))
 	out, _ := cmd.Output() // the run fails: nothing opened
@@ -242,13 +242,13 @@ func TestBenchDeflateDeclined(t *testing.T) {
 
 // closer closes every connection with 4000 once n are open.
 type closer struct {
-	handler.Base
+	wsconn.Base
 	n     int
 	mu    sync.Mutex
-	conns []handler.Conn
+	conns []wsconn.Conn
 }
 
-func (h *closer) OnOpen(c handler.Conn) {
+func (h *closer) OnOpen(c wsconn.Conn) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.conns = append(h.conns, c); len(h.conns) == h.n {
@@ -264,7 +264,7 @@ func TestBenchCountsEnds(t *testing.T) {
 	if testing.Short() {
 		t.Skip("spawns bench processes")
 	}
-	srv := startServer(t, wsconn.Config{Routes: map[string]handler.Handler{"/close": &closer{n: 50}}})
+	srv := startServer(t, wsconn.Config{Routes: map[string]wsconn.Handler{"/close": &closer{n: 50}}})
 	cmd := exec.Command("go", "run", ".", "idle", "-url", "ws://"+srv.Addr().String()+"/close", "-n", "50",
 		"-rate", "10000", "-hold", "3s", "-pid", strconv.Itoa(os.Getpid()))
 	out, _ := cmd.Output()

@@ -8,17 +8,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gobwas/ws"
 	"go.uber.org/goleak"
 
 	"github.com/wsgate/wsgate/handler"
+	"github.com/wsgate/wsgate/wsconn"
 )
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m, goleak.IgnoreCurrent())
 }
 
-// recConn is a handler.Conn that records pushes.
+// recConn is a wsconn.Conn that records pushes.
 type recConn struct {
 	id    uint64
 	mu    sync.Mutex
@@ -31,19 +31,19 @@ func (c *recConn) RemoteAddr() netip.AddrPort { return netip.AddrPort{} }
 func (c *recConn) Path() string               { return "/ws" }
 func (c *recConn) Query() string              { return "" }
 func (c *recConn) Subprotocol() string        { return "" }
-func (c *recConn) Send(handler.MessageType, []byte) error {
+func (c *recConn) Send(wsconn.MessageType, []byte) error {
 	return nil // acks and errors: not under test here
 }
-func (c *recConn) SendPrepared(m *handler.PreparedMessage) error {
+func (c *recConn) SendPrepared(m *wsconn.PreparedMessage) error {
 	f := m.Frame()
 	c.mu.Lock()
 	c.got = append(c.got, string(f[2:])) // small frames: 2-byte header
 	c.mu.Unlock()
 	return nil
 }
-func (c *recConn) Close(ws.StatusCode, string) error { return nil }
-func (c *recConn) Principal() any                    { return nil }
-func (c *recConn) SetPrincipal(any, time.Time)       {}
+func (c *recConn) Close(wsconn.StatusCode, string) error { return nil }
+func (c *recConn) Principal() any                        { return nil }
+func (c *recConn) SetPrincipal(any, time.Time)           {}
 func (c *recConn) Value() any {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -83,7 +83,7 @@ func newNode(t *testing.T, natsURL string) *node {
 }
 
 func (n *node) subscribe(c *recConn, channel string) {
-	n.ch.OnMessage(c, handler.Text, []byte(`{"op":"subscribe","channel":"`+channel+`"}`))
+	n.ch.OnMessage(c, wsconn.Text, []byte(`{"op":"subscribe","channel":"`+channel+`"}`))
 }
 
 func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
@@ -152,11 +152,11 @@ func TestInterestFollowsLocalSubscribers(t *testing.T) {
 	if got := n.b.Stats().Subjects; got != 2 {
 		t.Fatalf("subjects = %d, want 2", got)
 	}
-	n.ch.OnMessage(c, handler.Text, []byte(`{"op":"unsubscribe","channel":"a"}`))
+	n.ch.OnMessage(c, wsconn.Text, []byte(`{"op":"unsubscribe","channel":"a"}`))
 	if got := n.b.Stats().Subjects; got != 1 {
 		t.Fatalf("after unsubscribe: subjects = %d, want 1", got)
 	}
-	n.ch.OnClose(c, ws.StatusNormalClosure, "")
+	n.ch.OnClose(c, wsconn.StatusNormalClosure, "")
 	if got := n.b.Stats().Subjects; got != 0 {
 		t.Fatalf("after close: subjects = %d, want 0", got)
 	}

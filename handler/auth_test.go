@@ -5,6 +5,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/wsgate/wsgate/wsconn"
 )
 
 // fakePerms is a principal that allows exactly the channels listed.
@@ -81,8 +83,8 @@ var errRefused = errors.New("refused")
 // refreshHook installs a new fakePerms for the token "good:<channel>",
 // allowed to subscribe to that channel, and refuses any other token. It
 // records the tokens it saw.
-func refreshHook(seen *[]string) func(Conn, string) error {
-	return func(c Conn, token string) error {
+func refreshHook(seen *[]string) func(wsconn.Conn, string) error {
+	return func(c wsconn.Conn, token string) error {
 		*seen = append(*seen, token)
 		if len(token) < 6 || token[:5] != "good:" {
 			return errRefused

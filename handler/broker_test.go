@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gobwas/ws"
+	"github.com/wsgate/wsgate/wsconn"
 )
 
 // fakeBroker records what Channels tells a Broker.
@@ -47,7 +47,7 @@ func TestChannelsBrokerInterest(t *testing.T) {
 	send(h, c, `{"op":"subscribe","channel":"x"}`) // x already has interest
 	send(h, a, `{"op":"unsubscribe","channel":"x"}`)
 	send(h, c, `{"op":"unsubscribe","channel":"x"}`) // last subscriber of x
-	h.OnClose(a, ws.StatusNormalClosure, "")         // last subscriber of y
+	h.OnClose(a, wsconn.StatusNormalClosure, "")     // last subscriber of y
 	want := []string{"+x", "+y", "-x", "-y"}
 	if !slices.Equal(b.interest, want) {
 		t.Fatalf("got interest %v, want %v", b.interest, want)

@@ -6,7 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/gobwas/ws"
+	"github.com/wsgate/wsgate/wsconn"
 )
 
 // ChannelsConfig configures a Channels hub. The zero value is ready to use.
@@ -61,9 +61,9 @@ func (cfg ChannelsConfig) validate() error {
 }
 
 // Permissions is implemented by principals that restrict channels (for
-// wsgate, auth.Principal). When a connection's Conn.Principal implements
-// it, Channels asks it before every subscribe and publish the client
-// requests, and answers forbidden when it says no. A connection with no
+// wsgate, auth.Principal). When a connection's wsconn.Conn.Principal
+// implements it, Channels asks it before every subscribe and publish the
+// client requests, and answers forbidden when it says no. A connection with no
 // principal, or one that does not implement Permissions, may subscribe and
 // publish to any channel: the deployment does not authenticate. Both
 // methods are called with a valid channel name, from the connection's
@@ -75,27 +75,29 @@ type Permissions interface {
 	CanPublish(channel string) bool
 }
 
-// Channels is the publish/subscribe Handler served at /ws; its protocol is
-// described in protocol.go. Connections subscribe to named channels, and a
-// message published to a channel, by a connection or through Publish, is
-// framed once and queued to every subscriber on this process.
+// Channels is the publish/subscribe wsconn.Handler served at /ws; its
+// protocol is described in protocol.go. Connections subscribe to named
+// channels, and a message published to a channel, by a connection or
+// through Publish, is framed once and queued to every subscriber on this
+// process.
 //
 // A connection whose principal implements Permissions subscribes and
 // publishes only where it allows, checked at the time of each request: a
 // principal replaced later (a refresh) does not undo subscriptions made
 // before. Publish, the server-side API, checks nothing.
 //
-// A connection's subscriptions are stored with its Conn.SetValue, so a
-// Channels must be the only user of Value on the connections it serves.
+// A connection's subscriptions are stored with its wsconn.Conn.SetValue,
+// so a Channels must be the only user of Value on the connections it
+// serves.
 // All methods are safe for concurrent use.
 type Channels struct {
-	Base // OnOpen, OnError: nothing to do
+	wsconn.Base // OnOpen, OnError: nothing to do
 
 	cfg     ChannelsConfig
 	hub     *hub
-	broker  Broker                           // nil: this process only; set by SetBroker before use
-	refresh func(c Conn, token string) error // nil: no refresh op; set by SetRefresh before use
-	observe func(time.Duration, int)         // nil: none; set by SetFanoutObserver before use
+	broker  Broker                                  // nil: this process only; set by SetBroker before use
+	refresh func(c wsconn.Conn, token string) error // nil: no refresh op; set by SetRefresh before use
+	observe func(time.Duration, int)                // nil: none; set by SetFanoutObserver before use
 
 	published    atomic.Uint64
 	delivered    atomic.Uint64
@@ -201,7 +203,7 @@ func (h *Channels) SetBroker(b Broker) { h.broker = b }
 // answered invalid_token, and the connection keeps its principal and
 // expiry. Without SetRefresh, or with a nil fn, refresh is an unknown_op.
 // Call it before h serves any connection.
-func (h *Channels) SetRefresh(fn func(c Conn, token string) error) { h.refresh = fn }
+func (h *Channels) SetRefresh(fn func(c wsconn.Conn, token string) error) { h.refresh = fn }
 
 // interest tells the broker about a channel gaining its first or losing its
 // last local subscriber. The hub calls it under the channel's shard lock,
@@ -214,8 +216,8 @@ func (h *Channels) interest(channel string, on bool) {
 
 // OnMessage serves one request of the /ws protocol and answers c with an
 // ack or an error as protocol.go describes.
-func (h *Channels) OnMessage(c Conn, t MessageType, data []byte) {
-	if t != Text {
+func (h *Channels) OnMessage(c wsconn.Conn, t wsconn.MessageType, data []byte) {
+	if t != wsconn.Text {
 		h.replyError(c, nil, CodeBinaryNotSupported)
 		return
 	}
@@ -255,7 +257,7 @@ func (h *Channels) OnMessage(c Conn, t MessageType, data []byte) {
 }
 
 // OnClose removes all of c's subscriptions.
-func (h *Channels) OnClose(c Conn, _ ws.StatusCode, _ string) {
+func (h *Channels) OnClose(c wsconn.Conn, _ wsconn.StatusCode, _ string) {
 	subs, _ := c.Value().(*subscriptions)
 	if subs == nil {
 		return
@@ -282,7 +284,7 @@ func (h *Channels) Publish(channel string, data json.RawMessage) (delivered int,
 	buf := getBuf()
 	defer putBuf(buf)
 	*buf = AppendPush(*buf, channel, data)
-	delivered = h.deliverLocal(channel, NewPreparedMessage(Text, *buf)) // framed once; copies
+	delivered = h.deliverLocal(channel, wsconn.NewPreparedMessage(wsconn.Text, *buf)) // framed once; copies
 	if h.broker != nil {
 		if err := h.broker.Publish(channel, *buf); err != nil {
 			h.brokerFailed.Add(1)
@@ -297,13 +299,13 @@ func (h *Channels) Publish(channel string, data json.RawMessage) (delivered int,
 // it was queued to. The broker calls it; push is not kept.
 func (h *Channels) DeliverRemote(channel string, push []byte) int {
 	h.remote.Add(1)
-	return h.deliverLocal(channel, NewPreparedMessage(Text, push))
+	return h.deliverLocal(channel, wsconn.NewPreparedMessage(wsconn.Text, push))
 }
 
 // deliverLocal queues pm to the subscribers of channel on this process,
 // counts the outcome and returns the number it was queued to. It is the one
 // way into local delivery, for Publish and for messages from other nodes.
-func (h *Channels) deliverLocal(channel string, pm *PreparedMessage) int {
+func (h *Channels) deliverLocal(channel string, pm *wsconn.PreparedMessage) int {
 	var start time.Time
 	if h.observe != nil {
 		start = time.Now()
@@ -352,7 +354,7 @@ func (h *Channels) Stats() ChannelsStats {
 // subscribe adds channel to c's subscriptions, if c's principal allows
 // it; subscribing again to the same channel is a no-op. Called only from
 // c's handler calls.
-func (h *Channels) subscribe(c Conn, channel string) error {
+func (h *Channels) subscribe(c wsconn.Conn, channel string) error {
 	if !ValidChannel(channel, h.cfg.MaxChannelLen) {
 		return ErrBadChannel
 	}
@@ -377,7 +379,7 @@ func (h *Channels) subscribe(c Conn, channel string) error {
 
 // mayPublish checks a client's publish before Publish: a valid channel
 // name that c's principal, if it has Permissions, allows.
-func (h *Channels) mayPublish(c Conn, channel string) error {
+func (h *Channels) mayPublish(c wsconn.Conn, channel string) error {
 	if !ValidChannel(channel, h.cfg.MaxChannelLen) {
 		return ErrBadChannel
 	}
@@ -389,7 +391,7 @@ func (h *Channels) mayPublish(c Conn, channel string) error {
 
 // unsubscribe removes channel from c's subscriptions. Called only from c's
 // handler calls.
-func (h *Channels) unsubscribe(c Conn, channel string) error {
+func (h *Channels) unsubscribe(c wsconn.Conn, channel string) error {
 	if !ValidChannel(channel, h.cfg.MaxChannelLen) {
 		return ErrBadChannel
 	}
@@ -412,24 +414,24 @@ func (h *Channels) unsubscribe(c Conn, channel string) error {
 
 // replyAck sends an ack if the request had an id; delivered < 0 leaves out
 // "delivered". A send error means c is closing and OnClose will follow.
-func (h *Channels) replyAck(c Conn, id json.RawMessage, delivered int) {
+func (h *Channels) replyAck(c wsconn.Conn, id json.RawMessage, delivered int) {
 	if len(id) == 0 {
 		return
 	}
 	buf := getBuf()
 	*buf = AppendAck(*buf, id, delivered)
-	_ = c.Send(Text, *buf) // Send copies
+	_ = c.Send(wsconn.Text, *buf) // Send copies
 	putBuf(buf)
 }
 
 // replyError counts and sends an error reply with code, and id if there
 // is one. code is always one of the Code constants, so it has a slot.
-func (h *Channels) replyError(c Conn, id json.RawMessage, code string) {
+func (h *Channels) replyError(c wsconn.Conn, id json.RawMessage, code string) {
 	if i := codeIndex(code); i >= 0 {
 		h.rejected[i].Add(1)
 	}
 	buf := getBuf()
 	*buf = AppendError(*buf, id, code)
-	_ = c.Send(Text, *buf) // Send copies
+	_ = c.Send(wsconn.Text, *buf) // Send copies
 	putBuf(buf)
 }

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"strconv"
 	"testing"
+
+	"github.com/wsgate/wsgate/wsconn"
 )
 
 // benchSubscribers returns a Channels with n counting subscribers on
@@ -13,7 +15,7 @@ func benchSubscribers(b *testing.B, channel string, n int) *Channels {
 	h := newTestChannels(b, ChannelsConfig{})
 	for range n {
 		c := &fakeConn{id: lastConnID.Add(1), discard: true}
-		h.OnMessage(c, Text, []byte(`{"op":"subscribe","channel":"`+channel+`"}`))
+		h.OnMessage(c, wsconn.Text, []byte(`{"op":"subscribe","channel":"`+channel+`"}`))
 	}
 	return h
 }
@@ -39,7 +41,7 @@ func BenchmarkPublishParallel(b *testing.B) {
 	for i := range channels {
 		for range 10 {
 			c := &fakeConn{id: lastConnID.Add(1), discard: true}
-			h.OnMessage(c, Text, []byte(`{"op":"subscribe","channel":"c`+strconv.Itoa(i)+`"}`))
+			h.OnMessage(c, wsconn.Text, []byte(`{"op":"subscribe","channel":"c`+strconv.Itoa(i)+`"}`))
 		}
 	}
 	names := make([]string, channels)
@@ -67,6 +69,6 @@ func BenchmarkOnMessagePublish(b *testing.B) {
 	msg := []byte(`{"op":"publish","channel":"bench","data":{"sym":"ABC","price":123.45},"id":"42"}`)
 	b.ReportAllocs()
 	for b.Loop() {
-		h.OnMessage(c, Text, msg)
+		h.OnMessage(c, wsconn.Text, msg)
 	}
 }

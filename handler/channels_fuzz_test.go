@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/wsgate/wsgate/wsconn"
 )
 
 // FuzzChannelsProtocol feeds arbitrary text to Channels, one message per
@@ -30,7 +32,7 @@ func FuzzChannelsProtocol(f *testing.F) {
 			if !utf8.Valid(msg) {
 				continue // the server rejects invalid text before a Handler sees it
 			}
-			h.OnMessage(c, Text, msg)
+			h.OnMessage(c, wsconn.Text, msg)
 			replies := c.replies()
 			if len(replies) > 1 {
 				t.Fatalf("message %q: got %d replies, want at most 1", msg, len(replies))

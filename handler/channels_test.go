@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/wsgate/wsgate/wsconn"
 )
 
 // newTestChannels returns a Channels configured by cfg or fails the test.
@@ -142,9 +144,9 @@ func TestChannelsProtocol(t *testing.T) {
 			c := newFakeConn()
 			send(h, c, tt.before...)
 			c.replies()
-			typ := Text
+			typ := wsconn.Text
 			if tt.binary {
-				typ = Binary
+				typ = wsconn.Binary
 			}
 			h.OnMessage(c, typ, []byte(tt.in))
 			got := c.replies()
@@ -249,9 +251,9 @@ func TestChannelsRejectedByCode(t *testing.T) {
 			if s := h.Stats(); s.Rejected != 0 {
 				t.Fatalf("setup: got %d rejected, want 0", s.Rejected)
 			}
-			typ := Text
+			typ := wsconn.Text
 			if tt.binary {
-				typ = Binary
+				typ = wsconn.Binary
 			}
 			h.OnMessage(c, typ, []byte(tt.in))
 			if got, want := c.replies(), []string{errReply("", tt.code)}; !slices.Equal(got, want) {

@@ -3,18 +3,20 @@ package handler
 import (
 	"slices"
 	"testing"
+
+	"github.com/wsgate/wsgate/wsconn"
 )
 
 func TestEcho(t *testing.T) {
 	tests := []struct {
 		name string
-		typ  MessageType
+		typ  wsconn.MessageType
 		data string
 	}{
-		{name: "text", typ: Text, data: "hello"},
-		{name: "empty text", typ: Text, data: ""},
-		{name: "binary", typ: Binary, data: "\x00\xff\x01"},
-		{name: "json is not interpreted", typ: Text, data: `{"op":"subscribe","channel":"a"}`},
+		{name: "text", typ: wsconn.Text, data: "hello"},
+		{name: "empty text", typ: wsconn.Text, data: ""},
+		{name: "binary", typ: wsconn.Binary, data: "\x00\xff\x01"},
+		{name: "json is not interpreted", typ: wsconn.Text, data: `{"op":"subscribe","channel":"a"}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -30,9 +32,9 @@ func TestEcho(t *testing.T) {
 
 func TestEchoAllocs(t *testing.T) {
 	c := &fakeConn{id: lastConnID.Add(1), discard: true}
-	var h Handler = Echo{}
+	var h wsconn.Handler = Echo{}
 	data := []byte("hello")
-	if got := testing.AllocsPerRun(100, func() { h.OnMessage(c, Text, data) }); got != 0 {
+	if got := testing.AllocsPerRun(100, func() { h.OnMessage(c, wsconn.Text, data) }); got != 0 {
 		t.Errorf("got %v allocations per message, want 0", got)
 	}
 }

@@ -2,22 +2,6 @@ package handler
 
 import "errors"
 
-// Errors returned by the methods of Conn. The connection implementation in
-// package wsconn returns exactly these, so that handlers can test for them
-// with errors.Is without depending on it.
-var (
-	// ErrClosed is returned by Conn.Send, Conn.SendPrepared and Conn.Close
-	// once the connection is closing or closed.
-	ErrClosed = errors.New("handler: connection is closed")
-	// ErrSlowConsumer is returned by Conn.Send and Conn.SendPrepared when
-	// the message would take the connection's outbound queue past its
-	// bound. The connection is then closed with 1008 "slow consumer".
-	ErrSlowConsumer = errors.New("handler: slow consumer: outbound queue full")
-	// ErrInvalidMessage is returned by Conn.Send for a message type other
-	// than Text or Binary, or a nil PreparedMessage.
-	ErrInvalidMessage = errors.New("handler: invalid message type")
-)
-
 // Errors returned by Channels. Each also has a code in the /ws protocol
 // (see protocol.go), so a client sees the same condition an API caller does.
 var (

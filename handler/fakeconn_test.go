@@ -11,10 +11,14 @@ import (
 
 	"github.com/gobwas/ws"
 	"go.uber.org/goleak"
+
+	"github.com/wsgate/wsgate/wsconn"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	// ants, which package wsconn imports (through poller), starts a
+	// default pool in its init; only goroutines started by the tests count.
+	goleak.VerifyTestMain(m, goleak.IgnoreCurrent())
 }
 
 // lastConnID numbers fake connections, which must have distinct IDs.
@@ -22,7 +26,7 @@ var lastConnID atomic.Uint64
 
 // sentMsg is one message given to fakeConn.Send.
 type sentMsg struct {
-	typ  MessageType
+	typ  wsconn.MessageType
 	data string
 }
 
@@ -43,8 +47,8 @@ type fakeConn struct {
 	value     any
 	principal any
 	expires   time.Time
-	sent      []sentMsg          // guarded by mu
-	prepared  []*PreparedMessage // guarded by mu
+	sent      []sentMsg                 // guarded by mu
+	prepared  []*wsconn.PreparedMessage // guarded by mu
 }
 
 // newFakeConn returns a fakeConn with a fresh ID.
@@ -67,9 +71,9 @@ func (c *fakeConn) Path() string               { return "/ws" }
 func (c *fakeConn) Query() string              { return "" }
 func (c *fakeConn) Subprotocol() string        { return "" }
 
-func (c *fakeConn) Send(t MessageType, p []byte) error {
-	if t != Text && t != Binary {
-		return ErrInvalidMessage
+func (c *fakeConn) Send(t wsconn.MessageType, p []byte) error {
+	if t != wsconn.Text && t != wsconn.Binary {
+		return wsconn.ErrInvalidMessage
 	}
 	c.sends.Add(1)
 	if c.discard {
@@ -81,13 +85,13 @@ func (c *fakeConn) Send(t MessageType, p []byte) error {
 	return nil
 }
 
-func (c *fakeConn) SendPrepared(m *PreparedMessage) error {
+func (c *fakeConn) SendPrepared(m *wsconn.PreparedMessage) error {
 	c.attempts.Add(1)
 	if errp := c.failWith.Load(); errp != nil {
 		return *errp
 	}
 	if m == nil || m.Frame() == nil {
-		return ErrInvalidMessage
+		return wsconn.ErrInvalidMessage
 	}
 	c.prepares.Add(1)
 	if c.discard {
@@ -99,7 +103,7 @@ func (c *fakeConn) SendPrepared(m *PreparedMessage) error {
 	return nil
 }
 
-func (c *fakeConn) Close(ws.StatusCode, string) error { return nil }
+func (c *fakeConn) Close(wsconn.StatusCode, string) error { return nil }
 
 func (c *fakeConn) Principal() any {
 	c.mu.Lock()
@@ -138,7 +142,7 @@ func (c *fakeConn) replies() []string {
 }
 
 // pushes returns and forgets the messages sent with SendPrepared.
-func (c *fakeConn) pushes() []*PreparedMessage {
+func (c *fakeConn) pushes() []*wsconn.PreparedMessage {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	out := c.prepared
@@ -147,7 +151,7 @@ func (c *fakeConn) pushes() []*PreparedMessage {
 }
 
 // payload decodes the frame of m and returns its payload as a string.
-func payload(t testing.TB, m *PreparedMessage) string {
+func payload(t testing.TB, m *wsconn.PreparedMessage) string {
 	t.Helper()
 	r := bytes.NewReader(m.Frame())
 	h, err := ws.ReadHeader(r)
@@ -162,8 +166,8 @@ func payload(t testing.TB, m *PreparedMessage) string {
 }
 
 // send delivers each text message to h as from c.
-func send(h Handler, c Conn, msgs ...string) {
+func send(h wsconn.Handler, c wsconn.Conn, msgs ...string) {
 	for _, m := range msgs {
-		h.OnMessage(c, Text, []byte(m))
+		h.OnMessage(c, wsconn.Text, []byte(m))
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"hash/maphash"
 	"sync"
 	"sync/atomic"
+
+	"github.com/wsgate/wsgate/wsconn"
 )
 
 // hub is the set of channels with their subscribers, split into shards by a
@@ -98,7 +100,7 @@ func (h *hub) lookupOrCreate(name string) *channel {
 
 // subscribe adds c to the channel called name, creating the channel if
 // needed, and returns it. Adding c twice is a no-op.
-func (h *hub) subscribe(name string, c Conn) *channel {
+func (h *hub) subscribe(name string, c wsconn.Conn) *channel {
 	for {
 		ch := h.lookupOrCreate(name)
 		ch.mu.Lock()
@@ -117,7 +119,7 @@ func (h *hub) subscribe(name string, c Conn) *channel {
 
 // unsubscribe removes c from ch, and ch from its shard if c was the last
 // subscriber. ch must be what subscribe returned for c.
-func (h *hub) unsubscribe(ch *channel, c Conn) {
+func (h *hub) unsubscribe(ch *channel, c wsconn.Conn) {
 	ch.mu.Lock()
 	removed := ch.subs.remove(c)
 	empty := ch.subs.len() == 0
@@ -147,13 +149,13 @@ func (h *hub) removeIfEmpty(ch *channel) {
 }
 
 // deliver queues pm to every subscriber of the channel called name and
-// returns how many took it and how many refused it (ErrClosed,
-// ErrSlowConsumer). One refusal does not stop the others.
+// returns how many took it and how many refused it (wsconn.ErrClosed,
+// wsconn.ErrSlowConsumer). One refusal does not stop the others.
 //
 // SendPrepared is called with channel.mu read-locked: it must not block
 // and must not call back into the hub (Conn promises the first; OnClose,
 // which unsubscribes, runs later on a worker, never inside a send).
-func (h *hub) deliver(name string, pm *PreparedMessage) (delivered, dropped int) {
+func (h *hub) deliver(name string, pm *wsconn.PreparedMessage) (delivered, dropped int) {
 	ch := h.lookup(name)
 	if ch == nil {
 		return 0, 0
@@ -205,12 +207,12 @@ func (h *hub) snapshot() map[string]int {
 // iteration over a dense slice. It is not safe for concurrent use: the
 // owning channel's mu guards it.
 type subscriberSet struct {
-	conns []Conn
+	conns []wsconn.Conn
 	index map[uint64]int // Conn.ID → position in conns
 }
 
 // add inserts c and reports whether it was not already there.
-func (s *subscriberSet) add(c Conn) bool {
+func (s *subscriberSet) add(c wsconn.Conn) bool {
 	id := c.ID()
 	if _, ok := s.index[id]; ok {
 		return false
@@ -225,7 +227,7 @@ func (s *subscriberSet) add(c Conn) bool {
 
 // remove deletes c by moving the last element into its place, and reports
 // whether c was there.
-func (s *subscriberSet) remove(c Conn) bool {
+func (s *subscriberSet) remove(c wsconn.Conn) bool {
 	id := c.ID()
 	i, ok := s.index[id]
 	if !ok {

@@ -7,6 +7,8 @@ import (
 	"math/rand/v2"
 	"sync"
 	"testing"
+
+	"github.com/wsgate/wsgate/wsconn"
 )
 
 func TestChannelsDelivery(t *testing.T) {
@@ -56,7 +58,7 @@ func TestChannelsSerialiseOnce(t *testing.T) {
 	if n, err := h.Publish("news", json.RawMessage(`"x"`)); err != nil || n != len(conns) {
 		t.Fatalf("got Publish = %d, %v, want %d, nil", n, err, len(conns))
 	}
-	var first *PreparedMessage
+	var first *wsconn.PreparedMessage
 	for i, c := range conns {
 		got := c.pushes()
 		if len(got) != 1 {
@@ -78,8 +80,8 @@ func TestChannelsFailingSubscribers(t *testing.T) {
 		conns[i] = newFakeConn()
 		send(h, conns[i], `{"op":"subscribe","channel":"news"}`)
 	}
-	conns[1].fail(ErrSlowConsumer)
-	conns[4].fail(ErrClosed)
+	conns[1].fail(wsconn.ErrSlowConsumer)
+	conns[4].fail(wsconn.ErrClosed)
 
 	n, err := h.Publish("news", json.RawMessage(`1`))
 	if err != nil || n != 4 {
@@ -345,7 +347,7 @@ func churn(h *Channels, c *fakeConn, rng *rand.Rand, channels []string, ops int)
 		}
 		send(h, c, fmt.Sprintf(`{%s,"channel":"%s","id":%d}`, op, name, i))
 	}
-	c.fail(ErrClosed)
+	c.fail(wsconn.ErrClosed)
 	h.OnClose(c, 1000, "")
 
 	sum := 0

@@ -16,8 +16,6 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
-
-	"github.com/wsgate/wsgate/handler"
 )
 
 // Broadcast helpers of the attack tests: subscribers that read, or do not.
@@ -128,7 +126,7 @@ func (r *bcReader) read() {
 // at least broadcastMin messages went out, pacing the publisher on the
 // slowest reader, then checks that every reader got every message and that
 // the non-reader got the 1008 close frame.
-func (b *broadcast) run(t *testing.T, channels *handler.Channels, srv *Server, slow0 uint64) {
+func (b *broadcast) run(t *testing.T, channels channelsHandler, srv *Server, slow0 uint64) {
 	var wg sync.WaitGroup
 	for _, r := range b.readers {
 		wg.Add(1)
@@ -171,7 +169,7 @@ func (b *broadcast) run(t *testing.T, channels *handler.Channels, srv *Server, s
 	b.nonReader.Close() // the server reads EOF and ends the closing handshake
 	t.Logf("broadcast: %d messages of %d KiB to %d readers in %v; the non-reader was cut after %d, had %d in its socket, then close %d %q (%v)",
 		sent, broadcastSize>>10, len(b.readers), took.Round(time.Millisecond), cutAt, nr.pushes, nr.code, nr.reason, nr.err)
-	if nr.code != ws.StatusPolicyViolation || nr.reason != "slow consumer" {
+	if nr.code != StatusPolicyViolation || nr.reason != "slow consumer" {
 		t.Errorf("the non-reader got close %d %q, want 1008 \"slow consumer\"", nr.code, nr.reason)
 	}
 }
@@ -187,7 +185,7 @@ func (b *broadcast) slowest() int64 {
 // nonReaderEnd is what the non-reader finds once it reads after all.
 type nonReaderEnd struct {
 	pushes int
-	code   ws.StatusCode
+	code   StatusCode
 	reason string
 	err    error
 }
@@ -210,7 +208,7 @@ func drainNonReader(c net.Conn, br *bufio.Reader) (e nonReaderEnd) {
 		case h.OpCode == ws.OpText:
 			e.pushes++
 		case h.OpCode == ws.OpClose && len(p) >= 2:
-			e.code, e.reason = ws.StatusCode(binary.BigEndian.Uint16(p)), string(p[2:])
+			e.code, e.reason = StatusCode(binary.BigEndian.Uint16(p)), string(p[2:])
 			return e
 		default:
 			e.err = fmt.Errorf("got a %v frame, want pushes then close", h.OpCode)

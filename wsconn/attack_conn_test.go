@@ -340,7 +340,7 @@ func testTLSHandshakeStall(t *testing.T) {
 	})
 	stalled.closeAll()
 	// crypto/tls reads at most one record (16 KiB) ahead while a
-	// handshake is in progress; the Conn, its tls.Conn and both ends'
+	// handshake is in progress; the conn, its tls.Conn and both ends'
 	// sockets add the rest.
 	live := uint64(n * (16<<10 + clientConnBytes))
 	a.finish(t, live, fmt.Sprintf("%d TLS handshakes, each at most one 16 KiB record buffered", n))

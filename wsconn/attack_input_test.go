@@ -13,8 +13,6 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
-
-	"github.com/wsgate/wsgate/handler"
 )
 
 // TestAttackInput holds the attacks on the read path that an attack run
@@ -32,7 +30,7 @@ func TestAttackInput(t *testing.T) {
 // closeEnd is what a client read from the server until it closed the
 // connection: the close frame's code and reason (0 if none came).
 type closeEnd struct {
-	code   ws.StatusCode
+	code   StatusCode
 	reason string
 	after  time.Duration // from the start to the close frame
 	err    error         // the read error that ended it
@@ -67,7 +65,7 @@ func readUntilClose(c net.Conn, br *bufio.Reader, start time.Time, limit time.Du
 
 // checkCloses fails the test unless every end is a close frame with code
 // and reason, after at least earliest.
-func checkCloses(t testing.TB, what string, ends []closeEnd, code ws.StatusCode, reason string, earliest time.Duration) {
+func checkCloses(t testing.TB, what string, ends []closeEnd, code StatusCode, reason string, earliest time.Duration) {
 	t.Helper()
 	for i, e := range ends {
 		if e.code != code || e.reason != reason || e.after < earliest {
@@ -117,7 +115,7 @@ func testEmptyContinuations(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	checkCloses(t, "empty continuations", ends, ws.StatusPolicyViolation, "rate limit exceeded", 0)
+	checkCloses(t, "empty continuations", ends, StatusPolicyViolation, "rate limit exceeded", 0)
 	if got := a.delta(func(s Stats) uint64 { return s.RateLimited }); got != uint64(n) {
 		t.Errorf("RateLimited grew by %d, want %d", got, n)
 	}
@@ -171,7 +169,7 @@ func testEndlessMessage(t *testing.T) {
 	// The server starts the clock at its first read of the message, after
 	// start here, so no connection may be closed sooner (less the clock's
 	// millisecond resolution).
-	checkCloses(t, "endless message", ends, ws.StatusPolicyViolation, "message not completed in time",
+	checkCloses(t, "endless message", ends, StatusPolicyViolation, "message not completed in time",
 		cfg.MessageTimeout-time.Millisecond)
 	if got := a.delta(func(s Stats) uint64 { return s.MessageTimeouts }); got != uint64(n) {
 		t.Errorf("MessageTimeouts grew by %d, want %d", got, n)
@@ -260,7 +258,7 @@ func testPartialBudget(t *testing.T) {
 	}
 	c, br := open()
 	end := readUntilClose(c, br, time.Now(), ioTimeout)
-	if end.code != statusTryAgainLater || end.reason != "server busy, try again later" {
+	if end.code != StatusTryAgainLater || end.reason != "server busy, try again later" {
 		t.Fatalf("fifth connection: got close %d %q (%v), want 1013", end.code, end.reason, end.err)
 	}
 	if got := srv.Stats().InputBudgetCloses; got != 1 {
@@ -320,7 +318,7 @@ func testFloodAfterClose(t *testing.T) {
 		writeErr <- nil
 	}()
 	end := readUntilClose(c, br, start, endLimit)
-	if end.code != ws.StatusPolicyViolation {
+	if end.code != StatusPolicyViolation {
 		t.Fatalf("got close %d %q (%v), want 1008", end.code, end.reason, end.err)
 	}
 	// The server's FIN comes after its close frame; then, once it has read
@@ -362,7 +360,7 @@ func TestAttackFanoutStarvation(t *testing.T) {
 		subscribers = 25      // per publisher's channel
 		burst       = 1900    // publishes per publisher, within the burst of 2 x MaxMessageRate (2,000)
 	)
-	channels, err := handler.NewChannels(handler.ChannelsConfig{})
+	channels, err := newChannels()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -372,7 +370,7 @@ func TestAttackFanoutStarvation(t *testing.T) {
 	var srv *Server
 	var base, sentAtEcho atomic.Uint64
 	echoed := &snapshotEcho{at: func() { sentAtEcho.Store(srv.Stats().MessagesOut - base.Load()) }}
-	srv = startServer(t, Config{Workers: workers, Routes: map[string]handler.Handler{"/ws": channels, "/echo": echoed}})
+	srv = startServer(t, Config{Workers: workers, Routes: map[string]Handler{"/ws": channels, "/echo": echoed}})
 	addr := srv.Addr().String()
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -462,11 +460,11 @@ func TestAttackFanoutStarvation(t *testing.T) {
 
 // snapshotEcho is an echo handler that calls at before each echo.
 type snapshotEcho struct {
-	handler.Echo
+	echoHandler
 	at func()
 }
 
-func (e *snapshotEcho) OnMessage(c handler.Conn, t handler.MessageType, data []byte) {
+func (e *snapshotEcho) OnMessage(c Conn, t MessageType, data []byte) {
 	e.at()
-	e.Echo.OnMessage(c, t, data)
+	e.echoHandler.OnMessage(c, t, data)
 }

@@ -12,8 +12,6 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
-
-	"github.com/wsgate/wsgate/handler"
 )
 
 // attackConfig is the tuned configuration of the servers under attack:
@@ -79,7 +77,7 @@ const (
 const (
 	// clientConnBytes is the test's own end of a connection: net.Conn,
 	// netFD and poll descriptor, a 4 KiB bufio.Reader, a 512-byte read
-	// buffer; and the server's Conn (144 bytes), its epoll registration
+	// buffer; and the server's conn (144 bytes), its epoll registration
 	// and table slot, and an inState while input is partial (~500 bytes).
 	clientConnBytes = 8 << 10
 )
@@ -230,7 +228,7 @@ type flooder struct {
 	sent   int           // pings written (the server reads and drops those after its close frame)
 	pongs  int           // pongs read afterwards
 	took   time.Duration // from before the dial to the end of the connection
-	code   ws.StatusCode // the close frame's code, 0 if none came
+	code   StatusCode    // the close frame's code, 0 if none came
 	reason string
 	closed bool // the server closed the connection
 	err    error
@@ -290,7 +288,7 @@ func (f *flooder) readBack(br *bufio.Reader) {
 		case h.OpCode == ws.OpPong:
 			f.pongs++
 		case h.OpCode == ws.OpClose && len(p) >= 2:
-			f.code, f.reason = ws.StatusCode(binary.BigEndian.Uint16(p)), string(p[2:])
+			f.code, f.reason = StatusCode(binary.BigEndian.Uint16(p)), string(p[2:])
 		default:
 			f.err = fmt.Errorf("got a %v frame", h.OpCode)
 			return
@@ -311,7 +309,7 @@ func checkPingFlood(t testing.TB, cfg Config, res []flooder) {
 			frames++
 		}
 		allowed := rateAllows(rate, f.took)
-		if !f.closed || (f.code != 0 && f.code != ws.StatusPolicyViolation) || f.pongs > allowed {
+		if !f.closed || (f.code != 0 && f.code != StatusPolicyViolation) || f.pongs > allowed {
 			t.Errorf("flooder %d: sent %d pings, got %d pongs in %v, close %d %q, ended with %v; "+
 				"want closed with 1008, at most %d pongs", i, f.sent, f.pongs, f.took, f.code, f.reason, f.err, allowed)
 		}
@@ -348,7 +346,7 @@ func testPingBurstAcrossTick(t *testing.T) {
 	var f flooder
 	f.readBack(br)
 	t.Logf("%d pongs within %v, then close %d %q", f.pongs, took.Round(time.Millisecond), f.code, f.reason)
-	if allowed := rateAllows(rate, took); f.pongs > allowed || f.code != ws.StatusPolicyViolation {
+	if allowed := rateAllows(rate, took); f.pongs > allowed || f.code != StatusPolicyViolation {
 		t.Errorf("got %d pongs, then close %d %q (%v); want at most %d, then 1008", f.pongs, f.code, f.reason, f.err, allowed)
 	}
 }
@@ -406,14 +404,14 @@ func testCombined(t *testing.T) {
 // in order, the non-reader is closed with 1008 "slow consumer", and memory
 // stays bounded by MaxQueueBytes.
 func testNeverReader(t *testing.T) {
-	channels, err := handler.NewChannels(handler.ChannelsConfig{})
+	channels, err := newChannels()
 	if err != nil {
 		t.Fatal(err)
 	}
 	rec := &recordingHandler{Handler: channels}
 	cfg := attackConfig()
 	cfg.Workers = 0
-	cfg.Routes = map[string]handler.Handler{"/ws": rec, "/echo": handler.Echo{}}
+	cfg.Routes = map[string]Handler{"/ws": rec, "/echo": echoHandler{}}
 	cfg.MaxMessageSize = 16 << 10
 	cfg.MaxQueueBytes = 128 << 10
 	// Subscribers send nothing after subscribing: no heartbeat during the
@@ -427,7 +425,7 @@ func testNeverReader(t *testing.T) {
 	defer b.closeAll()
 	b.run(t, channels, srv, a.st0.SlowConsumers)
 	eventually(t, 10*time.Second, "the non-reader closed with 1008", func() bool {
-		return rec.closed(ws.StatusPolicyViolation) == 1
+		return rec.closed(StatusPolicyViolation) == 1
 	})
 	if got := a.delta(func(s Stats) uint64 { return s.SlowConsumers }); got != 1 {
 		t.Errorf("SlowConsumers grew by %d, want 1", got)

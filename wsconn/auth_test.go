@@ -9,18 +9,16 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-
-	"github.com/wsgate/wsgate/handler"
 )
 
 // principalRecorder records the principal each connection opened with.
 type principalRecorder struct {
-	handler.Echo
+	echoHandler
 	mu   sync.Mutex
 	seen []any
 }
 
-func (h *principalRecorder) OnOpen(c handler.Conn) {
+func (h *principalRecorder) OnOpen(c Conn) {
 	h.mu.Lock()
 	h.seen = append(h.seen, c.Principal())
 	h.mu.Unlock()
@@ -29,7 +27,7 @@ func (h *principalRecorder) OnOpen(c handler.Conn) {
 func TestAuthorize(t *testing.T) {
 	rec := &principalRecorder{}
 	srv := startServer(t, Config{
-		Routes:        map[string]handler.Handler{"/echo": rec},
+		Routes:        map[string]Handler{"/echo": rec},
 		SweepInterval: 10 * time.Millisecond,
 		Authorize: func(r *UpgradeRequest) (any, time.Time, error) {
 			switch r.Header.Get("Authorization") {

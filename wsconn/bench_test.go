@@ -9,8 +9,6 @@ import (
 
 	"github.com/gobwas/ws"
 	"golang.org/x/sys/unix"
-
-	"github.com/wsgate/wsgate/handler"
 )
 
 // Benchmarks of the hot paths (DESIGN.md: zero allocations per operation):
@@ -19,8 +17,8 @@ import (
 //	go test -run '^$' -bench . -benchmem ./wsconn/
 
 // benchConn upgrades one end of a socket pair on srv and returns the
-// server's Conn and the other end (blocking), as if a client had connected.
-func benchConn(b *testing.B, srv *Server, path string) (*Conn, int) {
+// server's conn and the other end (blocking), as if a client had connected.
+func benchConn(b *testing.B, srv *Server, path string) (*conn, int) {
 	b.Helper()
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
@@ -45,8 +43,8 @@ func benchConn(b *testing.B, srv *Server, path string) (*Conn, int) {
 		}
 		resp = append(resp, one[0])
 	}
-	var c *Conn
-	srv.table.each(func(x *Conn) {
+	var c *conn
+	srv.table.each(func(x *conn) {
 		if x.Fd() == fds[0] {
 			c = x
 		}
@@ -67,7 +65,7 @@ func drain(fd int) {
 	}
 }
 
-type nopHandler struct{ handler.Base }
+type nopHandler struct{ Base }
 
 // benchConfig turns off the per-connection rate limits, which a benchmark
 // passes within its first millisecond (and is then closed with 1008).
@@ -97,7 +95,7 @@ func checkMessagesIn(b *testing.B, srv *Server, n int) {
 // BenchmarkFrameRead parses 64 masked 128-byte text frames per operation
 // through the full read path (unmask, UTF-8 check, handler call).
 func BenchmarkFrameRead(b *testing.B) {
-	srv := startServer(b, benchConfig(Config{Routes: map[string]handler.Handler{"/nop": nopHandler{}}}))
+	srv := startServer(b, benchConfig(Config{Routes: map[string]Handler{"/nop": nopHandler{}}}))
 	c, _ := benchConn(b, srv, "/nop")
 	wire := readBenchWire()
 	work := make([]byte, len(wire))
@@ -123,7 +121,7 @@ func BenchmarkFrameWrite(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := range b.N {
-		if err := c.Send(handler.Text, msg); err != nil {
+		if err := c.Send(Text, msg); err != nil {
 			b.Fatal(err)
 		}
 		if i%1024 == 1023 { // let the reader catch up: measure writes, not a growing queue
@@ -134,7 +132,7 @@ func BenchmarkFrameWrite(b *testing.B) {
 	}
 }
 
-func (c *Conn) queued() bool {
+func (c *conn) queued() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.out != nil
@@ -142,7 +140,7 @@ func (c *Conn) queued() bool {
 
 // fullConn opens a connection on srv and sends it pm until its socket is
 // full and its queue exists.
-func fullConn(b *testing.B, srv *Server, pm *handler.PreparedMessage) *Conn {
+func fullConn(b *testing.B, srv *Server, pm *PreparedMessage) *conn {
 	c, _ := benchConn(b, srv, "/echo")
 	for !c.queued() {
 		if err := c.SendPrepared(pm); err != nil {
@@ -154,7 +152,7 @@ func fullConn(b *testing.B, srv *Server, pm *handler.PreparedMessage) *Conn {
 
 // trimQueue cuts c's queue back to its first frame, so that a benchmark
 // queueing without end does not grow it without bound.
-func (c *Conn) trimQueue() {
+func (c *conn) trimQueue() {
 	c.mu.Lock()
 	c.hot().queued.Add(-int64(c.out.dropAllButHead()))
 	c.mu.Unlock()
@@ -165,7 +163,7 @@ func (c *Conn) trimQueue() {
 // broadcast when the recipient is behind.
 func BenchmarkBroadcastEnqueue(b *testing.B) {
 	srv := startServer(b, benchConfig(Config{MaxQueueBytes: 1 << 30}))
-	pm := handler.NewPreparedMessage(handler.Text, bytes.Repeat([]byte("a"), 64))
+	pm := NewPreparedMessage(Text, bytes.Repeat([]byte("a"), 64))
 	c := fullConn(b, srv, pm)
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -191,8 +189,8 @@ func BenchmarkBroadcastEnqueue(b *testing.B) {
 // connection per goroutine, all queueing at once.
 func BenchmarkBroadcastEnqueueParallel(b *testing.B) {
 	srv := startServer(b, benchConfig(Config{MaxQueueBytes: 1 << 30}))
-	pm := handler.NewPreparedMessage(handler.Text, bytes.Repeat([]byte("a"), 64))
-	conns := make(chan *Conn, 64)
+	pm := NewPreparedMessage(Text, bytes.Repeat([]byte("a"), 64))
+	conns := make(chan *conn, 64)
 	for range cap(conns) {
 		conns <- fullConn(b, srv, pm)
 	}
@@ -215,8 +213,8 @@ func BenchmarkBroadcastEnqueueParallel(b *testing.B) {
 // BenchmarkFrameReadParallel is BenchmarkFrameRead with a connection per
 // goroutine, all parsing at once.
 func BenchmarkFrameReadParallel(b *testing.B) {
-	srv := startServer(b, benchConfig(Config{Routes: map[string]handler.Handler{"/nop": nopHandler{}}}))
-	conns := make(chan *Conn, 64)
+	srv := startServer(b, benchConfig(Config{Routes: map[string]Handler{"/nop": nopHandler{}}}))
+	conns := make(chan *conn, 64)
 	for range cap(conns) {
 		c, _ := benchConn(b, srv, "/nop")
 		conns <- c
@@ -242,7 +240,7 @@ func BenchmarkFrameReadParallel(b *testing.B) {
 func BenchmarkFrameWriteParallel(b *testing.B) {
 	srv := startServer(b, benchConfig(Config{MaxQueueBytes: 1 << 30}))
 	msg := bytes.Repeat([]byte("a"), 128)
-	conns := make(chan *Conn, 64)
+	conns := make(chan *conn, 64)
 	for range cap(conns) {
 		c, peer := benchConn(b, srv, "/echo")
 		go drain(peer)
@@ -254,7 +252,7 @@ func BenchmarkFrameWriteParallel(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		c := <-conns
 		for i := 0; pb.Next(); i++ {
-			if err := c.Send(handler.Text, msg); err != nil {
+			if err := c.Send(Text, msg); err != nil {
 				b.Error(err)
 				return
 			}

@@ -7,8 +7,6 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
-
-	"github.com/wsgate/wsgate/handler"
 )
 
 // TestInteropChromium drives headless Chromium, whose WebSocket is the one
@@ -32,11 +30,11 @@ func TestInteropChromium(t *testing.T) {
 		}
 		t.Skipf("%s: run scripts/deps.sh", missing)
 	}
-	channels, err := handler.NewChannels(handler.ChannelsConfig{})
+	channels, err := newChannels()
 	if err != nil {
 		t.Fatal(err)
 	}
-	routes := map[string]handler.Handler{"/echo": handler.Echo{}, "/ws": channels}
+	routes := map[string]Handler{"/echo": echoHandler{}, "/ws": channels}
 	plain := startServer(t, Config{Routes: routes})
 	secure, _ := startTLSServer(t, Config{Routes: routes})
 	deflate := startServer(t, Config{Routes: routes, Compression: true}) // browsers offer permessage-deflate

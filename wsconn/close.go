@@ -5,8 +5,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/gobwas/ws"
-
-	"github.com/wsgate/wsgate/handler"
 )
 
 // The closing handshake (RFC 6455 sections 5.5.1, 7.1 and 7.4).
@@ -17,25 +15,21 @@ import (
 //	peer starts:
 //	  close frame received ─▶ echo its code ─▶ flushed ─▶ descriptor closed ─▶ OnClose
 
-// statusTryAgainLater is close code 1013 (IANA WebSocket registry): the
-// server is overloaded, the client may reconnect later.
-const statusTryAgainLater ws.StatusCode = 1013
-
 // maxCloseReason is the longest reason that fits a control frame with its
 // two-byte code.
 const maxCloseReason = 123
 
 // Close starts the closing handshake with code and reason. It implements
-// handler.Conn. The reason is cut to 123 bytes at a UTF-8 boundary.
-func (c *Conn) Close(code ws.StatusCode, reason string) error {
+// Conn. The reason is cut to 123 bytes at a UTF-8 boundary.
+func (c *conn) Close(code StatusCode, reason string) error {
 	if !validSendCode(code) {
-		code = ws.StatusNormalClosure
+		code = StatusNormalClosure
 	}
 	c.mu.Lock()
 	ok := c.sendCloseLocked(code, reason, nil)
 	c.mu.Unlock()
 	if !ok {
-		return handler.ErrClosed
+		return ErrClosed
 	}
 	c.Wake() // the owner moves the phase on and watches the deadline
 	return nil
@@ -45,7 +39,7 @@ func (c *Conn) Close(code ws.StatusCode, reason string) error {
 // code and reason after anything already queued, stops parsing input, and
 // lets the owner close the descriptor once the frame is out. Only the owner
 // calls it.
-func (c *Conn) fail(code ws.StatusCode, reason string, err error) {
+func (c *conn) fail(code StatusCode, reason string, err error) {
 	if c.in != nil {
 		c.in.discard = true
 	} else {
@@ -61,7 +55,7 @@ func (c *Conn) fail(code ws.StatusCode, reason string, err error) {
 // it, and starts the close deadline. cause, if not nil, is what OnError
 // will report. It returns false if a close frame was already sent or the
 // connection is gone. c.mu must be held.
-func (c *Conn) sendCloseLocked(code ws.StatusCode, reason string, cause error) bool {
+func (c *conn) sendCloseLocked(code StatusCode, reason string, cause error) bool {
 	if c.wflags&(wfCloseSent|wfClosed) != 0 {
 		return false
 	}
@@ -73,7 +67,7 @@ func (c *Conn) sendCloseLocked(code ws.StatusCode, reason string, cause error) b
 	st.sentCode, st.sentReason = code, reason
 	c.setPhase(phaseClosing)
 	c.deadline.Store(c.srv.after(c.srv.cfg.CloseTimeout))
-	buf := closeFrame(code, reason, st.recvd && st.recvCode == ws.StatusNoStatusRcvd)
+	buf := closeFrame(code, reason, st.recvd && st.recvCode == StatusNoStatusRcvd)
 	_ = c.sendLocked(buf.b, buf, true)
 	c.wflags |= wfCloseSent
 	if c.out == nil {
@@ -87,7 +81,7 @@ func (c *Conn) sendCloseLocked(code ws.StatusCode, reason string, cause error) b
 // an error) and reports whether they passed CloseDrainLimit: then the
 // descriptor should be closed at once, whatever the peer still sends. Only
 // the owner calls it.
-func (c *Conn) drainPassed(n int) bool {
+func (c *conn) drainPassed(n int) bool {
 	switch c.phaseNow() {
 	case phaseOpen:
 		return false
@@ -106,7 +100,7 @@ func (c *Conn) drainPassed(n int) bool {
 
 // closeFrame compiles a close frame. empty sends no code at all (the answer
 // to a close frame that had none).
-func closeFrame(code ws.StatusCode, reason string, empty bool) *buffer {
+func closeFrame(code StatusCode, reason string, empty bool) *buffer {
 	if empty {
 		buf := getBuffer(2)
 		putHeader(buf.b, ws.OpClose, 0)
@@ -123,20 +117,20 @@ func closeFrame(code ws.StatusCode, reason string, empty bool) *buffer {
 // onCloseFrame handles the peer's close frame (RFC 6455 section 5.5.1):
 // validate it, answer with the same code if the server has not sent a
 // close frame yet, and stop reading data. Only the owner calls it.
-func (c *Conn) onCloseFrame(payload []byte) {
-	code, reason := ws.StatusNoStatusRcvd, ""
+func (c *conn) onCloseFrame(payload []byte) {
+	code, reason := StatusNoStatusRcvd, ""
 	switch {
 	case len(payload) == 1:
-		c.fail(ws.StatusProtocolError, "close frame payload of 1 byte", ws.ErrProtocolControlPayloadOverflow)
+		c.fail(StatusProtocolError, "close frame payload of 1 byte", protocolError{ws.ErrProtocolControlPayloadOverflow})
 		return
 	case len(payload) >= 2:
-		code = ws.StatusCode(binary.BigEndian.Uint16(payload))
+		code = StatusCode(binary.BigEndian.Uint16(payload))
 		if !validReceivedCode(code) {
-			c.fail(ws.StatusProtocolError, "invalid close code", ws.ErrProtocolStatusCodeUnknown)
+			c.fail(StatusProtocolError, "invalid close code", protocolError{ws.ErrProtocolStatusCodeUnknown})
 			return
 		}
 		if !utf8.Valid(payload[2:]) {
-			c.fail(ws.StatusInvalidFramePayloadData, "invalid UTF-8 in close reason", ErrInvalidUTF8)
+			c.fail(StatusInvalidFramePayloadData, "invalid UTF-8 in close reason", ErrInvalidUTF8)
 			return
 		}
 		reason = string(payload[2:])
@@ -146,8 +140,8 @@ func (c *Conn) onCloseFrame(payload []byte) {
 	cs := c.closingLocked()
 	cs.recvd, cs.recvCode, cs.recvReason = true, code, reason
 	echo := code
-	if echo == ws.StatusNoStatusRcvd {
-		echo = ws.StatusNormalClosure // only for the record: the frame goes out empty
+	if echo == StatusNoStatusRcvd {
+		echo = StatusNormalClosure // only for the record: the frame goes out empty
 	}
 	c.sendCloseLocked(echo, "", nil)
 	c.mu.Unlock()
@@ -158,7 +152,7 @@ func (c *Conn) onCloseFrame(payload []byte) {
 // 1012-1014 registered with IANA since, 3000-4999 for libraries and
 // applications. 1004 is reserved, 1005, 1006 and 1015 must never be sent,
 // and everything below 1000 or in 1016-2999 is invalid.
-func validReceivedCode(code ws.StatusCode) bool {
+func validReceivedCode(code StatusCode) bool {
 	switch {
 	case code >= 1000 && code <= 1003, code >= 1007 && code <= 1014:
 		return true
@@ -169,7 +163,7 @@ func validReceivedCode(code ws.StatusCode) bool {
 }
 
 // validSendCode reports whether the server may send code.
-func validSendCode(code ws.StatusCode) bool { return validReceivedCode(code) }
+func validSendCode(code StatusCode) bool { return validReceivedCode(code) }
 
 // truncateUTF8 cuts s to at most n bytes without splitting a character.
 func truncateUTF8(s string, n int) string {

@@ -8,8 +8,6 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
-
-	"github.com/wsgate/wsgate/handler"
 )
 
 // closeCase is a close frame a client sends first, and the close code the
@@ -19,25 +17,25 @@ import (
 type closeCase struct {
 	name    string
 	payload []byte
-	want    ws.StatusCode
+	want    StatusCode
 	bad     bool // the frame is invalid: want is the server's complaint
 }
 
 var closeCases = func() []closeCase {
 	cases := []closeCase{
-		{"empty payload", nil, ws.StatusNoStatusRcvd, false},
-		{"1-byte payload", []byte{0x03}, ws.StatusProtocolError, true},
+		{"empty payload", nil, StatusNoStatusRcvd, false},
+		{"1-byte payload", []byte{0x03}, StatusProtocolError, true},
 		{"reason of 123 bytes", closePayload(4000, strings.Repeat("r", 123)), 4000, false},
 		{"reason with multi-byte characters", closePayload(1000, "bye \u20ac\U0001f600"), 1000, false},
-		{"invalid UTF-8 reason", closePayload(1000, "bad \xff"), ws.StatusInvalidFramePayloadData, true},
-		{"reason ending inside a character", closePayload(1000, "\u20ac"[:2]), ws.StatusInvalidFramePayloadData, true},
-		{"invalid code with invalid reason", closePayload(999, "\xff"), ws.StatusProtocolError, true},
+		{"invalid UTF-8 reason", closePayload(1000, "bad \xff"), StatusInvalidFramePayloadData, true},
+		{"reason ending inside a character", closePayload(1000, "\u20ac"[:2]), StatusInvalidFramePayloadData, true},
+		{"invalid code with invalid reason", closePayload(999, "\xff"), StatusProtocolError, true},
 	}
-	for _, code := range []ws.StatusCode{1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 3999, 4000, 4999} {
+	for _, code := range []StatusCode{1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 3999, 4000, 4999} {
 		cases = append(cases, closeCase{fmt.Sprintf("valid code %d", code), closePayload(code, ""), code, false})
 	}
-	for _, code := range []ws.StatusCode{0, 999, 1004, 1005, 1006, 1015, 1016, 2000, 2999, 5000, 65535} {
-		cases = append(cases, closeCase{fmt.Sprintf("invalid code %d", code), closePayload(code, "x"), ws.StatusProtocolError, true})
+	for _, code := range []StatusCode{0, 999, 1004, 1005, 1006, 1015, 1016, 2000, 2999, 5000, 65535} {
+		cases = append(cases, closeCase{fmt.Sprintf("invalid code %d", code), closePayload(code, "x"), StatusProtocolError, true})
 	}
 	return cases
 }()
@@ -50,7 +48,7 @@ func TestClientClose(t *testing.T) {
 	for _, tc := range closeCases {
 		t.Run(tc.name, func(t *testing.T) {
 			rec := newRecorder()
-			srv := startServer(t, Config{Routes: map[string]handler.Handler{"/rec": rec}})
+			srv := startServer(t, Config{Routes: map[string]Handler{"/rec": rec}})
 			c := dialWS(t, srv, "/rec")
 			rec.next(t, "open")
 			c.send(closeFrameOf(tc.payload))
@@ -87,7 +85,7 @@ func TestClientClose(t *testing.T) {
 // is not delivered (RFC 6455 section 5.5.1).
 func TestDataAfterCloseIgnored(t *testing.T) {
 	rec := newRecorder()
-	srv := startServer(t, Config{Routes: map[string]handler.Handler{"/rec": rec}})
+	srv := startServer(t, Config{Routes: map[string]Handler{"/rec": rec}})
 	c := dialWS(t, srv, "/rec")
 	rec.next(t, "open")
 	c.write(encodeAll([]cframe{closeWith(1000, "done"), textFrame("ignored"), pingFrame("ignored")}))
@@ -105,9 +103,9 @@ func TestDataAfterCloseIgnored(t *testing.T) {
 func TestServerClose(t *testing.T) {
 	tests := []struct {
 		name       string
-		code       ws.StatusCode
+		code       StatusCode
 		reason     string
-		wantCode   ws.StatusCode
+		wantCode   StatusCode
 		wantReason string
 	}{
 		{"4000 bye", 4000, "bye", 4000, "bye"},
@@ -118,18 +116,18 @@ func TestServerClose(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			rec := newRecorder()
-			rec.onMessage = func(c handler.Conn, _ handler.MessageType, _ []byte) {
+			rec.onMessage = func(c Conn, _ MessageType, _ []byte) {
 				if err := c.Close(tt.code, tt.reason); err != nil {
 					t.Errorf("Close: %v", err)
 				}
-				if err := c.Close(tt.code, tt.reason); !errors.Is(err, handler.ErrClosed) {
+				if err := c.Close(tt.code, tt.reason); !errors.Is(err, ErrClosed) {
 					t.Errorf("second Close: got %v, want ErrClosed", err)
 				}
-				if err := c.Send(handler.Text, []byte("late")); !errors.Is(err, handler.ErrClosed) {
+				if err := c.Send(Text, []byte("late")); !errors.Is(err, ErrClosed) {
 					t.Errorf("Send after Close: got %v, want ErrClosed", err)
 				}
 			}
-			srv := startServer(t, Config{Routes: map[string]handler.Handler{"/rec": rec}})
+			srv := startServer(t, Config{Routes: map[string]Handler{"/rec": rec}})
 			c := dialWS(t, srv, "/rec")
 			c.send(textFrame("close please"))
 			if reason := c.expectClose(tt.wantCode, ioTimeout); reason != tt.wantReason {
@@ -152,7 +150,7 @@ func TestServerClose(t *testing.T) {
 // peer sent, not the echo.
 func TestPeerCloseReachesOnClose(t *testing.T) {
 	rec := newRecorder()
-	srv := startServer(t, Config{Routes: map[string]handler.Handler{"/rec": rec}})
+	srv := startServer(t, Config{Routes: map[string]Handler{"/rec": rec}})
 	c := dialWS(t, srv, "/rec")
 	c.send(closeWith(3001, "see you \u00e9"))
 	c.expectClose(3001, ioTimeout)
@@ -171,18 +169,18 @@ func TestProtocolErrorReportsErrorThenClose(t *testing.T) {
 	tests := []struct {
 		name  string
 		frame cframe
-		code  ws.StatusCode
+		code  StatusCode
 		cause error
 	}{
-		{"unmasked", cframe{op: ws.OpText, unmasked: true, payload: []byte("x")}, ws.StatusProtocolError, ws.ErrProtocolMaskRequired},
-		{"reserved opcode", cframe{op: 0x3}, ws.StatusProtocolError, ws.ErrProtocolOpCodeReserved},
-		{"invalid UTF-8", textFrame("\xff"), ws.StatusInvalidFramePayloadData, ErrInvalidUTF8},
-		{"too big", binFrame(pattern(200)), ws.StatusMessageTooBig, ErrMessageTooBig},
+		{"unmasked", cframe{op: ws.OpText, unmasked: true, payload: []byte("x")}, StatusProtocolError, ws.ErrProtocolMaskRequired},
+		{"reserved opcode", cframe{op: 0x3}, StatusProtocolError, ws.ErrProtocolOpCodeReserved},
+		{"invalid UTF-8", textFrame("\xff"), StatusInvalidFramePayloadData, ErrInvalidUTF8},
+		{"too big", binFrame(pattern(200)), StatusMessageTooBig, ErrMessageTooBig},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			rec := newRecorder()
-			srv := startServer(t, Config{MaxMessageSize: 128, Routes: map[string]handler.Handler{"/rec": rec}})
+			srv := startServer(t, Config{MaxMessageSize: 128, Routes: map[string]Handler{"/rec": rec}})
 			c := dialWS(t, srv, "/rec")
 			c.send(tt.frame)
 			c.expectClose(tt.code, ioTimeout)
@@ -192,6 +190,9 @@ func TestProtocolErrorReportsErrorThenClose(t *testing.T) {
 			e := rec.next(t, "error")
 			if !errors.Is(e.err, tt.cause) {
 				t.Errorf("OnError: got %v, want one wrapping %v", e.err, tt.cause)
+			}
+			if isProto := tt.code == StatusProtocolError; errors.Is(e.err, ErrProtocol) != isProto {
+				t.Errorf("OnError: errors.Is(%v, ErrProtocol) = %v, want %v", e.err, !isProto, isProto)
 			}
 			if ce, ok := AsCloseError(e.err); !ok || ce.Code != tt.code {
 				t.Errorf("OnError: got %v, want a *CloseError with code %d", e.err, tt.code)
@@ -209,11 +210,11 @@ func TestProtocolErrorReportsErrorThenClose(t *testing.T) {
 func TestCloseTimeout(t *testing.T) {
 	const closeTimeout = 150 * time.Millisecond
 	rec := newRecorder()
-	rec.onMessage = func(c handler.Conn, _ handler.MessageType, _ []byte) { _ = c.Close(4001, "go away") }
+	rec.onMessage = func(c Conn, _ MessageType, _ []byte) { _ = c.Close(4001, "go away") }
 	srv := startServer(t, Config{
 		CloseTimeout:  closeTimeout,
 		SweepInterval: 10 * time.Millisecond,
-		Routes:        map[string]handler.Handler{"/rec": rec},
+		Routes:        map[string]Handler{"/rec": rec},
 	})
 	c := dialWS(t, srv, "/rec")
 	c.send(textFrame("close me"))
@@ -236,12 +237,12 @@ func TestCloseTimeout(t *testing.T) {
 }
 
 // heartbeatConfig pings after 100ms of silence and gives up 200ms later.
-func heartbeatConfig(h handler.Handler) Config {
+func heartbeatConfig(h Handler) Config {
 	return Config{
 		PingInterval:  100 * time.Millisecond,
 		PongTimeout:   200 * time.Millisecond,
 		SweepInterval: 20 * time.Millisecond,
-		Routes:        map[string]handler.Handler{"/rec": h},
+		Routes:        map[string]Handler{"/rec": h},
 	}
 }
 
@@ -295,7 +296,7 @@ func TestHeartbeatTimeout(t *testing.T) {
 	if !errors.Is(e.err, ErrHeartbeatTimeout) {
 		t.Errorf("OnError: got %v, want ErrHeartbeatTimeout", e.err)
 	}
-	if e := rec.next(t, "close"); e.code != ws.StatusAbnormalClosure {
+	if e := rec.next(t, "close"); e.code != StatusAbnormalClosure {
 		t.Errorf("OnClose: got %d, want 1006", e.code)
 	}
 	if st := srv.Stats(); st.HeartbeatTimeouts != 1 {

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/wsgate/wsgate/handler"
 	"github.com/wsgate/wsgate/poller"
 )
 
@@ -66,7 +65,7 @@ type Config struct {
 	// Routes maps a request path (exact match, without query) to the
 	// handler of the connections opened on it. Other paths get 404.
 	// Required: at least one route.
-	Routes map[string]handler.Handler
+	Routes map[string]Handler
 	// Poller is the reactor to use. Default (nil): the Server creates one
 	// with Workers pool workers and closes it on Shutdown.
 	Poller *poller.Poller
@@ -200,12 +199,12 @@ type Config struct {
 	MaxByteRate int
 	// Authorize, if set, decides each upgrade request once it has been
 	// parsed: it returns the principal to keep with the connection
-	// (handler.Conn.Principal) and when that authorization expires (zero:
+	// (Conn.Principal) and when that authorization expires (zero:
 	// never), or an error to reject the handshake. An *HTTPError chooses
 	// the status and headers (401 with WWW-Authenticate, say); any other
 	// error answers 403. At expiry an open connection is closed with 1008
 	// "authorization expired" unless the application renews it
-	// (handler.Conn.SetPrincipal). r is only valid during the call.
+	// (Conn.SetPrincipal). r is only valid during the call.
 	// Default: every request is allowed, with a nil principal.
 	Authorize func(r *UpgradeRequest) (principal any, expires time.Time, err error)
 	// SelectProtocol, if set, is called with each subprotocol the client

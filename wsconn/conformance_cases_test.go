@@ -63,7 +63,7 @@ func echoCase(name string, want []sframe, frames ...cframe) confCase {
 }
 
 // failCase is a case the server must fail with code after answering want.
-func failCase(name string, code ws.StatusCode, want []sframe, frames ...cframe) confCase {
+func failCase(name string, code StatusCode, want []sframe, frames ...cframe) confCase {
 	return confCase{name: name, frames: frames, want: want, code: code}
 }
 
@@ -99,20 +99,20 @@ func confFramingCases() []confCase {
 		echoCase("1.3.7 fragments in 16-bit and 64-bit lengths", []sframe{textEcho("abcd")},
 			cframe{op: ws.OpText, more: true, len16: true, payload: []byte("ab")}, cframe{op: ws.OpContinuation, len64: true, payload: []byte("cd")}),
 		{name: "1.3.8 close in a 64-bit length", frames: []cframe{{op: ws.OpClose, len64: true, payload: closePayload(1000, "")}}, code: 1000, echo: true},
-		failCase("1.3.9 64-bit length with the most significant bit set", ws.StatusProtocolError, nil,
+		failCase("1.3.9 64-bit length with the most significant bit set", StatusProtocolError, nil,
 			cframe{raw: []byte{0x82, 0xff, 0x80, 0, 0, 0, 0, 0, 0, 5, 1, 2, 3, 4}}),
 	} {
 		cases = append(cases, confVariants(tc, []confWire{confOneWrite, confChopped})...)
 	}
 	// Section 5.3: a client must mask every frame.
 	return append(cases,
-		failCase("1.4.1 unmasked text", ws.StatusProtocolError, nil, cframe{op: ws.OpText, unmasked: true, payload: []byte("x")}),
-		failCase("1.4.2 unmasked binary after an echo", ws.StatusProtocolError, []sframe{textEcho("ok")},
+		failCase("1.4.1 unmasked text", StatusProtocolError, nil, cframe{op: ws.OpText, unmasked: true, payload: []byte("x")}),
+		failCase("1.4.2 unmasked binary after an echo", StatusProtocolError, []sframe{textEcho("ok")},
 			textFrame("ok"), cframe{op: ws.OpBinary, unmasked: true, payload: []byte{1}}),
-		failCase("1.4.3 unmasked ping", ws.StatusProtocolError, nil, cframe{op: ws.OpPing, unmasked: true}),
-		failCase("1.4.4 unmasked continuation", ws.StatusProtocolError, nil,
+		failCase("1.4.3 unmasked ping", StatusProtocolError, nil, cframe{op: ws.OpPing, unmasked: true}),
+		failCase("1.4.4 unmasked continuation", StatusProtocolError, nil,
 			textFrame("a").notFinal(), cframe{op: ws.OpContinuation, unmasked: true, payload: []byte("b")}),
-		failCase("1.4.5 unmasked close", ws.StatusProtocolError, nil, cframe{op: ws.OpClose, unmasked: true, payload: closePayload(1000, "")}),
+		failCase("1.4.5 unmasked close", StatusProtocolError, nil, cframe{op: ws.OpClose, unmasked: true, payload: closePayload(1000, "")}),
 	)
 }
 
@@ -131,7 +131,7 @@ func confPingCases() []confCase {
 		echoCase("2.2 ping with a small text payload", []sframe{pongOf("Hello, world!")}, pingFrame("Hello, world!")),
 		echoCase("2.3 ping with a small binary payload", []sframe{{ws.OpPong, bin}}, cframe{op: ws.OpPing, payload: bin}),
 		echoCase("2.4 ping with 125 bytes of binary payload", []sframe{{ws.OpPong, b125}}, cframe{op: ws.OpPing, payload: b125}),
-		failCase("2.5 ping with 126 bytes of binary payload", ws.StatusProtocolError, nil, cframe{op: ws.OpPing, payload: b126}),
+		failCase("2.5 ping with 126 bytes of binary payload", StatusProtocolError, nil, cframe{op: ws.OpPing, payload: b126}),
 		echoCase("2.6 ping with 125 bytes octet-wise", []sframe{{ws.OpPong, b125}}, cframe{op: ws.OpPing, payload: b125}).via(confOctetWise),
 		echoCase("2.7 unsolicited pong without payload", nil, pongFrame("")),
 		echoCase("2.8 unsolicited pong with payload", nil, pongFrame("unsolicited pong payload")),
@@ -139,8 +139,8 @@ func confPingCases() []confCase {
 		echoCase("2.10 10 pings", pongs, pings...),
 		echoCase("2.11 10 pings octet-wise", pongs, pings...).via(confOctetWise),
 		{name: "2.12 pong after close is ignored", frames: []cframe{closeWith(1000, ""), pongFrame("late")}, code: 1000, echo: true},
-		failCase("2.13 ping with 126 bytes in a 64-bit length", ws.StatusProtocolError, nil, cframe{op: ws.OpPing, len64: true, payload: b126}),
-		failCase("2.14 pong with 126 bytes", ws.StatusProtocolError, nil, cframe{op: ws.OpPong, payload: b126}),
+		failCase("2.13 ping with 126 bytes in a 64-bit length", StatusProtocolError, nil, cframe{op: ws.OpPing, len64: true, payload: b126}),
+		failCase("2.14 pong with 126 bytes", StatusProtocolError, nil, cframe{op: ws.OpPong, payload: b126}),
 		echoCase("2.15 unsolicited pong with 125 bytes", nil, cframe{op: ws.OpPong, payload: b125}),
 		echoCase("2.16 ping with 125 bytes, pause mid-frame", []sframe{{ws.OpPong, b125}}, cframe{op: ws.OpPing, payload: b125}).via(confPause),
 		echoCase("2.17 pings between messages, answered in order",
@@ -157,13 +157,13 @@ func confRSVCases() []confCase {
 	bad := func(op ws.OpCode, rsv byte, p string) cframe { return cframe{op: op, rsv: rsv, payload: []byte(p)} }
 	echo := []sframe{textEcho(small)}
 	cases := []confCase{
-		failCase("3.1 text with RSV=1", ws.StatusProtocolError, nil, bad(ws.OpText, 1, small)),
-		failCase("3.2 text with RSV=2 after an echo, then ping", ws.StatusProtocolError, echo, textFrame(small), bad(ws.OpText, 2, small), pingFrame("")),
-		failCase("3.3 text with RSV=3 after an echo, then ping, frame-wise", ws.StatusProtocolError, echo, textFrame(small), bad(ws.OpText, 3, small), pingFrame("")).via(confFrameWise),
-		failCase("3.4 text with RSV=4 after an echo, then ping, octet-wise", ws.StatusProtocolError, echo, textFrame(small), bad(ws.OpText, 4, small), pingFrame("")).via(confOctetWise),
-		failCase("3.5 binary with RSV=5", ws.StatusProtocolError, nil, cframe{op: ws.OpBinary, rsv: 5, payload: []byte{0, 0xff, 0xfe}}),
-		failCase("3.6 ping with RSV=6", ws.StatusProtocolError, nil, bad(ws.OpPing, 6, small)),
-		failCase("3.7 close with RSV=7", ws.StatusProtocolError, nil, cframe{op: ws.OpClose, rsv: 7, payload: closePayload(1000, "")}),
+		failCase("3.1 text with RSV=1", StatusProtocolError, nil, bad(ws.OpText, 1, small)),
+		failCase("3.2 text with RSV=2 after an echo, then ping", StatusProtocolError, echo, textFrame(small), bad(ws.OpText, 2, small), pingFrame("")),
+		failCase("3.3 text with RSV=3 after an echo, then ping, frame-wise", StatusProtocolError, echo, textFrame(small), bad(ws.OpText, 3, small), pingFrame("")).via(confFrameWise),
+		failCase("3.4 text with RSV=4 after an echo, then ping, octet-wise", StatusProtocolError, echo, textFrame(small), bad(ws.OpText, 4, small), pingFrame("")).via(confOctetWise),
+		failCase("3.5 binary with RSV=5", StatusProtocolError, nil, cframe{op: ws.OpBinary, rsv: 5, payload: []byte{0, 0xff, 0xfe}}),
+		failCase("3.6 ping with RSV=6", StatusProtocolError, nil, bad(ws.OpPing, 6, small)),
+		failCase("3.7 close with RSV=7", StatusProtocolError, nil, cframe{op: ws.OpClose, rsv: 7, payload: closePayload(1000, "")}),
 	}
 	ops := []struct {
 		name  string
@@ -180,10 +180,10 @@ func confRSVCases() []confCase {
 	for rsv := byte(1); rsv <= 7; rsv++ {
 		for _, op := range ops {
 			n++
-			cases = append(cases, failCase(fmt.Sprintf("3.8.%d %s with RSV=%d after an echo", n, op.name, rsv), ws.StatusProtocolError,
+			cases = append(cases, failCase(fmt.Sprintf("3.8.%d %s with RSV=%d after an echo", n, op.name, rsv), StatusProtocolError,
 				[]sframe{textEcho("before")}, textFrame("before"), op.frame(rsv), textFrame("after")))
 		}
-		cases = append(cases, failCase(fmt.Sprintf("3.9.%d continuation with RSV=%d after an echo", rsv, rsv), ws.StatusProtocolError,
+		cases = append(cases, failCase(fmt.Sprintf("3.9.%d continuation with RSV=%d after an echo", rsv, rsv), StatusProtocolError,
 			[]sframe{textEcho("before")}, textFrame("before"), textFrame("a").notFinal(), cframe{op: ws.OpContinuation, rsv: rsv, payload: []byte("b")}))
 	}
 	return cases
@@ -202,23 +202,23 @@ func confOpcodeCases() []confCase {
 			var tc confCase
 			switch i {
 			case 0:
-				tc = failCase("", ws.StatusProtocolError, nil, cframe{op: op})
+				tc = failCase("", StatusProtocolError, nil, cframe{op: op})
 			case 1:
-				tc = failCase("", ws.StatusProtocolError, nil, cframe{op: op, payload: []byte("reserved")})
+				tc = failCase("", StatusProtocolError, nil, cframe{op: op, payload: []byte("reserved")})
 			default:
-				tc = failCase("", ws.StatusProtocolError, echo, textFrame(small), cframe{op: op, payload: []byte("reserved")}, pingFrame(""))
+				tc = failCase("", StatusProtocolError, echo, textFrame(small), cframe{op: op, payload: []byte("reserved")}, pingFrame(""))
 			}
 			tc.name = fmt.Sprintf("4.%d.%d reserved %s opcode %d", s+1, i+1, kind, op)
 			cases = append(cases, tc)
 		}
 		for i, op := range ops {
 			cases = append(cases,
-				failCase(fmt.Sprintf("4.%d.%d opcode %d alone with a payload", s+1, 6+i, op), ws.StatusProtocolError, nil, cframe{op: op, payload: []byte("x")}),
-				failCase(fmt.Sprintf("4.%d.%d opcode %d after a valid message", s+1, 11+i, op), ws.StatusProtocolError,
+				failCase(fmt.Sprintf("4.%d.%d opcode %d alone with a payload", s+1, 6+i, op), StatusProtocolError, nil, cframe{op: op, payload: []byte("x")}),
+				failCase(fmt.Sprintf("4.%d.%d opcode %d after a valid message", s+1, 11+i, op), StatusProtocolError,
 					[]sframe{binEcho([]byte{7})}, binFrame([]byte{7}), cframe{op: op}),
-				failCase(fmt.Sprintf("4.%d.%d opcode %d between fragments", s+1, 16+i, op), ws.StatusProtocolError, nil,
+				failCase(fmt.Sprintf("4.%d.%d opcode %d between fragments", s+1, 16+i, op), StatusProtocolError, nil,
 					textFrame("a").notFinal(), cframe{op: op, payload: []byte("x")}, contFrame("b")),
-				failCase(fmt.Sprintf("4.%d.%d opcode %d frame-wise", s+1, 21+i, op), ws.StatusProtocolError,
+				failCase(fmt.Sprintf("4.%d.%d opcode %d frame-wise", s+1, 21+i, op), StatusProtocolError,
 					[]sframe{textEcho("ok")}, textFrame("ok"), cframe{op: op, payload: []byte("x")}).via(confFrameWise),
 			)
 		}
@@ -237,7 +237,7 @@ func confFragmentCases() []confCase {
 	five := []cframe{textFrame("fragment1").notFinal(), contFrame("fragment2").notFinal(), pingFrame("pongme 1!"),
 		contFrame("fragment3").notFinal(), contFrame("fragment4").notFinal(), pingFrame("pongme 2!"), contFrame("fragment5")}
 	fiveEcho := []sframe{pongOf("pongme 1!"), pongOf("pongme 2!"), textEcho("fragment1fragment2fragment3fragment4fragment5")}
-	proto := ws.StatusProtocolError
+	proto := StatusProtocolError
 	cases := []confCase{
 		failCase("5.1 ping in 2 fragments", proto, nil, pingFrame("fragment1").notFinal(), contFrame("fragment2")),
 		failCase("5.2 pong in 2 fragments", proto, nil, pongFrame("fragment1").notFinal(), contFrame("fragment2")),
@@ -287,7 +287,7 @@ func confFragmentCases() []confCase {
 	}
 	txt, bin := confText(2000), pattern(2000)
 	small := Config{MaxMessageSize: 256}
-	tooBig := ws.StatusMessageTooBig
+	tooBig := StatusMessageTooBig
 	return append(cases,
 		echoCase("5.42 text in 2000 1-byte fragments", []sframe{textEcho(txt)}, confFragments(ws.OpText, []byte(txt), 1)...),
 		echoCase("5.43 binary in 2000 1-byte fragments", []sframe{binEcho(bin)}, confFragments(ws.OpBinary, bin, 1)...),
@@ -405,7 +405,7 @@ func confUTF8Cases() []confCase {
 		p3    = "edited"
 	)
 	bad := kosme + "\xed\xa0\x80" + p3
-	inval := ws.StatusInvalidFramePayloadData
+	inval := StatusInvalidFramePayloadData
 	var perRune []cframe
 	for i, r := range hello {
 		perRune = append(perRune, cframe{op: ws.OpContinuation, more: true, payload: []byte(string(r))})
@@ -493,12 +493,12 @@ func confUTF8Cases() []confCase {
 
 // Section 7: the closing handshake (RFC 6455 sections 5.5.1, 7).
 func confCloseCases() []confCase {
-	closed := func(name string, code ws.StatusCode, frames ...cframe) confCase {
+	closed := func(name string, code StatusCode, frames ...cframe) confCase {
 		return confCase{name: name, frames: frames, code: code, echo: true}
 	}
 	bye := closeWith(1000, "")
 	big := confText(256 << 10)
-	proto := ws.StatusProtocolError
+	proto := StatusProtocolError
 	cases := []confCase{
 		{name: "7.1.1 message, then close", frames: []cframe{textFrame("Hello World!"), bye}, want: []sframe{textEcho("Hello World!")}, code: 1000, echo: true},
 		closed("7.1.2 close twice", 1000, bye, bye),
@@ -512,21 +512,21 @@ func confCloseCases() []confCase {
 		closed("7.1.8 close with a pause mid-frame", 1000, closeWith(1000, "pause")).via(confPause),
 		closed("7.1.9 close octet-wise", 4000, closeWith(4000, "octets")).via(confOctetWise),
 		closed("7.1.10 close between fragments, frame-wise", 1001, textFrame("a").notFinal(), closeWith(1001, ""), contFrame("b")).via(confFrameWise),
-		closed("7.3.1 close without payload is answered without payload", ws.StatusNoStatusRcvd, closeFrameOf(nil)),
+		closed("7.3.1 close without payload is answered without payload", StatusNoStatusRcvd, closeFrameOf(nil)),
 		failCase("7.3.2 close with a 1-byte payload", proto, nil, closeFrameOf([]byte{0x03})),
 		closed("7.3.3 close 1000 without reason", 1000, bye),
 		closed("7.3.4 close 1000 with a reason", 1000, closeWith(1000, "Hello World!")),
 		closed("7.3.5 close with a 123-byte reason", 1000, closeWith(1000, strings.Repeat("*", 123))),
 		failCase("7.3.6 close with a 124-byte reason", proto, nil, closeWith(1000, strings.Repeat("*", 124))),
-		failCase("7.5.1 close reason of invalid UTF-8", ws.StatusInvalidFramePayloadData, nil, closeWith(1000, "\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xed\xa0\x80edited")),
-		failCase("7.5.2 close reason ending inside a character", ws.StatusInvalidFramePayloadData, nil, closeWith(1000, "\u20ac"[:2])),
+		failCase("7.5.1 close reason of invalid UTF-8", StatusInvalidFramePayloadData, nil, closeWith(1000, "\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xed\xa0\x80edited")),
+		failCase("7.5.2 close reason ending inside a character", StatusInvalidFramePayloadData, nil, closeWith(1000, "\u20ac"[:2])),
 		closed("7.5.3 close reason of 123 bytes of multi-byte characters", 1000, closeWith(1000, confText(123))),
 		failCase("7.5.4 invalid code with an invalid reason", proto, nil, closeWith(999, "\xed\xa0\x80")),
 	}
-	for i, code := range []ws.StatusCode{1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 3000, 3999, 4000, 4999, 1012, 1013, 1014} {
+	for i, code := range []StatusCode{1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 3000, 3999, 4000, 4999, 1012, 1013, 1014} {
 		cases = append(cases, closed(fmt.Sprintf("7.7.%d close code %d", i+1, code), code, closeWith(code, "")))
 	}
-	for i, code := range []ws.StatusCode{0, 999, 1004, 1005, 1006, 1016, 1100, 2000, 2999, 1015} {
+	for i, code := range []StatusCode{0, 999, 1004, 1005, 1006, 1016, 1100, 2000, 2999, 1015} {
 		cases = append(cases, failCase(fmt.Sprintf("7.9.%d close code %d", i+1, code), proto, nil, closeWith(code, "")))
 	}
 	return append(cases,
@@ -560,7 +560,7 @@ func confLimitCases() []confCase {
 				[]sframe{e}, confFragments(f.op, f.payload, size)...))
 		}
 	}
-	tooBig := ws.StatusMessageTooBig
+	tooBig := StatusMessageTooBig
 	half := confText(mib / 2)
 	frameCap := Config{MaxMessageSize: 4000, MaxFrameSize: 1000}
 	return append(cases,

@@ -43,7 +43,7 @@ type confCase struct {
 	want   []sframe // echoes and pongs, in order
 	// code is the close code that follows want (1005: an empty close
 	// frame), or 0: the connection stays open.
-	code ws.StatusCode
+	code StatusCode
 	// echo: the close answers the client's own close frame, so it carries
 	// no reason.
 	echo bool
@@ -281,14 +281,14 @@ func TestConformanceCloseCodes(t *testing.T) {
 			errs [5001]string // by code, each written by one goroutine
 		)
 		for code := range len(errs) {
-			want := ws.StatusProtocolError
+			want := StatusProtocolError
 			if rfcValidCode(code) {
-				want = ws.StatusCode(code)
+				want = StatusCode(code)
 			}
 			sem <- struct{}{}
 			wg.Go(func() {
 				defer func() { <-sem }()
-				errs[code] = confCloseCode(t, srv, ws.StatusCode(code), want, rfcValidCode(code))
+				errs[code] = confCloseCode(t, srv, StatusCode(code), want, rfcValidCode(code))
 			})
 		}
 		wg.Wait()
@@ -310,7 +310,7 @@ func TestConformanceCloseCodes(t *testing.T) {
 // confCloseCode sends a close frame with code on a fresh connection and
 // checks that the server answers want (if echo, without a reason) and
 // closes TCP. It returns what went wrong, or "".
-func confCloseCode(t *testing.T, srv *Server, code, want ws.StatusCode, echo bool) (failure string) {
+func confCloseCode(t *testing.T, srv *Server, code, want StatusCode, echo bool) (failure string) {
 	tb := &confGoTB{TB: t}
 	done := make(chan struct{})
 	go func() { // a goroutine of its own: a failure ends it with Goexit
@@ -398,7 +398,7 @@ func TestConformanceCompression(t *testing.T) {
 			for _, f := range tc.want {
 				c.expectFrame(f)
 			}
-			c.expectClose(ws.StatusProtocolError, ioTimeout)
+			c.expectClose(StatusProtocolError, ioTimeout)
 			c.expectEOF()
 		})
 	}
@@ -450,7 +450,7 @@ func TestConformanceCompressionOn(t *testing.T) {
 			_ = c.conn.SetReadDeadline(time.Now().Add(ioTimeout))
 			got := invReadFrame(t, c.br)
 			if tt.want == "" {
-				if got.Header.OpCode != ws.OpClose || ws.StatusCode(uint16(got.Payload[0])<<8|uint16(got.Payload[1])) != ws.StatusProtocolError {
+				if got.Header.OpCode != ws.OpClose || StatusCode(uint16(got.Payload[0])<<8|uint16(got.Payload[1])) != StatusProtocolError {
 					t.Fatalf("RSV1 without compression: got %v %q, want close 1002", got.Header.OpCode, got.Payload)
 				}
 				return
@@ -501,7 +501,7 @@ func TestConformanceCompressionWindow(t *testing.T) {
 				c.write(rsvFrame(ws.OpText, true, true, false, compress(msgs[1])))
 				got := invReadFrame(t, c.br)
 				if got.Header.OpCode != ws.OpClose || len(got.Payload) < 2 ||
-					ws.StatusCode(uint16(got.Payload[0])<<8|uint16(got.Payload[1])) != ws.StatusProtocolError {
+					StatusCode(uint16(got.Payload[0])<<8|uint16(got.Payload[1])) != StatusProtocolError {
 					t.Fatalf("got %v %q for RSV1 without compression, want close 1002", got.Header.OpCode, got.Payload)
 				}
 				return

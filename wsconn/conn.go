@@ -9,9 +9,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/gobwas/ws"
-
-	"github.com/wsgate/wsgate/handler"
 	"github.com/wsgate/wsgate/poller"
 )
 
@@ -24,7 +21,7 @@ const (
 	phaseClosed                  // descriptor closed; OnClose called
 )
 
-// Bits of Conn.state: the phase (set once each, in order) and the wake
+// Bits of conn.state: the phase (set once each, in order) and the wake
 // requests other goroutines leave for the owner.
 const (
 	stOpen    uint32 = 1 << 0
@@ -40,7 +37,7 @@ const (
 	reqMask            = reqShutdown | reqForce
 )
 
-// Flags guarded by Conn.mu.
+// Flags guarded by conn.mu.
 const (
 	wfCloseSent   uint8 = 1 << iota // a close frame is queued or written; no more sends
 	wfShutWr                        // the close frame (or HTTP answer) went out and FIN followed
@@ -49,8 +46,8 @@ const (
 	wfClosed                        // descriptor closed
 )
 
-// Conn is one client connection. It implements handler.Conn and
-// poller.Handler. An idle Conn is one 144-byte allocation and holds no
+// conn is one client connection. It implements Conn and
+// poller.Handler. An idle conn is one 144-byte allocation and holds no
 // buffer: in and out are nil (DESIGN.md invariant 3).
 //
 // Ownership: the worker that runs HandleEvents (one at a time, see
@@ -58,7 +55,7 @@ const (
 // write side (out, wflags, the closing state in extra) and value; the
 // atomics are shared with the sweeper. Times are milliseconds since the
 // server started (uint32: see Server.now).
-type Conn struct {
+type conn struct {
 	poller.Desc
 	srv   *Server
 	rt    *route // nil until the upgrade succeeded
@@ -68,7 +65,7 @@ type Conn struct {
 
 	mu    sync.Mutex
 	out   *outQueue // bytes the socket has not taken; nil when empty
-	value any       // handler.Conn.SetValue
+	value any       // Conn.SetValue
 
 	lastRead atomic.Uint32 // coarse time of the last byte read
 	pingAt   atomic.Uint32 // when the unanswered heartbeat ping was sent, or 0
@@ -83,30 +80,30 @@ type Conn struct {
 	rate   rateBucket
 }
 
-// Reasons to answer a handshake with an error, in Conn.reject.
+// Reasons to answer a handshake with an error, in conn.reject.
 const (
 	rejectNone  uint8 = iota
 	rejectFull        // over MaxConns: 503
 	rejectPerIP       // over MaxConnsPerIP: 429
 )
 
-// connExtra holds what most connections do not have, to keep Conn small: a
+// connExtra holds what most connections do not have, to keep conn small: a
 // query string, a subprotocol, an IPv6 peer address (written by the owner
 // during the handshake, read-only after OnOpen), and the closing handshake
-// (guarded by Conn.mu).
+// (guarded by conn.mu).
 type connExtra struct {
 	query     string
 	proto     string
 	ip6       netip.Addr
 	tls       *tlsState // wss: set at accept, never replaced
-	principal any       // from Config.Authorize or SetPrincipal; guarded by Conn.mu after OnOpen
+	principal any       // from Config.Authorize or SetPrincipal; guarded by conn.mu after OnOpen
 	expires   time.Time // when principal stops being valid; zero: never
 	cs        closeState
 }
 
 // extras returns c.extra, creating it. Before OnOpen only the owner calls
 // it; after, only with c.mu held.
-func (c *Conn) extras() *connExtra {
+func (c *conn) extras() *connExtra {
 	if c.extra == nil {
 		c.extra = &connExtra{}
 	}
@@ -114,10 +111,10 @@ func (c *Conn) extras() *connExtra {
 }
 
 // closingLocked returns c's closing state. c.mu must be held.
-func (c *Conn) closingLocked() *closeState { return &c.extras().cs }
+func (c *conn) closingLocked() *closeState { return &c.extras().cs }
 
 // phaseNow returns c's phase.
-func (c *Conn) phaseNow() uint32 {
+func (c *conn) phaseNow() uint32 {
 	s := c.state.Load()
 	switch {
 	case s&stClosed != 0:
@@ -131,10 +128,10 @@ func (c *Conn) phaseNow() uint32 {
 }
 
 // deflate reports whether the connection negotiated permessage-deflate.
-func (c *Conn) deflate() bool { return c.state.Load()&stDeflate != 0 }
+func (c *conn) deflate() bool { return c.state.Load()&stDeflate != 0 }
 
 // setPhase moves c to phase p (phases only move forward).
-func (c *Conn) setPhase(p uint32) {
+func (c *conn) setPhase(p uint32) {
 	switch p {
 	case phaseOpen:
 		c.state.Or(stOpen)
@@ -146,15 +143,15 @@ func (c *Conn) setPhase(p uint32) {
 }
 
 // request leaves wake requests for the owner and wakes it.
-func (c *Conn) request(r uint32) {
+func (c *conn) request(r uint32) {
 	c.state.Or(r)
 	c.Wake()
 }
 
 // takeRequests returns and clears the pending wake requests.
-func (c *Conn) takeRequests() uint32 { return c.state.And(^reqMask) & reqMask }
+func (c *conn) takeRequests() uint32 { return c.state.And(^reqMask) & reqMask }
 
-func (c *Conn) setRemote(ap netip.AddrPort) {
+func (c *conn) setRemote(ap netip.AddrPort) {
 	c.port = ap.Port()
 	if a := ap.Addr(); a.Is4() {
 		c.ip4 = a.As4()
@@ -163,12 +160,12 @@ func (c *Conn) setRemote(ap netip.AddrPort) {
 	}
 }
 
-// closeState records the closing handshake. Guarded by Conn.mu.
+// closeState records the closing handshake. Guarded by conn.mu.
 type closeState struct {
-	sentCode   ws.StatusCode
+	sentCode   StatusCode
 	sentReason string
 	recvd      bool
-	recvCode   ws.StatusCode
+	recvCode   StatusCode
 	recvReason string
 	cause      error // the failure that started the close, for OnError
 	drained    int64 // bytes read since the server decided to close (drainPassed)
@@ -178,30 +175,30 @@ type closeState struct {
 // resolved once.
 type route struct {
 	path string
-	h    handler.Handler
-	ping handler.PingHandler
-	pong handler.PongHandler
+	h    Handler
+	ping PingHandler
+	pong PongHandler
 }
 
-func newRoute(path string, h handler.Handler) *route {
+func newRoute(path string, h Handler) *route {
 	r := &route{path: path, h: h}
-	r.ping, _ = h.(handler.PingHandler)
-	r.pong, _ = h.(handler.PongHandler)
+	r.ping, _ = h.(PingHandler)
+	r.pong, _ = h.(PongHandler)
 	return r
 }
 
 // ID is unique among this server's connections.
-func (c *Conn) ID() uint64 { return c.id }
+func (c *conn) ID() uint64 { return c.id }
 
 // RemoteAddr is the peer's address.
-func (c *Conn) RemoteAddr() netip.AddrPort {
+func (c *conn) RemoteAddr() netip.AddrPort {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.remoteLocked()
 }
 
 // remoteLocked is RemoteAddr for a caller holding c.mu.
-func (c *Conn) remoteLocked() netip.AddrPort {
+func (c *conn) remoteLocked() netip.AddrPort {
 	if c.extra != nil && c.extra.ip6.IsValid() {
 		return netip.AddrPortFrom(c.extra.ip6, c.port)
 	}
@@ -209,7 +206,7 @@ func (c *Conn) remoteLocked() netip.AddrPort {
 }
 
 // Path is the request path that selected the handler.
-func (c *Conn) Path() string {
+func (c *conn) Path() string {
 	if c.rt == nil {
 		return ""
 	}
@@ -217,7 +214,7 @@ func (c *Conn) Path() string {
 }
 
 // Query is the raw query string of the upgrade request.
-func (c *Conn) Query() string {
+func (c *conn) Query() string {
 	if e := c.extraNow(); e != nil {
 		return e.query
 	}
@@ -225,7 +222,7 @@ func (c *Conn) Query() string {
 }
 
 // Subprotocol is the negotiated subprotocol, or "".
-func (c *Conn) Subprotocol() string {
+func (c *conn) Subprotocol() string {
 	if e := c.extraNow(); e != nil {
 		return e.proto
 	}
@@ -233,8 +230,8 @@ func (c *Conn) Subprotocol() string {
 }
 
 // Principal returns what Config.Authorize (or SetPrincipal) gave the
-// connection, or nil. It implements handler.Conn.
-func (c *Conn) Principal() any {
+// connection, or nil. It implements Conn.
+func (c *conn) Principal() any {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.extra == nil {
@@ -245,8 +242,8 @@ func (c *Conn) Principal() any {
 
 // SetPrincipal replaces the connection's principal and its expiry (zero:
 // never), for instance after the client presented a fresh token. It
-// implements handler.Conn.
-func (c *Conn) SetPrincipal(p any, expires time.Time) {
+// implements Conn.
+func (c *conn) SetPrincipal(p any, expires time.Time) {
 	c.mu.Lock()
 	e := c.extras()
 	e.principal, e.expires = p, expires
@@ -257,7 +254,7 @@ func (c *Conn) SetPrincipal(p any, expires time.Time) {
 // setExpiry makes the sweeper close an open connection at t (zero: never).
 // An open connection's deadline field is free for this: the handshake
 // deadline is cleared on upgrade and the close deadline replaces it.
-func (c *Conn) setExpiry(t time.Time) {
+func (c *conn) setExpiry(t time.Time) {
 	if t.IsZero() {
 		c.deadline.Store(0)
 		return
@@ -267,14 +264,14 @@ func (c *Conn) setExpiry(t time.Time) {
 
 // extraNow reads c.extra for any goroutine: after OnOpen it may be created
 // under c.mu.
-func (c *Conn) extraNow() *connExtra {
+func (c *conn) extraNow() *connExtra {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.extra
 }
 
 // Value returns the value stored by SetValue.
-func (c *Conn) Value() any {
+func (c *conn) Value() any {
 	c.mu.Lock()
 	v := c.value
 	c.mu.Unlock()
@@ -282,18 +279,18 @@ func (c *Conn) Value() any {
 }
 
 // SetValue stores v with the connection.
-func (c *Conn) SetValue(v any) {
+func (c *conn) SetValue(v any) {
 	c.mu.Lock()
 	c.value = v
 	c.mu.Unlock()
 }
 
 // String identifies the connection in logs.
-func (c *Conn) String() string { return fmt.Sprintf("conn#%d(%s)", c.id, c.RemoteAddr()) }
+func (c *conn) String() string { return fmt.Sprintf("conn#%d(%s)", c.id, c.RemoteAddr()) }
 
 // HandleEvents serves the socket's events. It implements poller.Handler and
 // runs on a pool worker, one call per connection at a time.
-func (c *Conn) HandleEvents(ev poller.Event) {
+func (c *conn) HandleEvents(ev poller.Event) {
 	if c.phaseNow() == phaseClosed {
 		return
 	}
@@ -322,7 +319,7 @@ func (c *Conn) HandleEvents(ev poller.Event) {
 
 // settle ends an event: it closes the descriptor if the connection is done,
 // or re-arms readiness (writable too while bytes are queued).
-func (c *Conn) settle() {
+func (c *conn) settle() {
 	if c.phaseNow() == phaseClosed {
 		return
 	}
@@ -339,7 +336,7 @@ func (c *Conn) settle() {
 
 // doneLocked reports whether the descriptor should be closed now. c.mu must
 // be held.
-func (c *Conn) doneLocked() (bool, error) {
+func (c *conn) doneLocked() (bool, error) {
 	switch {
 	case c.wflags&wfWriteFailed != 0:
 		return true, nil // cause recorded by writeFailedLocked
@@ -352,7 +349,7 @@ func (c *Conn) doneLocked() (bool, error) {
 // terminate closes the descriptor and reports the end to the handler. Only
 // the owner calls it. cause, if not nil, is reported through OnError unless
 // a cause was already recorded.
-func (c *Conn) terminate(cause error) {
+func (c *conn) terminate(cause error) {
 	c.mu.Lock()
 	if c.wflags&wfClosed != 0 {
 		c.mu.Unlock()
@@ -394,19 +391,19 @@ func (c *Conn) terminate(cause error) {
 
 // closeStatus is the code and reason OnClose reports: the peer's close
 // frame if one came, else ours, else 1006.
-func closeStatus(st *closeState) (ws.StatusCode, string) {
+func closeStatus(st *closeState) (StatusCode, string) {
 	switch {
 	case st.recvd:
 		return st.recvCode, st.recvReason
 	case st.sentCode != 0:
 		return st.sentCode, st.sentReason
 	}
-	return ws.StatusAbnormalClosure, ""
+	return StatusAbnormalClosure, ""
 }
 
 // releaseIn counts what the input state handed over and gives it and its
 // buffers back.
-func (c *Conn) releaseIn() {
+func (c *conn) releaseIn() {
 	st := c.in
 	if st == nil {
 		return
@@ -424,12 +421,12 @@ func (c *Conn) releaseIn() {
 // Handler calls. A panicking handler does not take the server down: the
 // connection is failed with 1011.
 
-func (c *Conn) callOnOpen() {
+func (c *conn) callOnOpen() {
 	defer c.recoverHandler()
 	c.rt.h.OnOpen(c)
 }
 
-func (c *Conn) callOnMessage(t handler.MessageType, data []byte) {
+func (c *conn) callOnMessage(t MessageType, data []byte) {
 	defer c.recoverHandler()
 	if c.in != nil {
 		c.in.msgs++ // counted once per read by frames
@@ -439,7 +436,7 @@ func (c *Conn) callOnMessage(t handler.MessageType, data []byte) {
 	c.rt.h.OnMessage(c, t, data)
 }
 
-func (c *Conn) callOnPing(data []byte) {
+func (c *conn) callOnPing(data []byte) {
 	if c.rt.ping == nil {
 		return
 	}
@@ -447,7 +444,7 @@ func (c *Conn) callOnPing(data []byte) {
 	c.rt.ping.OnPing(c, data)
 }
 
-func (c *Conn) callOnPong(data []byte) {
+func (c *conn) callOnPong(data []byte) {
 	if c.rt.pong == nil {
 		return
 	}
@@ -455,42 +452,42 @@ func (c *Conn) callOnPong(data []byte) {
 	c.rt.pong.OnPong(c, data)
 }
 
-func (c *Conn) callOnError(err error) {
+func (c *conn) callOnError(err error) {
 	defer func() { _ = recover() }()
 	c.rt.h.OnError(c, err)
 }
 
-func (c *Conn) callOnClose(code ws.StatusCode, reason string) {
+func (c *conn) callOnClose(code StatusCode, reason string) {
 	defer func() { _ = recover() }()
 	c.rt.h.OnClose(c, code, reason)
 }
 
 // recoverInternal turns a bug in this package into a closed connection
 // (1011) and a counted panic rather than a stuck one.
-func (c *Conn) recoverInternal() {
+func (c *conn) recoverInternal() {
 	r := recover()
 	if r == nil {
 		return
 	}
 	c.srv.stats.panics.Add(1)
 	c.srv.stats.internalErrors.Add(1)
-	err := &CloseError{Code: ws.StatusInternalServerError, Reason: "internal error",
+	err := &CloseError{Code: StatusInternalServerError, Reason: "internal error",
 		Err: fmt.Errorf("%w: %v\n%s", ErrInternal, r, debug.Stack())}
 	c.srv.warns.warn(warnInternal, slog.LevelError, "internal error: closing with 1011 (please report it)",
 		func() []any { return append(c.connAttrs(), "err", err.Err.Error()) })
 	c.mu.Lock()
 	if c.wflags&wfCloseSent == 0 && c.rt != nil {
-		c.sendCloseLocked(ws.StatusInternalServerError, "internal error", err)
+		c.sendCloseLocked(StatusInternalServerError, "internal error", err)
 	}
 	c.mu.Unlock()
 	c.terminate(err)
 }
 
-func (c *Conn) recoverHandler() {
+func (c *conn) recoverHandler() {
 	if r := recover(); r != nil {
 		c.srv.stats.panics.Add(1)
 		c.srv.warns.warn(warnPanic, slog.LevelError, "handler panicked: closing with 1011",
 			func() []any { return append(c.connAttrs(), "panic", fmt.Sprint(r), "stack", string(debug.Stack())) })
-		c.fail(ws.StatusInternalServerError, "internal error", fmt.Errorf("%w: %v", ErrHandlerPanic, r))
+		c.fail(StatusInternalServerError, "internal error", fmt.Errorf("%w: %v", ErrHandlerPanic, r))
 	}
 }

@@ -19,7 +19,7 @@ import (
 // this payload: the message, or the close code (1009 past limit, checked
 // before a decoding error, as the server reads; 1007 for bad data or bad
 // UTF-8 in text).
-func inflateModel(payload []byte, text bool, limit int64) ([]byte, ws.StatusCode) {
+func inflateModel(payload []byte, text bool, limit int64) ([]byte, StatusCode) {
 	r := wsflate.NewReader(bytes.NewReader(payload), func(r io.Reader) wsflate.Decompressor { return flate.NewReader(r) })
 	defer r.Close()
 	var out []byte
@@ -27,18 +27,18 @@ func inflateModel(payload []byte, text bool, limit int64) ([]byte, ws.StatusCode
 	for {
 		n, err := r.Read(chunk[:])
 		if int64(len(out)+n) > limit {
-			return nil, ws.StatusMessageTooBig
+			return nil, StatusMessageTooBig
 		}
 		out = append(out, chunk[:n]...)
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
-			return nil, ws.StatusInvalidFramePayloadData
+			return nil, StatusInvalidFramePayloadData
 		}
 	}
 	if text && !utf8.Valid(out) {
-		return nil, ws.StatusInvalidFramePayloadData
+		return nil, StatusInvalidFramePayloadData
 	}
 	return out, 0
 }
@@ -75,9 +75,9 @@ func FuzzReadDeflate(f *testing.F) {
 			op = ws.OpText
 		}
 		var want []byte
-		code := ws.StatusCode(0)
+		code := StatusCode(0)
 		if int64(len(payload)) > cfg.MaxFrameSize {
-			code = ws.StatusMessageTooBig // refused on the header, before anything is inflated
+			code = StatusMessageTooBig // refused on the header, before anything is inflated
 		} else {
 			want, code = inflateModel(payload, text, cfg.MaxMessageSize)
 		}
@@ -92,7 +92,7 @@ func FuzzReadDeflate(f *testing.F) {
 		switch {
 		case code != 0:
 			if got.Header.OpCode != ws.OpClose || len(got.Payload) < 2 ||
-				ws.StatusCode(uint16(got.Payload[0])<<8|uint16(got.Payload[1])) != code {
+				StatusCode(uint16(got.Payload[0])<<8|uint16(got.Payload[1])) != code {
 				t.Fatalf("got %v %q, want close %d", got.Header.OpCode, got.Payload, code)
 			}
 		case got.Header.OpCode != op || !bytes.Equal(inflate(t, got), want):

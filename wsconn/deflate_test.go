@@ -16,7 +16,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/gobwas/ws"
 
-	"github.com/wsgate/wsgate/handler"
+	"github.com/wsgate/wsgate/internal/inflatetest"
 )
 
 // dialOfferingDeflate connects coder/websocket to srv's /echo, offering
@@ -85,7 +85,7 @@ func TestDeflateBomb(t *testing.T) {
 	c.write(b)
 	_ = c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 	got := invReadFrame(t, c.br)
-	if got.Header.OpCode != ws.OpClose || ws.StatusCode(uint16(got.Payload[0])<<8|uint16(got.Payload[1])) != ws.StatusMessageTooBig {
+	if got.Header.OpCode != ws.OpClose || StatusCode(uint16(got.Payload[0])<<8|uint16(got.Payload[1])) != StatusMessageTooBig {
 		t.Fatalf("got %v %q, want close 1009", got.Header.OpCode, got.Payload)
 	}
 }
@@ -138,8 +138,8 @@ func TestDeflateFraming(t *testing.T) {
 	tests := []struct {
 		name   string
 		frames [][]byte
-		echo   []byte        // want this echoed (decompressed on our side)
-		code   ws.StatusCode // or this close code
+		echo   []byte     // want this echoed (decompressed on our side)
+		code   StatusCode // or this close code
 	}{
 		{"compressed in one frame", [][]byte{frame(ws.OpText, true, true, false, z)}, msg, 0},
 		{"compressed in three fragments", [][]byte{
@@ -151,11 +151,11 @@ func TestDeflateFraming(t *testing.T) {
 		{"RSV1 on a continuation", [][]byte{
 			frame(ws.OpText, false, true, false, z[:10]),
 			frame(ws.OpContinuation, true, true, false, z[10:]),
-		}, nil, ws.StatusProtocolError},
-		{"RSV1 on a ping", [][]byte{frame(ws.OpPing, true, true, false, nil)}, nil, ws.StatusProtocolError},
-		{"RSV2 is still reserved", [][]byte{frame(ws.OpText, true, false, true, []byte("x"))}, nil, ws.StatusProtocolError},
-		{"not deflate data", [][]byte{frame(ws.OpBinary, true, true, false, []byte{0xff, 0xff, 0xff})}, nil, ws.StatusInvalidFramePayloadData},
-		{"compressed invalid UTF-8", [][]byte{frame(ws.OpText, true, true, false, compress([]byte{0xc3, 0x28}))}, nil, ws.StatusInvalidFramePayloadData},
+		}, nil, StatusProtocolError},
+		{"RSV1 on a ping", [][]byte{frame(ws.OpPing, true, true, false, nil)}, nil, StatusProtocolError},
+		{"RSV2 is still reserved", [][]byte{frame(ws.OpText, true, false, true, []byte("x"))}, nil, StatusProtocolError},
+		{"not deflate data", [][]byte{frame(ws.OpBinary, true, true, false, []byte{0xff, 0xff, 0xff})}, nil, StatusInvalidFramePayloadData},
+		{"compressed invalid UTF-8", [][]byte{frame(ws.OpText, true, true, false, compress([]byte{0xc3, 0x28}))}, nil, StatusInvalidFramePayloadData},
 	}
 	srv := startServer(t, Config{Compression: true})
 	for _, tt := range tests {
@@ -168,7 +168,7 @@ func TestDeflateFraming(t *testing.T) {
 			got := invReadFrame(t, c.br)
 			if tt.code != 0 {
 				if got.Header.OpCode != ws.OpClose || len(got.Payload) < 2 ||
-					ws.StatusCode(uint16(got.Payload[0])<<8|uint16(got.Payload[1])) != tt.code {
+					StatusCode(uint16(got.Payload[0])<<8|uint16(got.Payload[1])) != tt.code {
 					t.Fatalf("got %v %q, want close %d", got.Header.OpCode, got.Payload, tt.code)
 				}
 				return
@@ -187,8 +187,8 @@ func TestDeflateFraming(t *testing.T) {
 // Huffman-only bytes, and sending it to more of either allocates nothing
 // (compressing would take a flate writer and an output buffer).
 func TestBroadcastCompressedOnce(t *testing.T) {
-	srv := startServer(t, Config{Compression: true, Routes: map[string]handler.Handler{"/nop": nopHandler{}}})
-	pm := handler.NewPreparedMessage(handler.Text, bytes.Repeat([]byte("the same news for everyone. "), 100))
+	srv := startServer(t, Config{Compression: true, Routes: map[string]Handler{"/nop": nopHandler{}}})
+	pm := NewPreparedMessage(Text, bytes.Repeat([]byte("the same news for everyone. "), 100))
 	groups := []struct {
 		name    string
 		offer   string
@@ -205,9 +205,9 @@ func TestBroadcastCompressedOnce(t *testing.T) {
 			clients[g] = append(clients[g], dialWS(t, srv, "/nop", "Sec-WebSocket-Extensions: "+gr.offer))
 		}
 	}
-	var conns []*Conn
+	var conns []*conn
 	perGroup := make([]int, len(groups))
-	srv.table.each(func(c *Conn) {
+	srv.table.each(func(c *conn) {
 		if s := c.state.Load(); s&stDeflate != 0 {
 			conns = append(conns, c)
 			if s&stDeflateHuffman != 0 {
@@ -276,5 +276,85 @@ func TestDeflateWindowPython(t *testing.T) {
 				t.Fatal(err)
 			}
 		})
+	}
+}
+
+// deflateVariants are PreparedMessage's compressed frames and the farthest
+// back-reference each may hold: 32 KiB (server_max_window_bits=15, or
+// none offered) and none at all (Huffman-only, for smaller windows).
+var deflateVariants = []struct {
+	name    string
+	frame   func(*PreparedMessage) []byte
+	maxDist int
+}{
+	{"DeflatedFrame", (*PreparedMessage).DeflatedFrame, 1 << 15},
+	{"HuffmanOnlyFrame", (*PreparedMessage).HuffmanOnlyFrame, 0},
+}
+
+func TestDeflatedFrame(t *testing.T) {
+	data := bytes.Repeat([]byte("a broadcast compressed once; "), 200)
+	for _, v := range deflateVariants {
+		t.Run(v.name, func(t *testing.T) {
+			m := NewPreparedMessage(Text, data)
+			d := v.frame(m)
+			if d == nil || len(d) >= len(m.Frame()) {
+				t.Fatalf("got a compressed frame of %d bytes for a %d-byte frame, want a smaller one", len(d), len(m.Frame()))
+			}
+			if again := v.frame(m); &again[0] != &d[0] {
+				t.Fatal("got two compressions of one message, want the same bytes for every recipient")
+			}
+			h, err := ws.ReadHeader(bytes.NewReader(d))
+			if err != nil || !h.Fin || !h.Rsv1() || h.OpCode != ws.OpText || h.Masked {
+				t.Fatalf("got header %+v, %v; want a final unmasked text frame with RSV1", h, err)
+			}
+			payload := d[len(d)-int(h.Length):]
+			r := flate.NewReader(io.MultiReader(bytes.NewReader(payload), bytes.NewReader([]byte{0, 0, 0xff, 0xff})))
+			got, _ := io.ReadAll(r) // the stream has no final block: ReadAll ends with ErrUnexpectedEOF
+			if !bytes.Equal(got, data) {
+				t.Fatalf("got %d bytes inflated by compress/flate, want the %d-byte message", len(got), len(data))
+			}
+			res, err := inflatetest.Inflate(payload)
+			if err != nil || !bytes.Equal(res.Out, data) {
+				t.Fatalf("got %d bytes inflated alone, %v; want the %d-byte message", len(res.Out), err, len(data))
+			}
+			if res.MaxDistance > v.maxDist {
+				t.Fatalf("got a back-reference %d bytes back, want at most %d", res.MaxDistance, v.maxDist)
+			}
+			if v.maxDist > 0 && res.Matches == 0 {
+				t.Fatalf("got no back-reference in a repetitive message: not LZ77")
+			}
+			for _, small := range [][]byte{[]byte("hi"), bytes.Repeat([]byte{'x'}, MinDeflateSize-1)} {
+				if v.frame(NewPreparedMessage(Binary, small)) != nil {
+					t.Errorf("got a %d-byte message compressed, want it sent plain", len(small))
+				}
+			}
+			random := make([]byte, 4096)
+			for i := range random {
+				random[i] = byte(i*7919 + i*i*31)
+			}
+			if f := v.frame(NewPreparedMessage(Binary, random)); f != nil && len(f) >= len(random) {
+				t.Errorf("got a %d-byte compressed frame for a %d-byte incompressible message, want none", len(f), len(random))
+			}
+			if f := v.frame(NewPreparedMessage(MessageType(ws.OpPing), data)); f != nil {
+				t.Errorf("got a compressed frame for an invalid message, want none")
+			}
+		})
+	}
+}
+
+// TestDeflateVariantsApart: the two variants of one message are built
+// apart, each once: asking for one does not build or change the other.
+func TestDeflateVariantsApart(t *testing.T) {
+	m := NewPreparedMessage(Binary, bytes.Repeat([]byte{1, 2, 3, 4, 5, 6, 7, 8}, 1000))
+	huff := m.HuffmanOnlyFrame()
+	if m.deflated != nil {
+		t.Fatalf("got the full variant built by HuffmanOnlyFrame, want it built only when asked for")
+	}
+	full := m.DeflatedFrame()
+	if huff == nil || full == nil || bytes.Equal(huff, full) {
+		t.Fatalf("got variants of %d and %d bytes (equal: %v), want two different compressed frames", len(huff), len(full), bytes.Equal(huff, full))
+	}
+	if again := m.HuffmanOnlyFrame(); &again[0] != &huff[0] {
+		t.Fatalf("got HuffmanOnlyFrame compressed again after DeflatedFrame, want the same bytes")
 	}
 }

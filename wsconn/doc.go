@@ -2,7 +2,19 @@
 // opening handshake on the raw socket, the frame parser and writer, the
 // closing handshake with its status codes, heartbeats, and the bounded
 // outbound queue. It runs on package poller's reactor and pool and calls a
-// handler.Handler per route; it knows nothing about channels or JSON.
+// Handler per route; it knows nothing about channels or JSON.
+//
+// # The contract with applications
+//
+// This package also defines what an application sees of a connection, so
+// that it depends on no application: the Handler interface (with the
+// optional PingHandler and PongHandler, and Base to embed), the Conn it
+// acts on, MessageType, PreparedMessage (a message framed, and compressed,
+// once for many connections), StatusCode and its named close codes, and
+// the errors Conn's methods return (ErrClosed, ErrSlowConsumer,
+// ErrInvalidMessage). Package handler holds wsgate's own applications on
+// top of it. No type of the frame codec (gobwas/ws) is part of this API:
+// a protocol violation is ErrProtocol.
 //
 // # Life of a connection
 //
@@ -12,11 +24,11 @@
 //
 // Every transition happens on the worker that owns the connection at that
 // moment (poller guarantees one at a time). Other goroutines only send
-// (under Conn.mu, never blocking) or wake the owner with a request.
+// (under conn.mu, never blocking) or wake the owner with a request.
 //
 // # Memory
 //
-// A Conn is one allocation of 144 bytes plus its epoll registration; rare
+// A connection is one allocation of 144 bytes plus its epoll registration; rare
 // fields (IPv6 address, query, subprotocol, principal, closing state) live
 // in a connExtra allocated only when needed. While idle a connection holds
 // no buffer: reads use a pooled buffer for the length of one event, a

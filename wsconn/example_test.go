@@ -12,9 +12,9 @@ import (
 )
 
 // upper is a Handler that answers every text message in capitals.
-type upper struct{ handler.Base }
+type upper struct{ wsconn.Base }
 
-func (upper) OnMessage(c handler.Conn, t handler.MessageType, data []byte) {
+func (upper) OnMessage(c wsconn.Conn, t wsconn.MessageType, data []byte) {
 	out := make([]byte, len(data))
 	for i, b := range data {
 		if 'a' <= b && b <= 'z' {
@@ -29,7 +29,7 @@ func (upper) OnMessage(c handler.Conn, t handler.MessageType, data []byte) {
 func Example() {
 	srv, err := wsconn.New(wsconn.Config{
 		Addr:   "127.0.0.1:0",
-		Routes: map[string]handler.Handler{"/echo": handler.Echo{}, "/upper": upper{}},
+		Routes: map[string]wsconn.Handler{"/echo": handler.Echo{}, "/upper": upper{}},
 	})
 	if err != nil {
 		panic(err)

@@ -17,8 +17,8 @@ import (
 type frameCase struct {
 	name   string
 	frames []cframe
-	want   []sframe      // frames the server sends back, in order
-	code   ws.StatusCode // the close code that follows want, or 0: the connection stays open
+	want   []sframe   // frames the server sends back, in order
+	code   StatusCode // the close code that follows want, or 0: the connection stays open
 	// failFast: the frames end in the middle of a message, so only a
 	// server that rejects it before the end can answer within a second.
 	failFast bool
@@ -49,13 +49,13 @@ var frameCases = sync.OnceValue(func() []frameCase {
 		{name: "binary 65535 bytes", frames: []cframe{binFrame(pattern(65535))}, want: []sframe{binEcho(pattern(65535))}},
 		{name: "binary 65536 bytes 64-bit length", frames: []cframe{binFrame(pattern(65536))}, want: []sframe{binEcho(pattern(65536))}},
 		{name: "binary 1 MiB, the largest message", frames: []cframe{binFrame(pattern(mib))}, want: []sframe{binEcho(pattern(mib))}},
-		{name: "binary 1 MiB+1 is too big", frames: []cframe{binFrame(pattern(mib + 1))}, code: ws.StatusMessageTooBig},
+		{name: "binary 1 MiB+1 is too big", frames: []cframe{binFrame(pattern(mib + 1))}, code: StatusMessageTooBig},
 		{name: "fragments adding up to 1 MiB+1 are too big",
-			frames: []cframe{binFrame(pattern(mib / 2)).notFinal(), contFrame(string(pattern(mib/2 + 1)))}, code: ws.StatusMessageTooBig},
+			frames: []cframe{binFrame(pattern(mib / 2)).notFinal(), contFrame(string(pattern(mib/2 + 1)))}, code: StatusMessageTooBig},
 		{name: "64-bit length of 5 bytes is legal", frames: []cframe{{op: ws.OpText, len64: true, payload: []byte("hello")}}, want: []sframe{textEcho("hello")}},
 		{name: "16-bit length of 3 bytes is legal", frames: []cframe{{op: ws.OpBinary, len16: true, payload: []byte{1, 2, 3}}}, want: []sframe{binEcho([]byte{1, 2, 3})}},
-		{name: "64-bit length with MSB set", frames: []cframe{{raw: []byte{0x82, 0xff, 0x80, 0, 0, 0, 0, 0, 0, 5, 1, 2, 3, 4}}}, code: ws.StatusProtocolError},
-		{name: "64-bit length of 2^62", frames: []cframe{{op: ws.OpBinary, len64: true, declare: 1 << 62}}, code: ws.StatusMessageTooBig},
+		{name: "64-bit length with MSB set", frames: []cframe{{raw: []byte{0x82, 0xff, 0x80, 0, 0, 0, 0, 0, 0, 5, 1, 2, 3, 4}}}, code: StatusProtocolError},
+		{name: "64-bit length of 2^62", frames: []cframe{{op: ws.OpBinary, len64: true, declare: 1 << 62}}, code: StatusMessageTooBig},
 
 		// Fragmentation (section 5.4), with control frames in between.
 		{name: "text in 2 fragments", frames: []cframe{textFrame("Hello, ").notFinal(), contFrame("World")}, want: []sframe{textEcho("Hello, World")}},
@@ -70,41 +70,41 @@ var frameCases = sync.OnceValue(func() []frameCase {
 			want:   []sframe{pongOf("p1"), pongOf(""), pongOf("p3"), textEcho("Hello World")}},
 		{name: "pong between fragments is ignored",
 			frames: []cframe{binFrame([]byte{1}).notFinal(), pongFrame("x"), contFrame("\x02")}, want: []sframe{binEcho([]byte{1, 2})}},
-		{name: "continuation without a start", frames: []cframe{contFrame("x")}, code: ws.StatusProtocolError},
-		{name: "final continuation without a start", frames: []cframe{textFrame("a"), contFrame("x")}, want: []sframe{textEcho("a")}, code: ws.StatusProtocolError},
-		{name: "text while a fragmented message is open", frames: []cframe{textFrame("a").notFinal(), textFrame("b")}, code: ws.StatusProtocolError},
-		{name: "binary while a fragmented text is open", frames: []cframe{textFrame("a").notFinal(), binFrame([]byte("b")).notFinal()}, code: ws.StatusProtocolError},
+		{name: "continuation without a start", frames: []cframe{contFrame("x")}, code: StatusProtocolError},
+		{name: "final continuation without a start", frames: []cframe{textFrame("a"), contFrame("x")}, want: []sframe{textEcho("a")}, code: StatusProtocolError},
+		{name: "text while a fragmented message is open", frames: []cframe{textFrame("a").notFinal(), textFrame("b")}, code: StatusProtocolError},
+		{name: "binary while a fragmented text is open", frames: []cframe{textFrame("a").notFinal(), binFrame([]byte("b")).notFinal()}, code: StatusProtocolError},
 
 		// Header checks (section 5.2, 5.5).
-		{name: "RSV1 set", frames: []cframe{{op: ws.OpText, rsv: 4, payload: []byte("x")}}, code: ws.StatusProtocolError},
-		{name: "RSV2 set", frames: []cframe{{op: ws.OpText, rsv: 2, payload: []byte("x")}}, code: ws.StatusProtocolError},
-		{name: "RSV3 set", frames: []cframe{{op: ws.OpBinary, rsv: 1, payload: []byte("x")}}, code: ws.StatusProtocolError},
-		{name: "RSV on a ping", frames: []cframe{{op: ws.OpPing, rsv: 4}}, code: ws.StatusProtocolError},
-		{name: "unmasked frame", frames: []cframe{{op: ws.OpText, unmasked: true, payload: []byte("x")}}, code: ws.StatusProtocolError},
-		{name: "unmasked empty ping", frames: []cframe{{op: ws.OpPing, unmasked: true}}, code: ws.StatusProtocolError},
-		{name: "ping of 126 bytes", frames: []cframe{pingFrame(strings.Repeat("p", 126))}, code: ws.StatusProtocolError},
-		{name: "close of 126 bytes", frames: []cframe{closeWith(ws.StatusNormalClosure, strings.Repeat("r", 124))}, code: ws.StatusProtocolError},
-		{name: "fragmented ping", frames: []cframe{pingFrame("a").notFinal()}, code: ws.StatusProtocolError},
-		{name: "fragmented pong", frames: []cframe{pongFrame("a").notFinal()}, code: ws.StatusProtocolError},
+		{name: "RSV1 set", frames: []cframe{{op: ws.OpText, rsv: 4, payload: []byte("x")}}, code: StatusProtocolError},
+		{name: "RSV2 set", frames: []cframe{{op: ws.OpText, rsv: 2, payload: []byte("x")}}, code: StatusProtocolError},
+		{name: "RSV3 set", frames: []cframe{{op: ws.OpBinary, rsv: 1, payload: []byte("x")}}, code: StatusProtocolError},
+		{name: "RSV on a ping", frames: []cframe{{op: ws.OpPing, rsv: 4}}, code: StatusProtocolError},
+		{name: "unmasked frame", frames: []cframe{{op: ws.OpText, unmasked: true, payload: []byte("x")}}, code: StatusProtocolError},
+		{name: "unmasked empty ping", frames: []cframe{{op: ws.OpPing, unmasked: true}}, code: StatusProtocolError},
+		{name: "ping of 126 bytes", frames: []cframe{pingFrame(strings.Repeat("p", 126))}, code: StatusProtocolError},
+		{name: "close of 126 bytes", frames: []cframe{closeWith(StatusNormalClosure, strings.Repeat("r", 124))}, code: StatusProtocolError},
+		{name: "fragmented ping", frames: []cframe{pingFrame("a").notFinal()}, code: StatusProtocolError},
+		{name: "fragmented pong", frames: []cframe{pongFrame("a").notFinal()}, code: StatusProtocolError},
 
 		// UTF-8 (section 8.1): text is checked as it arrives.
-		{name: "invalid UTF-8 in a text frame", frames: []cframe{textFrame("ab\xffcd")}, code: ws.StatusInvalidFramePayloadData},
-		{name: "overlong in a text frame", frames: []cframe{textFrame("\xc0\xaf")}, code: ws.StatusInvalidFramePayloadData},
-		{name: "surrogate in a text frame", frames: []cframe{textFrame("\xed\xa0\x80")}, code: ws.StatusInvalidFramePayloadData},
+		{name: "invalid UTF-8 in a text frame", frames: []cframe{textFrame("ab\xffcd")}, code: StatusInvalidFramePayloadData},
+		{name: "overlong in a text frame", frames: []cframe{textFrame("\xc0\xaf")}, code: StatusInvalidFramePayloadData},
+		{name: "surrogate in a text frame", frames: []cframe{textFrame("\xed\xa0\x80")}, code: StatusInvalidFramePayloadData},
 		{name: "invalid UTF-8 split across fragments",
-			frames: []cframe{textFrame("ok\xe2\x82").notFinal(), contFrame("\x28 no")}, code: ws.StatusInvalidFramePayloadData},
+			frames: []cframe{textFrame("ok\xe2\x82").notFinal(), contFrame("\x28 no")}, code: StatusInvalidFramePayloadData},
 		{name: "invalid first fragment fails before the message ends",
-			frames: []cframe{textFrame("ok\xff").notFinal()}, code: ws.StatusInvalidFramePayloadData, failFast: true},
+			frames: []cframe{textFrame("ok\xff").notFinal()}, code: StatusInvalidFramePayloadData, failFast: true},
 		{name: "impossible lead at the end of a first fragment fails before the message ends",
-			frames: []cframe{textFrame("ok\xf5").notFinal()}, code: ws.StatusInvalidFramePayloadData, failFast: true},
+			frames: []cframe{textFrame("ok\xf5").notFinal()}, code: StatusInvalidFramePayloadData, failFast: true},
 		{name: "invalid start of a truncated frame fails before the frame ends",
-			frames: []cframe{{op: ws.OpText, declare: 100, payload: []byte("ab\xed\xa0")}}, code: ws.StatusInvalidFramePayloadData, failFast: true},
+			frames: []cframe{{op: ws.OpText, declare: 100, payload: []byte("ab\xed\xa0")}}, code: StatusInvalidFramePayloadData, failFast: true},
 		{name: "invalid UTF-8 after a ping in an open message",
 			frames: []cframe{textFrame("a").notFinal(), pingFrame("x"), contFrame("\xc1").notFinal()},
-			want:   []sframe{pongOf("x")}, code: ws.StatusInvalidFramePayloadData, failFast: true},
-		{name: "text message ends inside a character", frames: []cframe{textFrame("ok" + euro[:2])}, code: ws.StatusInvalidFramePayloadData},
+			want:   []sframe{pongOf("x")}, code: StatusInvalidFramePayloadData, failFast: true},
+		{name: "text message ends inside a character", frames: []cframe{textFrame("ok" + euro[:2])}, code: StatusInvalidFramePayloadData},
 		{name: "fragmented text ends inside a character",
-			frames: []cframe{textFrame("ok" + smile[:2]).notFinal(), contFrame(smile[2:3])}, code: ws.StatusInvalidFramePayloadData},
+			frames: []cframe{textFrame("ok" + smile[:2]).notFinal(), contFrame(smile[2:3])}, code: StatusInvalidFramePayloadData},
 		{name: "binary with invalid UTF-8 is fine", frames: []cframe{binFrame([]byte("\xff\xfe\xc0\xaf"))}, want: []sframe{binEcho([]byte("\xff\xfe\xc0\xaf"))}},
 		{name: "4-byte character byte by byte in 4 fragments",
 			frames: []cframe{textFrame("<" + smile[:1]).notFinal(), contFrame(smile[1:2]).notFinal(), contFrame(smile[2:3]).notFinal(), contFrame(smile[3:] + ">")},
@@ -132,7 +132,7 @@ var frameCases = sync.OnceValue(func() []frameCase {
 		cases = append(cases, frameCase{
 			name:   fmt.Sprintf("reserved opcode 0x%x", byte(op)),
 			frames: []cframe{{op: op, payload: []byte("x")}},
-			code:   ws.StatusProtocolError,
+			code:   StatusProtocolError,
 		})
 	}
 	return cases

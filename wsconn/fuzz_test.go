@@ -68,9 +68,9 @@ func fuzzFrameConfig() Config {
 
 // echoPrediction is what the echo server answers to some input.
 type echoPrediction struct {
-	frames []sframe      // data echoes and pongs, in order
-	code   ws.StatusCode // the close code that follows, or 0 if none (1005: an empty close frame)
-	echo   bool          // the close frame echoes the client's, so it has no reason
+	frames []sframe   // data echoes and pongs, in order
+	code   StatusCode // the close code that follows, or 0 if none (1005: an empty close frame)
+	echo   bool       // the close frame echoes the client's, so it has no reason
 }
 
 // predictEcho is a reference model of the echo server, written from RFC
@@ -86,7 +86,7 @@ func predictEcho(in []byte, maxFrame, maxMsg int64) echoPrediction {
 		msgOp ws.OpCode // its opcode
 		msg   []byte
 	)
-	fail := func(code ws.StatusCode) echoPrediction { out.code = code; return out }
+	fail := func(code StatusCode) echoPrediction { out.code = code; return out }
 	for {
 		if len(in) < 2 {
 			return out
@@ -129,9 +129,9 @@ func predictEcho(in []byte, maxFrame, maxMsg int64) echoPrediction {
 			!masked,                           // section 5.3: clients mask
 			open && !control && op != ws.OpContinuation, // section 5.4
 			!open && op == ws.OpContinuation:
-			return fail(ws.StatusProtocolError)
+			return fail(StatusProtocolError)
 		case !control && (int64(length) > maxFrame || int64(len(msg))+int64(length) > maxMsg):
-			return fail(ws.StatusMessageTooBig)
+			return fail(StatusMessageTooBig)
 		}
 		n := min(length, uint64(len(in)))
 		p := append([]byte(nil), in[:n]...)
@@ -150,19 +150,19 @@ func predictEcho(in []byte, maxFrame, maxMsg int64) echoPrediction {
 			case ws.OpClose:
 				switch {
 				case len(p) == 1:
-					return fail(ws.StatusProtocolError)
+					return fail(StatusProtocolError)
 				case len(p) == 0:
-					out.code, out.echo = ws.StatusNoStatusRcvd, true
+					out.code, out.echo = StatusNoStatusRcvd, true
 					return out
 				}
 				code := int(binary.BigEndian.Uint16(p))
 				switch {
 				case !rfcValidCode(code):
-					return fail(ws.StatusProtocolError)
+					return fail(StatusProtocolError)
 				case !utf8.Valid(p[2:]):
-					return fail(ws.StatusInvalidFramePayloadData)
+					return fail(StatusInvalidFramePayloadData)
 				}
-				out.code, out.echo = ws.StatusCode(code), true
+				out.code, out.echo = StatusCode(code), true
 				return out
 			}
 			continue
@@ -174,10 +174,10 @@ func predictEcho(in []byte, maxFrame, maxMsg int64) echoPrediction {
 		if msgOp == ws.OpText {
 			if complete && fin {
 				if !utf8.Valid(msg) {
-					return fail(ws.StatusInvalidFramePayloadData)
+					return fail(StatusInvalidFramePayloadData)
 				}
 			} else if !completable(msg) { // fail fast
-				return fail(ws.StatusInvalidFramePayloadData)
+				return fail(StatusInvalidFramePayloadData)
 			}
 		}
 		switch {

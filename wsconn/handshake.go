@@ -69,7 +69,7 @@ func httpErrorResponse(code int, body string, header ...string) []byte {
 // answer's linger ends. It reports whether it answered. Not on wss: the
 // answer must wait for the TLS handshake, and goes out once the request
 // is read (upgrade). Only the owner calls it.
-func (c *Conn) refuseAtOnce() bool {
+func (c *conn) refuseAtOnce() bool {
 	if c.reject == rejectNone || c.phaseNow() != phaseHandshake || c.tlsSession() != nil || c.in != nil && c.in.discard {
 		return false
 	}
@@ -86,7 +86,7 @@ func (c *Conn) refuseAtOnce() bool {
 
 // handshake accumulates request bytes and upgrades once they are complete.
 // budget is the run's (see parse).
-func (c *Conn) handshake(p []byte, budget int64) {
+func (c *conn) handshake(p []byte, budget int64) {
 	if c.in == nil {
 		c.in = getInState()
 	}
@@ -144,7 +144,7 @@ func (h *hsIO) Write(p []byte) (int, error) {
 
 // upgrade runs gobwas/ws's zero-copy Upgrader over the complete request and
 // sends its response. It returns true if the connection is now open.
-func (c *Conn) upgrade(req []byte) bool {
+func (c *conn) upgrade(req []byte) bool {
 	srv := c.srv
 	var rt *route
 	var auth *authorizing
@@ -251,7 +251,7 @@ func (c *Conn) upgrade(req []byte) bool {
 
 // rejectRaw refuses the handshake with an HTTP error response (status, for
 // reason) and logs it.
-func (c *Conn) rejectRaw(resp []byte, status int, reason string) {
+func (c *conn) rejectRaw(resp []byte, status int, reason string) {
 	c.logRefused(status, reason)
 	c.answer(resp, status)
 }
@@ -259,7 +259,7 @@ func (c *Conn) rejectRaw(resp []byte, status int, reason string) {
 // answer sends a complete HTTP response instead of upgrading, counted (a
 // refusal by status, a page apart), and closes the connection once it is out. Input that follows is
 // ignored.
-func (c *Conn) answer(resp []byte, status int) {
+func (c *conn) answer(resp []byte, status int) {
 	if status == http.StatusOK {
 		c.srv.stats.pagesServed.Add(1) // a page (Config.Pages), not a handshake
 	} else {

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wsgate/wsgate/handler"
 	"github.com/wsgate/wsgate/poller"
 )
 
@@ -91,8 +90,8 @@ type handshakeCase struct {
 
 func handshakeConfig() Config {
 	return Config{
-		Routes: map[string]handler.Handler{
-			"/echo": handler.Echo{},
+		Routes: map[string]Handler{
+			"/echo": echoHandler{},
 			"/info": infoHandler{},
 		},
 		AllowedOrigins: []string{"https://good.example", " HTTP://localhost:8080 "},
@@ -101,10 +100,10 @@ func handshakeConfig() Config {
 }
 
 // infoHandler tells the client what its connection looks like.
-type infoHandler struct{ handler.Echo }
+type infoHandler struct{ echoHandler }
 
-func (infoHandler) OnOpen(c handler.Conn) {
-	_ = c.Send(handler.Text, []byte(fmt.Sprintf("path=%s query=%s proto=%s", c.Path(), c.Query(), c.Subprotocol())))
+func (infoHandler) OnOpen(c Conn) {
+	_ = c.Send(Text, []byte(fmt.Sprintf("path=%s query=%s proto=%s", c.Path(), c.Query(), c.Subprotocol())))
 }
 
 var handshakeCases = []handshakeCase{

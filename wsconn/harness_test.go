@@ -21,8 +21,6 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
-
-	"github.com/wsgate/wsgate/handler"
 )
 
 // The raw-client harness: tests speak RFC 6455 to a real server byte by
@@ -63,13 +61,13 @@ func pingFrame(s string) cframe    { return cframe{op: ws.OpPing, payload: []byt
 func pongFrame(s string) cframe    { return cframe{op: ws.OpPong, payload: []byte(s)} }
 func (f cframe) notFinal() cframe  { f.more = true; return f }
 func closeFrameOf(p []byte) cframe { return cframe{op: ws.OpClose, payload: p} }
-func closeWith(code ws.StatusCode, reason string) cframe {
+func closeWith(code StatusCode, reason string) cframe {
 	return closeFrameOf(closePayload(code, reason))
 }
 
 // closePayload is a close frame's payload: the code, big-endian, then the
 // reason.
-func closePayload(code ws.StatusCode, reason string) []byte {
+func closePayload(code StatusCode, reason string) []byte {
 	p := binary.BigEndian.AppendUint16(nil, uint16(code))
 	return append(p, reason...)
 }
@@ -391,7 +389,7 @@ func (c *rawClient) expectFrame(want sframe) {
 // expectClose reads frames until a close frame, within timeout, and checks
 // its code. A frame other than a close frame fails the test. It returns
 // the reason.
-func (c *rawClient) expectClose(want ws.StatusCode, timeout time.Duration) string {
+func (c *rawClient) expectClose(want StatusCode, timeout time.Duration) string {
 	c.t.Helper()
 	f, err := c.readFrame(timeout)
 	if err != nil {
@@ -412,14 +410,14 @@ func (c *rawClient) expectClose(want ws.StatusCode, timeout time.Duration) strin
 
 // parseClose splits a close payload into code and reason: 1005 for an
 // empty payload, an error for one the server must never send.
-func parseClose(p []byte) (ws.StatusCode, string, error) {
+func parseClose(p []byte) (StatusCode, string, error) {
 	switch {
 	case len(p) == 0:
-		return ws.StatusNoStatusRcvd, "", nil
+		return StatusNoStatusRcvd, "", nil
 	case len(p) == 1:
 		return 0, "", fmt.Errorf("close payload of 1 byte")
 	}
-	code := ws.StatusCode(binary.BigEndian.Uint16(p))
+	code := StatusCode(binary.BigEndian.Uint16(p))
 	if !validReceivedCode(code) {
 		return code, "", fmt.Errorf("got close code %d, want a code a peer may send", code)
 	}
@@ -449,8 +447,8 @@ func isClosedErr(err error) bool {
 // and then closes the connection.
 func (c *rawClient) closeHandshake() {
 	c.t.Helper()
-	c.send(closeWith(ws.StatusNormalClosure, ""))
-	c.expectClose(ws.StatusNormalClosure, ioTimeout)
+	c.send(closeWith(StatusNormalClosure, ""))
+	c.expectClose(StatusNormalClosure, ioTimeout)
 	c.expectEOF()
 }
 
@@ -480,11 +478,11 @@ func bytewise(b []byte, limit int) [][]byte {
 // handlerCall is one Handler call seen by a recorder.
 type handlerCall struct {
 	kind   string // "open", "message", "error", "close"
-	conn   handler.Conn
-	mt     handler.MessageType
+	conn   Conn
+	mt     MessageType
 	data   []byte
 	err    error
-	code   ws.StatusCode
+	code   StatusCode
 	reason string
 }
 
@@ -504,20 +502,20 @@ func (e handlerCall) String() string {
 // By default it echoes messages; onMessage and onOpen replace that.
 type recorder struct {
 	events    chan handlerCall
-	onOpen    func(c handler.Conn)
-	onMessage func(c handler.Conn, t handler.MessageType, data []byte)
+	onOpen    func(c Conn)
+	onMessage func(c Conn, t MessageType, data []byte)
 }
 
 func newRecorder() *recorder { return &recorder{events: make(chan handlerCall, 1024)} }
 
-func (r *recorder) OnOpen(c handler.Conn) {
+func (r *recorder) OnOpen(c Conn) {
 	r.events <- handlerCall{kind: "open", conn: c}
 	if r.onOpen != nil {
 		r.onOpen(c)
 	}
 }
 
-func (r *recorder) OnMessage(c handler.Conn, t handler.MessageType, data []byte) {
+func (r *recorder) OnMessage(c Conn, t MessageType, data []byte) {
 	r.events <- handlerCall{kind: "message", conn: c, mt: t, data: append([]byte(nil), data...)}
 	if r.onMessage != nil {
 		r.onMessage(c, t, data)
@@ -526,11 +524,11 @@ func (r *recorder) OnMessage(c handler.Conn, t handler.MessageType, data []byte)
 	_ = c.Send(t, data)
 }
 
-func (r *recorder) OnError(c handler.Conn, err error) {
+func (r *recorder) OnError(c Conn, err error) {
 	r.events <- handlerCall{kind: "error", conn: c, err: err}
 }
 
-func (r *recorder) OnClose(c handler.Conn, code ws.StatusCode, reason string) {
+func (r *recorder) OnClose(c Conn, code StatusCode, reason string) {
 	r.events <- handlerCall{kind: "close", conn: c, code: code, reason: reason}
 }
 

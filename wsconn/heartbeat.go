@@ -56,7 +56,7 @@ func (s *Server) sweep(stop <-chan struct{}, done chan<- struct{}) {
 		case <-t.C:
 			now := s.nowExact()
 			s.clock.Store(now)
-			s.table.each(func(c *Conn) {
+			s.table.each(func(c *conn) {
 				if c.due(now) {
 					c.Wake()
 				}
@@ -91,7 +91,7 @@ func (s *Server) checkAcceptErrors() {
 
 // due reports whether c has a deadline or heartbeat action at now. It runs
 // on the sweeper goroutine and only reads atomics.
-func (c *Conn) due(now uint32) bool {
+func (c *conn) due(now uint32) bool {
 	if passed(now, c.deadline.Load()) {
 		return true
 	}
@@ -107,11 +107,11 @@ func (c *Conn) due(now uint32) bool {
 
 // wakeEvent acts on whatever woke the owner: a shutdown request, a passed
 // deadline, a heartbeat. Only the owner calls it.
-func (c *Conn) wakeEvent() {
+func (c *conn) wakeEvent() {
 	reqs := c.takeRequests()
 	switch {
 	case reqs&reqForce != 0:
-		c.terminate(&CloseError{Code: ws.StatusAbnormalClosure, Err: ErrShuttingDown})
+		c.terminate(&CloseError{Code: StatusAbnormalClosure, Err: ErrShuttingDown})
 		return
 	case reqs&reqShutdown != 0:
 		c.shutdown()
@@ -128,20 +128,20 @@ func (c *Conn) wakeEvent() {
 
 // shutdown closes c because the server is shutting down: 1001 after what is
 // already queued, or at once if it is still in its handshake.
-func (c *Conn) shutdown() {
+func (c *conn) shutdown() {
 	if c.phaseNow() == phaseHandshake {
 		c.terminate(nil)
 		return
 	}
 	c.mu.Lock()
-	c.sendCloseLocked(ws.StatusGoingAway, "server shutting down", nil)
+	c.sendCloseLocked(StatusGoingAway, "server shutting down", nil)
 	c.mu.Unlock()
 }
 
 // deadlinePassed ends a handshake that took too long, an HTTP rejection
 // whose client did not hang up, or a closing handshake the peer did not
 // finish.
-func (c *Conn) deadlinePassed() {
+func (c *conn) deadlinePassed() {
 	switch c.phaseNow() {
 	case phaseHandshake:
 		if c.in != nil && c.in.discard { // an answered rejection
@@ -173,7 +173,7 @@ func (c *Conn) deadlinePassed() {
 // answer within PongTimeout (Java-WebSocket's connection-lost timer). A
 // lost connection gets no close frame (nobody would read it): it is
 // reported with 1006.
-func (c *Conn) heartbeat(now uint32) {
+func (c *conn) heartbeat(now uint32) {
 	cfg := &c.srv.cfg
 	if cfg.PingInterval <= 0 || c.phaseNow() != phaseOpen {
 		return
@@ -203,7 +203,7 @@ func (c *Conn) heartbeat(now uint32) {
 // pingWrittenLocked notes that n more queued bytes were written: once the
 // heartbeat ping is among them, the peer has PongTimeout from now to
 // answer it. c.mu must be held.
-func (c *Conn) pingWrittenLocked(q *outQueue, n int) {
+func (c *conn) pingWrittenLocked(q *outQueue, n int) {
 	if q.pingLeft -= n; q.pingLeft <= 0 {
 		q.pingLeft = 0
 		if c.pingAt.Load() != 0 { // not answered by other input meanwhile
@@ -226,7 +226,7 @@ func (c *Conn) pingWrittenLocked(q *outQueue, n int) {
 //
 // It reports whether the connection is to be kept (or was closed here by
 // what was read). Only the owner calls it, in phaseOpen.
-func (c *Conn) aliveAtPongDeadline(now uint32) bool {
+func (c *conn) aliveAtPongDeadline(now uint32) bool {
 	c.mu.Lock()
 	if q := c.out; q != nil && q.pingLeft > 0 {
 		moved := q.moved
@@ -259,7 +259,7 @@ func (c *Conn) aliveAtPongDeadline(now uint32) bool {
 // a peer that crashed sent FIN or RST long before. The waits together are
 // bounded by PingInterval, so a peer whose application hangs is still
 // dropped, later. It reports whether the wait was extended.
-func (c *Conn) pongGrace(now uint32) bool {
+func (c *conn) pongGrace(now uint32) bool {
 	cfg := &c.srv.cfg
 	if int(c.graces) >= maxGraces(cfg) {
 		return false
@@ -290,19 +290,19 @@ func maxGraces(cfg *Config) int {
 
 // heartbeatLost drops a connection whose ping (written at pinged) went
 // unanswered: 1006, no close frame.
-func (c *Conn) heartbeatLost(pinged uint32) {
+func (c *conn) heartbeatLost(pinged uint32) {
 	c.srv.stats.heartbeatTimeouts.Add(1)
 	c.srv.warns.warn(warnHeartbeat, slog.LevelWarn, "heartbeat: connection lost for want of a pong", func() []any {
 		return []any{"conn", c.String(), "ping_age", elapsed(c.srv.nowExact(), pinged).Round(time.Millisecond),
 			"conns", c.srv.Conns()}
 	})
-	c.terminate(&CloseError{Code: ws.StatusAbnormalClosure, Err: ErrHeartbeatTimeout})
+	c.terminate(&CloseError{Code: StatusAbnormalClosure, Err: ErrHeartbeatTimeout})
 }
 
 // authorizationDue closes an open connection whose authorization expired
 // (Config.Authorize, SetPrincipal), with 1008 "authorization expired". An
 // expiry beyond the longest timer was set as a nearer deadline: re-arm it.
-func (c *Conn) authorizationDue() {
+func (c *conn) authorizationDue() {
 	c.mu.Lock()
 	var expires time.Time
 	if c.extra != nil {
@@ -319,7 +319,7 @@ func (c *Conn) authorizationDue() {
 	}
 	c.srv.stats.authExpired.Add(1)
 	c.mu.Lock()
-	c.sendCloseLocked(ws.StatusPolicyViolation, "authorization expired",
-		&CloseError{Code: ws.StatusPolicyViolation, Reason: "authorization expired", Err: ErrAuthExpired})
+	c.sendCloseLocked(StatusPolicyViolation, "authorization expired",
+		&CloseError{Code: StatusPolicyViolation, Reason: "authorization expired", Err: ErrAuthExpired})
 	c.mu.Unlock()
 }

@@ -12,8 +12,6 @@ import (
 
 	"github.com/gobwas/ws"
 	"golang.org/x/sys/unix"
-
-	"github.com/wsgate/wsgate/handler"
 )
 
 // A healthy peer of a busy server must not be lost to the heartbeat: these
@@ -22,18 +20,18 @@ import (
 // pusher sends size bytes in 256 KiB binary messages when it receives
 // "push", and echoes anything else.
 type pusher struct {
-	handler.Base
+	Base
 	size int
 }
 
-func (p pusher) OnMessage(c handler.Conn, t handler.MessageType, data []byte) {
+func (p pusher) OnMessage(c Conn, t MessageType, data []byte) {
 	if string(data) != "push" {
 		_ = c.Send(t, data)
 		return
 	}
 	chunk := make([]byte, 256<<10)
 	for sent := 0; sent < p.size; sent += len(chunk) {
-		if err := c.Send(handler.Binary, chunk); err != nil {
+		if err := c.Send(Binary, chunk); err != nil {
 			return
 		}
 	}
@@ -53,7 +51,7 @@ func TestHeartbeatPingBehindQueue(t *testing.T) {
 		PongTimeout:   time.Second,
 		SweepInterval: 20 * time.Millisecond,
 		MaxQueueBytes: 2 * size,
-		Routes:        map[string]handler.Handler{"/push": pusher{size: size}},
+		Routes:        map[string]Handler{"/push": pusher{size: size}},
 	}
 	srv := startServer(t, cfg)
 	// A small receive buffer keeps most of the output in the server's
@@ -164,15 +162,15 @@ func heartbeatStats(srv *Server) map[string]uint64 {
 // blocker blocks in OnMessage("block") until release is closed, and
 // echoes anything else. opened gets the server side of each connection.
 type blocker struct {
-	handler.Base
-	opened  chan *Conn
+	Base
+	opened  chan *conn
 	blocked chan struct{}
 	release chan struct{}
 }
 
-func (b *blocker) OnOpen(c handler.Conn) { b.opened <- c.(*Conn) }
+func (b *blocker) OnOpen(c Conn) { b.opened <- c.(*conn) }
 
-func (b *blocker) OnMessage(c handler.Conn, t handler.MessageType, data []byte) {
+func (b *blocker) OnMessage(c Conn, t MessageType, data []byte) {
 	if string(data) == "block" {
 		b.blocked <- struct{}{}
 		<-b.release
@@ -189,12 +187,12 @@ func (b *blocker) OnMessage(c handler.Conn, t handler.MessageType, data []byte) 
 // now. The reactor could win the race this sets up, so it runs a few
 // rounds; the old code failed 30 of 30 runs of the test.
 func TestHeartbeatPongInSocketAtDeadline(t *testing.T) {
-	b := &blocker{opened: make(chan *Conn, 1), blocked: make(chan struct{}), release: make(chan struct{})}
+	b := &blocker{opened: make(chan *conn, 1), blocked: make(chan struct{}), release: make(chan struct{})}
 	cfg := Config{
 		PingInterval:  time.Hour, // pings only from this test
 		PongTimeout:   time.Second,
 		SweepInterval: 20 * time.Millisecond,
-		Routes:        map[string]handler.Handler{"/block": b},
+		Routes:        map[string]Handler{"/block": b},
 	}
 	srv := startServer(t, cfg)
 	const rounds = 8
@@ -240,7 +238,7 @@ func graceConfig(rec *recorder) Config {
 		PingInterval:  400 * time.Millisecond,
 		PongTimeout:   100 * time.Millisecond,
 		SweepInterval: 10 * time.Millisecond,
-		Routes:        map[string]handler.Handler{"/rec": rec},
+		Routes:        map[string]Handler{"/rec": rec},
 	}
 }
 

@@ -15,15 +15,13 @@ import (
 
 	coderws "github.com/coder/websocket"
 	gorillaws "github.com/gorilla/websocket"
-
-	"github.com/wsgate/wsgate/handler"
 )
 
 // interopGoConn is what the scenarios shared by the Go clients need of a client
 // library; interopCoderConn and interopGorillaConn adapt the two.
 type interopGoConn interface {
-	write(ctx context.Context, t handler.MessageType, p []byte) error
-	read(ctx context.Context) (handler.MessageType, []byte, error)
+	write(ctx context.Context, t MessageType, p []byte) error
+	read(ctx context.Context) (MessageType, []byte, error)
 	// closeWith sends a close frame and checks that the server answers
 	// with the same code.
 	closeWith(ctx context.Context, code int, reason string) error
@@ -55,9 +53,9 @@ func interopGoScenarios(name string, dial interopGoDialer, fragmented, ping inte
 		"echo": onEcho(func(ctx context.Context, c interopGoConn) error {
 			for _, n := range interopEchoSizes {
 				for _, m := range []struct {
-					t handler.MessageType
+					t MessageType
 					p []byte
-				}{{handler.Text, interopText(n)}, {handler.Binary, interopBinary(n)}} {
+				}{{Text, interopText(n)}, {Binary, interopBinary(n)}} {
 					if err := c.write(ctx, m.t, m.p); err != nil {
 						return err
 					}
@@ -77,13 +75,13 @@ func interopGoScenarios(name string, dial interopGoDialer, fragmented, ping inte
 		"close-1000": closeWith(1000, ""),
 		"close-4001": closeWith(4001, interopCloseReason),
 		"invalid-utf8": onEcho(func(ctx context.Context, c interopGoConn) error {
-			if err := c.write(ctx, handler.Text, interopInvalidUTF8); err != nil { // neither library checks
+			if err := c.write(ctx, Text, interopInvalidUTF8); err != nil { // neither library checks
 				return err
 			}
 			return c.expectClose(ctx, 1007)
 		}),
 		"too-big": onEcho(func(ctx context.Context, c interopGoConn) error {
-			if err := c.write(ctx, handler.Binary, make([]byte, interopMaxMessage+1)); err != nil {
+			if err := c.write(ctx, Binary, make([]byte, interopMaxMessage+1)); err != nil {
 				return err
 			}
 			return c.expectClose(ctx, 1009)
@@ -107,13 +105,13 @@ func interopChannels(ctx context.Context, e *interopEnv, dial interopGoDialer, c
 		return err
 	}
 	defer b.abort()
-	send := func(c interopGoConn, msg string) error { return c.write(ctx, handler.Text, []byte(msg)) }
+	send := func(c interopGoConn, msg string) error { return c.write(ctx, Text, []byte(msg)) }
 	expect := func(c interopGoConn, what, want string) error {
 		t, p, err := c.read(ctx)
 		if err != nil {
 			return fmt.Errorf("%s: %w", what, err)
 		}
-		if t != handler.Text || string(p) != want {
+		if t != Text || string(p) != want {
 			return fmt.Errorf("%s: got %v %s, want text %s", what, t, p, want)
 		}
 		return nil
@@ -158,20 +156,20 @@ func interopDialCoderWith(ctx context.Context, url string, opts *coderws.DialOpt
 	return interopCoderConn{c}, nil
 }
 
-func (c interopCoderConn) write(ctx context.Context, t handler.MessageType, p []byte) error {
+func (c interopCoderConn) write(ctx context.Context, t MessageType, p []byte) error {
 	typ := coderws.MessageText
-	if t == handler.Binary {
+	if t == Binary {
 		typ = coderws.MessageBinary
 	}
 	return c.c.Write(ctx, typ, p)
 }
 
-func (c interopCoderConn) read(ctx context.Context) (handler.MessageType, []byte, error) {
+func (c interopCoderConn) read(ctx context.Context) (MessageType, []byte, error) {
 	typ, p, err := c.c.Read(ctx)
 	if typ == coderws.MessageBinary {
-		return handler.Binary, p, err
+		return Binary, p, err
 	}
-	return handler.Text, p, err
+	return Text, p, err
 }
 
 // closeWith relies on coder's Close, which fails unless the server
@@ -232,7 +230,7 @@ func interopCoderFragmented(ctx context.Context, _ *testing.T, e *interopEnv) er
 	defer c.abort()
 	// A reader runs alongside: coder's Ping needs one to see the pong.
 	type result struct {
-		t   handler.MessageType
+		t   MessageType
 		p   []byte
 		err error
 	}
@@ -278,7 +276,7 @@ func interopCoderFragmented(ctx context.Context, _ *testing.T, e *interopEnv) er
 	if r.err != nil {
 		return r.err
 	}
-	if err := interopCheckEcho("fragmented text", r.t, handler.Text, r.p, full); err != nil {
+	if err := interopCheckEcho("fragmented text", r.t, Text, r.p, full); err != nil {
 		return err
 	}
 	parts := interopBinaryParts()
@@ -296,7 +294,7 @@ func interopCoderFragmented(ctx context.Context, _ *testing.T, e *interopEnv) er
 	if r = <-results; r.err != nil {
 		return r.err
 	}
-	if err := interopCheckEcho("fragmented binary", r.t, handler.Binary, r.p, bytes.Join(parts, nil)); err != nil {
+	if err := interopCheckEcho("fragmented binary", r.t, Binary, r.p, bytes.Join(parts, nil)); err != nil {
 		return err
 	}
 	err = c.closeWith(ctx, 1000, "")
@@ -349,20 +347,20 @@ func interopDialGorillaWith(ctx context.Context, url string, writeBuf int) (inte
 	return interopGorillaConn{c}, nil
 }
 
-func (c interopGorillaConn) write(_ context.Context, t handler.MessageType, p []byte) error {
+func (c interopGorillaConn) write(_ context.Context, t MessageType, p []byte) error {
 	typ := gorillaws.TextMessage
-	if t == handler.Binary {
+	if t == Binary {
 		typ = gorillaws.BinaryMessage
 	}
 	return c.c.WriteMessage(typ, p)
 }
 
-func (c interopGorillaConn) read(context.Context) (handler.MessageType, []byte, error) {
+func (c interopGorillaConn) read(context.Context) (MessageType, []byte, error) {
 	typ, p, err := c.c.ReadMessage()
 	if typ == gorillaws.BinaryMessage {
-		return handler.Binary, p, err
+		return Binary, p, err
 	}
-	return handler.Text, p, err
+	return Text, p, err
 }
 
 func (c interopGorillaConn) closeWith(ctx context.Context, code int, reason string) error {
@@ -420,20 +418,20 @@ func interopGorillaFragmented(ctx context.Context, _ *testing.T, e *interopEnv) 
 	if err != nil {
 		return err
 	}
-	if err := interopCheckEcho("fragmented text", t, handler.Text, p, full); err != nil {
+	if err := interopCheckEcho("fragmented text", t, Text, p, full); err != nil {
 		return err
 	}
 	if len(pongs) != 1 || string(pongs[0]) != "mid-fragment" {
 		return fmt.Errorf("got pongs %q before the echo, want one with %q", pongs, "mid-fragment")
 	}
 	want := bytes.Join(interopBinaryParts(), nil)
-	if err := c.write(ctx, handler.Binary, want); err != nil {
+	if err := c.write(ctx, Binary, want); err != nil {
 		return err
 	}
 	if t, p, err = c.read(ctx); err != nil {
 		return err
 	}
-	if err := interopCheckEcho("fragmented binary", t, handler.Binary, p, want); err != nil {
+	if err := interopCheckEcho("fragmented binary", t, Binary, p, want); err != nil {
 		return err
 	}
 	return c.closeWith(ctx, 1000, "")

@@ -19,8 +19,6 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
-
-	"github.com/wsgate/wsgate/handler"
 )
 
 // Interop tests: the server against WebSocket clients that were not written
@@ -97,12 +95,12 @@ func interopBinaryParts() [][]byte {
 
 // interopMsg is a data message as the server received it.
 type interopMsg struct {
-	typ handler.MessageType
+	typ MessageType
 	n   int
 	sum uint32 // CRC-32 of the payload
 }
 
-func interopMsgOf(t handler.MessageType, p []byte) interopMsg {
+func interopMsgOf(t MessageType, p []byte) interopMsg {
 	return interopMsg{typ: t, n: len(p), sum: crc32.ChecksumIEEE(p)}
 }
 
@@ -110,14 +108,14 @@ func (m interopMsg) String() string { return fmt.Sprintf("%v/%d/%08x", m.typ, m.
 
 // interopClose is an OnClose call.
 type interopClose struct {
-	code   ws.StatusCode
+	code   StatusCode
 	reason string
 }
 
 // interopRecorder wraps a Handler and records what the server reported to
 // it. The server calls it from its workers; the test reads it under mu.
 type interopRecorder struct {
-	h handler.Handler
+	h Handler
 
 	mu     sync.Mutex
 	msgs   []interopMsg
@@ -126,29 +124,29 @@ type interopRecorder struct {
 	errs   []error
 }
 
-func (r *interopRecorder) OnOpen(c handler.Conn) { r.h.OnOpen(c) }
+func (r *interopRecorder) OnOpen(c Conn) { r.h.OnOpen(c) }
 
-func (r *interopRecorder) OnMessage(c handler.Conn, t handler.MessageType, data []byte) {
+func (r *interopRecorder) OnMessage(c Conn, t MessageType, data []byte) {
 	r.mu.Lock()
 	r.msgs = append(r.msgs, interopMsgOf(t, data))
 	r.mu.Unlock()
 	r.h.OnMessage(c, t, data)
 }
 
-func (r *interopRecorder) OnPing(_ handler.Conn, data []byte) {
+func (r *interopRecorder) OnPing(_ Conn, data []byte) {
 	r.mu.Lock()
 	r.pings = append(r.pings, bytes.Clone(data))
 	r.mu.Unlock()
 }
 
-func (r *interopRecorder) OnClose(c handler.Conn, code ws.StatusCode, reason string) {
+func (r *interopRecorder) OnClose(c Conn, code StatusCode, reason string) {
 	r.mu.Lock()
 	r.closes = append(r.closes, interopClose{code, reason})
 	r.mu.Unlock()
 	r.h.OnClose(c, code, reason)
 }
 
-func (r *interopRecorder) OnError(c handler.Conn, err error) {
+func (r *interopRecorder) OnError(c Conn, err error) {
 	r.mu.Lock()
 	r.errs = append(r.errs, err)
 	r.mu.Unlock()
@@ -174,24 +172,24 @@ type interopEnv struct {
 	base     string // ws://127.0.0.1:port
 	echo     *interopRecorder
 	pubsub   *interopRecorder
-	channels *handler.Channels
+	channels channelsHandler
 }
 
 func startInterop(t *testing.T) *interopEnv {
 	t.Helper()
-	channels, err := handler.NewChannels(handler.ChannelsConfig{})
+	channels, err := newChannels()
 	if err != nil {
 		t.Fatalf("NewChannels: %v", err)
 	}
 	e := &interopEnv{
-		echo:     &interopRecorder{h: handler.Echo{}},
+		echo:     &interopRecorder{h: echoHandler{}},
 		pubsub:   &interopRecorder{h: channels},
 		channels: channels,
 	}
 	// MaxMessageRate off: every frame costs a token, and the gorilla
 	// scenario sends 210,000 bytes in 12-byte fragments to check
 	// reassembly, far more frames than any client needs.
-	e.srv = startServer(t, Config{Routes: map[string]handler.Handler{"/echo": e.echo, "/ws": e.pubsub}, MaxMessageRate: -1})
+	e.srv = startServer(t, Config{Routes: map[string]Handler{"/echo": e.echo, "/ws": e.pubsub}, MaxMessageRate: -1})
 	e.base = wsURL(e.srv, "")
 	return e
 }
@@ -207,13 +205,13 @@ var interopScenarios = []interopScenario{
 	{"echo", func(t *testing.T, e *interopEnv, _ *interopClient) {
 		var want []interopMsg
 		for _, n := range interopEchoSizes {
-			want = append(want, interopMsgOf(handler.Text, interopText(n)), interopMsgOf(handler.Binary, interopBinary(n)))
+			want = append(want, interopMsgOf(Text, interopText(n)), interopMsgOf(Binary, interopBinary(n)))
 		}
 		interopVerify(t, e, e.echo, want, interopClose{1000, ""}, nil)
 	}},
 	{"fragmented", func(t *testing.T, e *interopEnv, _ *interopClient) {
-		want := []interopMsg{interopMsgOf(handler.Text, []byte(interopFragText)),
-			interopMsgOf(handler.Binary, bytes.Join(interopBinaryParts(), nil))}
+		want := []interopMsg{interopMsgOf(Text, []byte(interopFragText)),
+			interopMsgOf(Binary, bytes.Join(interopBinaryParts(), nil))}
 		interopVerify(t, e, e.echo, want, interopClose{1000, ""}, nil)
 		if _, pings, _, _ := e.echo.snapshot(); len(pings) != 1 {
 			t.Errorf("server saw %d pings, want 1 (between fragments)", len(pings))
@@ -250,9 +248,9 @@ var interopScenarios = []interopScenario{
 	{"channels", func(t *testing.T, e *interopEnv, c *interopClient) {
 		sub := `{"op":"subscribe","channel":"` + c.channel() + `","id":"sub-1"}`
 		pub := `{"op":"publish","channel":"` + c.channel() + `","data":` + interopPublishData + `,"id":42}`
-		want := []interopMsg{interopMsgOf(handler.Text, []byte(sub)), interopMsgOf(handler.Text, []byte(pub))}
+		want := []interopMsg{interopMsgOf(Text, []byte(sub)), interopMsgOf(Text, []byte(pub))}
 		interopVerify(t, e, e.pubsub, want, interopClose{1000, ""}, nil)
-		st := e.channels.Stats()
+		st := e.channels.Counts()
 		if st.Published != 1 || st.Delivered != 1 || st.Dropped != 0 || st.Rejected != 0 || st.Subscriptions != 0 {
 			t.Errorf("channels stats: got %+v, want 1 published, 1 delivered, none dropped or rejected, no subscriptions left", st)
 		}
@@ -415,7 +413,7 @@ func interopRunScript(ctx context.Context, t *testing.T, argv []string) error {
 }
 
 // interopCheckEcho compares a message read back with what was sent.
-func interopCheckEcho(what string, gotType, wantType handler.MessageType, got, want []byte) error {
+func interopCheckEcho(what string, gotType, wantType MessageType, got, want []byte) error {
 	if gotType != wantType || !bytes.Equal(got, want) {
 		i := 0
 		for i < min(len(got), len(want)) && got[i] == want[i] {
@@ -480,7 +478,7 @@ func interopRawUnmasked(ctx context.Context, _ *testing.T, e *interopEnv) error 
 	if h.OpCode != ws.OpClose || h.Masked || len(payload) < 2 {
 		return fmt.Errorf("got frame %+v with %q, want an unmasked close frame with a code", h, payload)
 	}
-	if code, _ := ws.ParseCloseFrameData(payload); code != ws.StatusProtocolError {
+	if code, _ := ws.ParseCloseFrameData(payload); StatusCode(code) != StatusProtocolError {
 		return fmt.Errorf("got close code %d, want 1002", code)
 	}
 	return nil

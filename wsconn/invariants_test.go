@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -18,8 +19,6 @@ import (
 	"unsafe"
 
 	"github.com/gobwas/ws"
-
-	"github.com/wsgate/wsgate/handler"
 )
 
 // Tests of the invariants in DESIGN.md that concern a whole server: one
@@ -164,21 +163,42 @@ func TestStalledClientsDoNotBlockOthers(t *testing.T) {
 	t.Logf("echo with %d stalled clients took %v", 4*workers, time.Since(start))
 }
 
-// recordingHandler records OnClose codes.
+// recordingHandler records OnClose codes and OnError errors.
 type recordingHandler struct {
-	handler.Handler
+	Handler
 	mu     sync.Mutex
-	closes []ws.StatusCode
+	closes []StatusCode
+	errs   []error
 }
 
-func (h *recordingHandler) OnClose(c handler.Conn, code ws.StatusCode, reason string) {
+func (h *recordingHandler) OnError(c Conn, err error) {
+	h.mu.Lock()
+	h.errs = append(h.errs, err)
+	h.mu.Unlock()
+	h.Handler.OnError(c, err)
+}
+
+// failed returns how many errors OnError got that match target.
+func (h *recordingHandler) failed(target error) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for _, err := range h.errs {
+		if errors.Is(err, target) {
+			n++
+		}
+	}
+	return n
+}
+
+func (h *recordingHandler) OnClose(c Conn, code StatusCode, reason string) {
 	h.mu.Lock()
 	h.closes = append(h.closes, code)
 	h.mu.Unlock()
 	h.Handler.OnClose(c, code, reason)
 }
 
-func (h *recordingHandler) closed(code ws.StatusCode) int {
+func (h *recordingHandler) closed(code StatusCode) int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	n := 0
@@ -193,13 +213,13 @@ func (h *recordingHandler) closed(code ws.StatusCode) int {
 // TestSlowConsumerIsCut: a subscriber that never reads is closed with 1008
 // once its queue passes MaxQueueBytes, while the others get every message.
 func TestSlowConsumerIsCut(t *testing.T) {
-	channels, err := handler.NewChannels(handler.ChannelsConfig{})
+	channels, err := newChannels()
 	if err != nil {
 		t.Fatal(err)
 	}
 	rec := &recordingHandler{Handler: channels}
 	srv := startServer(t, Config{
-		Routes:         map[string]handler.Handler{"/ws": rec},
+		Routes:         map[string]Handler{"/ws": rec},
 		MaxMessageSize: 16 << 10,
 		MaxQueueBytes:  64 << 10,
 		CloseTimeout:   300 * time.Millisecond, // the slow client will never answer
@@ -260,10 +280,14 @@ func TestSlowConsumerIsCut(t *testing.T) {
 		}
 	}
 	eventually(t, 10*time.Second, "slow consumer closed with 1008", func() bool {
-		return rec.closed(ws.StatusPolicyViolation) == 1
+		return rec.closed(StatusPolicyViolation) == 1
 	})
 	if got := srv.Stats().SlowConsumers; got != 1 {
 		t.Errorf("slow consumers = %d, want 1", got)
+	}
+	// OnError precedes OnClose; its cause is the error Send returns.
+	if got := rec.failed(ErrSlowConsumer); got != 1 {
+		t.Errorf("OnError got ErrSlowConsumer %d times, want 1", got)
 	}
 }
 
@@ -278,7 +302,7 @@ func TestShutdownSendsGoingAway(t *testing.T) {
 		defer conns[i].Close()
 	}
 	var wg sync.WaitGroup
-	codes := make([]ws.StatusCode, n)
+	codes := make([]StatusCode, n)
 	for i, c := range conns {
 		wg.Add(1)
 		go func() {
@@ -292,7 +316,7 @@ func TestShutdownSendsGoingAway(t *testing.T) {
 			if _, err := io.ReadFull(c, p); err != nil || len(p) < 2 {
 				return
 			}
-			codes[i] = ws.StatusCode(binary.BigEndian.Uint16(p))
+			codes[i] = StatusCode(binary.BigEndian.Uint16(p))
 			_, _ = c.Write(invFrame(ws.OpClose, true, p[:2])) // answer it
 		}()
 	}
@@ -303,7 +327,7 @@ func TestShutdownSendsGoingAway(t *testing.T) {
 	}
 	wg.Wait()
 	for i, code := range codes {
-		if code != ws.StatusGoingAway {
+		if code != StatusGoingAway {
 			t.Errorf("connection %d got close code %d, want 1001", i, code)
 		}
 	}
@@ -363,9 +387,9 @@ func rawHandshakeStatus(t testing.TB, srv *Server, path string) int {
 }
 
 // TestConnSize guards the memory of an idle connection (DESIGN.md
-// invariant 3): a Conn is one allocation in the 144-byte size class.
+// invariant 3): a conn is one allocation in the 144-byte size class.
 func TestConnSize(t *testing.T) {
-	if got := unsafe.Sizeof(Conn{}); got > 144 {
-		t.Fatalf("Conn is %d bytes, want at most 144: keep rare fields in connExtra", got)
+	if got := unsafe.Sizeof(conn{}); got > 144 {
+		t.Fatalf("conn is %d bytes, want at most 144: keep rare fields in connExtra", got)
 	}
 }

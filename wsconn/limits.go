@@ -75,7 +75,7 @@ func (c *ipCounter) refused(a netip.Addr) {
 
 // rateBucket is a connection's token buckets for messages (and control
 // frames) and payload bytes
-// (MaxMessageRate, MaxByteRate): 12 bytes in Conn, owned by the worker
+// (MaxMessageRate, MaxByteRate): 12 bytes in conn, owned by the worker
 // serving the connection. Tokens refill with the coarse clock, so they come
 // in steps of SweepInterval.
 type rateBucket struct {

@@ -146,7 +146,7 @@ func TestMessageRate(t *testing.T) {
 	for {
 		f := invReadFrame(t, c)
 		if f.Header.OpCode == ws.OpClose {
-			if code := ws.StatusCode(uint16(f.Payload[0])<<8 | uint16(f.Payload[1])); code != ws.StatusPolicyViolation {
+			if code := StatusCode(uint16(f.Payload[0])<<8 | uint16(f.Payload[1])); code != StatusPolicyViolation {
 				t.Fatalf("got close %d, want 1008", code)
 			}
 			break
@@ -200,7 +200,7 @@ func TestByteRateAllowsOneLargestMessage(t *testing.T) {
 	}
 	f := invReadFrame(t, c)
 	if f.Header.OpCode != ws.OpClose || len(f.Payload) < 2 ||
-		ws.StatusCode(uint16(f.Payload[0])<<8|uint16(f.Payload[1])) != ws.StatusPolicyViolation {
+		StatusCode(uint16(f.Payload[0])<<8|uint16(f.Payload[1])) != StatusPolicyViolation {
 		t.Fatalf("second 64 KiB within the second: got %v %q, want close 1008", f.Header.OpCode, f.Payload)
 	}
 	if got := srv.Stats().RateLimited; got != 1 {

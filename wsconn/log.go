@@ -82,18 +82,18 @@ func (s *Server) debugEnabled() bool {
 
 // connAttrs identifies a connection in a log record. It takes c.mu
 // (RemoteAddr does): under c.mu, use connAttrsLocked.
-func (c *Conn) connAttrs() []any {
+func (c *conn) connAttrs() []any {
 	return []any{"conn", c.id, "remote", c.RemoteAddr().String()}
 }
 
 // connAttrsLocked is connAttrs for a caller holding c.mu.
-func (c *Conn) connAttrsLocked() []any {
+func (c *conn) connAttrsLocked() []any {
 	return []any{"conn", c.id, "remote", c.remoteLocked().String()}
 }
 
 // logRefused logs a refused handshake at debug level, and the refusals a
 // crowd repeats (503, 429) as rate-limited warnings.
-func (c *Conn) logRefused(status int, reason string) {
+func (c *conn) logRefused(status int, reason string) {
 	s := c.srv
 	switch status {
 	case 503:
@@ -113,7 +113,7 @@ func (c *Conn) logRefused(status int, reason string) {
 }
 
 // logClosed logs the end of a connection at debug level.
-func (c *Conn) logClosed(opened bool, code int, reason string, cause error) {
+func (c *conn) logClosed(opened bool, code int, reason string, cause error) {
 	s := c.srv
 	if !s.debugEnabled() {
 		return

@@ -9,10 +9,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/gobwas/ws"
-
-	"github.com/wsgate/wsgate/handler"
 )
 
 // logSink collects JSON log records.
@@ -81,8 +77,8 @@ func TestDebugLogs(t *testing.T) {
 	}
 
 	ok := dialWS(t, srv, "/echo")
-	ok.send(closeWith(ws.StatusNormalClosure, "bye"))
-	ok.expectClose(ws.StatusNormalClosure, ioTimeout)
+	ok.send(closeWith(StatusNormalClosure, "bye"))
+	ok.expectClose(StatusNormalClosure, ioTimeout)
 	r = sink.waitRecords(t, "connection closed", 1)[0]
 	if r["code"] != float64(1000) || r["reason"] != "bye" || r["path"] != "/echo" {
 		t.Errorf("close record %v", r)
@@ -126,14 +122,14 @@ func TestInfoLevelLogsNothingPerConnection(t *testing.T) {
 func TestWarningsRateLimited(t *testing.T) {
 	sink, log := newLogSink(slog.LevelInfo)
 	srv := startServer(t, Config{Logger: log, MaxMessageRate: 5, WarnInterval: time.Hour,
-		Routes: map[string]handler.Handler{"/nop": nopHandler{}}})
+		Routes: map[string]Handler{"/nop": nopHandler{}}})
 	const n = 8
 	for range n {
 		c := dialWS(t, srv, "/nop")
 		for range 20 {
 			c.send(textFrame("x"))
 		}
-		c.expectClose(ws.StatusPolicyViolation, ioTimeout)
+		c.expectClose(StatusPolicyViolation, ioTimeout)
 	}
 	if got := srv.Stats().RateLimited; got != n {
 		t.Fatalf("counted %d rate-limit closes, want %d", got, n)

@@ -30,7 +30,7 @@ import (
 //     only then: section 7.1.2.1 makes the server answer it to accept the
 //     offer, with N or less. For 15 the ordinary compressor fits (its
 //     window is 32 KiB); below, the connection gets Huffman-only frames
-//     (handler.PreparedMessage.HuffmanOnlyFrame), which have no
+//     (PreparedMessage.HuffmanOnlyFrame), which have no
 //     back-reference at all and so fit any window.
 //   - client_max_window_bits, never: the server inflates with
 //     compress/flate, whose window is always 32 KiB, so it reads whatever

@@ -30,7 +30,7 @@ func (s *Server) pageFor(req []byte) (Page, bool) {
 
 // servePage answers 200 with the page and closes the connection once it is
 // out.
-func (c *Conn) servePage(p Page) {
+func (c *conn) servePage(p Page) {
 	head := "HTTP/1.1 200 OK\r\nContent-Type: " + p.ContentType + "\r\nContent-Length: " +
 		strconv.Itoa(len(p.Body)) + "\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n"
 	resp := make([]byte, 0, len(head)+len(p.Body))

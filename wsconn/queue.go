@@ -43,7 +43,7 @@ const (
 	keepSlots = 64
 )
 
-// outQueue holds a connection's unsent frames. Guarded by Conn.mu.
+// outQueue holds a connection's unsent frames. Guarded by conn.mu.
 type outQueue struct {
 	q     []outEntry // q[head:] are queued
 	head  int

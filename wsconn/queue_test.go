@@ -8,8 +8,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/wsgate/wsgate/handler"
 )
 
 // realCost is what q holds, counted from its entries: the accounting that
@@ -78,14 +76,14 @@ func TestQueueAccounting(t *testing.T) {
 
 // sinkHandler keeps the server's side of every connection opened on it.
 type sinkHandler struct {
-	handler.Base
+	Base
 	mu    sync.Mutex
-	conns []*Conn
+	conns []*conn
 }
 
-func (h *sinkHandler) OnOpen(c handler.Conn) {
+func (h *sinkHandler) OnOpen(c Conn) {
 	h.mu.Lock()
-	h.conns = append(h.conns, c.(*Conn))
+	h.conns = append(h.conns, c.(*conn))
 	h.mu.Unlock()
 }
 
@@ -99,7 +97,7 @@ func TestQueueBoundIsMemory(t *testing.T) {
 		maxQueue = 1 << 20
 	)
 	sink := &sinkHandler{}
-	srv := startServer(t, Config{Routes: map[string]handler.Handler{"/sink": sink}, MaxQueueBytes: maxQueue,
+	srv := startServer(t, Config{Routes: map[string]Handler{"/sink": sink}, MaxQueueBytes: maxQueue,
 		MaxMessageSize: 64 << 10, PingInterval: -1})
 	for range clients {
 		c := invDial(t, srv, "/sink")
@@ -114,14 +112,14 @@ func TestQueueBoundIsMemory(t *testing.T) {
 	runtime.GC()
 	runtime.GC()
 	base := heapAlloc()
-	full := func(c *Conn, next int) bool {
+	full := func(c *conn, next int) bool {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		return c.out != nil && c.out.cost+next > maxQueue
 	}
 	var sent, frames int
 	for done := 0; done < clients; {
-		pm := handler.NewPreparedMessage(handler.Text, fmt.Appendf(nil, "push %020d", sent))
+		pm := NewPreparedMessage(Text, fmt.Appendf(nil, "push %020d", sent))
 		done = 0
 		for _, c := range sink.conns {
 			if full(c, len(pm.Frame())) {
@@ -139,7 +137,7 @@ func TestQueueBoundIsMemory(t *testing.T) {
 	grew := heapAlloc() - base
 	queued := srv.Stats().QueuedBytes
 	t.Logf("%d frames of %d bytes queued, %d bytes in all; heap grew by %.2f MiB for %d queues of at most %d",
-		frames, len(handler.NewPreparedMessage(handler.Text, make([]byte, 25)).Frame()), queued,
+		frames, len(NewPreparedMessage(Text, make([]byte, 25)).Frame()), queued,
 		float64(grew)/(1<<20), clients, maxQueue)
 	if most := uint64(clients*maxQueue) * 11 / 10; grew > most {
 		t.Errorf("heap grew by %d bytes with %d full queues, want at most %d (the bound, and 10%%)", grew, clients, most)
@@ -148,7 +146,7 @@ func TestQueueBoundIsMemory(t *testing.T) {
 		t.Errorf("QueuedBytes = %d, want at least %d: the cost of 27-byte frames is about their bytes", queued, least)
 	}
 	for _, c := range sink.conns {
-		if err := c.SendPrepared(handler.NewPreparedMessage(handler.Text, make([]byte, 600))); err != handler.ErrSlowConsumer {
+		if err := c.SendPrepared(NewPreparedMessage(Text, make([]byte, 600))); err != ErrSlowConsumer {
 			t.Fatalf("a frame past the bound: got %v, want ErrSlowConsumer", err)
 		}
 	}

@@ -11,7 +11,6 @@ import (
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsflate"
 
-	"github.com/wsgate/wsgate/handler"
 	"github.com/wsgate/wsgate/poller"
 )
 
@@ -71,7 +70,7 @@ var inStatePool = sync.Pool{New: func() any { return new(inState) }}
 func getInState() *inState { return inStatePool.Get().(*inState) }
 
 // release returns st to its pool. Its buffers must have been freed
-// (Conn.freeInput).
+// (conn.freeInput).
 func (st *inState) release() {
 	*st = inState{}
 	inStatePool.Put(st)
@@ -100,7 +99,7 @@ func (r *sliceReader) Read(p []byte) (int, error) {
 
 // readEvent reads and handles what the socket holds, after any input a
 // previous run put aside.
-func (c *Conn) readEvent() {
+func (c *conn) readEvent() {
 	budget := c.srv.runBudget()
 	if !c.parsePending(budget) {
 		return
@@ -139,7 +138,7 @@ func (c *Conn) readEvent() {
 // parsePending parses the input a previous run put aside. It returns false
 // if the run should end here: the budget ran out again, or the
 // connection closed.
-func (c *Conn) parsePending(budget int64) bool {
+func (c *conn) parsePending(budget int64) bool {
 	if c.in == nil || c.in.pending == nil {
 		return true
 	}
@@ -153,27 +152,27 @@ func (c *Conn) parsePending(budget int64) bool {
 
 // yielding reports whether this run put input aside and asked for another
 // run after the connections waiting now (see putAside).
-func (c *Conn) yielding() bool { return c.in != nil && c.in.pending != nil }
+func (c *conn) yielding() bool { return c.in != nil && c.in.pending != nil }
 
 // releaseIdleIn gives the input state back to its pool between frames.
-func (c *Conn) releaseIdleIn() {
+func (c *conn) releaseIdleIn() {
 	if c.in != nil && c.in.idle() {
 		c.releaseIn()
 	}
 }
 
 // lost handles EOF or a read error.
-func (c *Conn) lost(err error) {
+func (c *conn) lost(err error) {
 	if errors.Is(err, io.EOF) {
 		c.terminate(nil) // 1006 unless close frames were exchanged
 		return
 	}
-	c.terminate(&CloseError{Code: ws.StatusAbnormalClosure, Err: err})
+	c.terminate(&CloseError{Code: StatusAbnormalClosure, Err: err})
 }
 
 // consume feeds input to the handshake or the frame parser. budget is
 // when the run should yield (Server.runBudget).
-func (c *Conn) consume(p []byte, budget int64) {
+func (c *conn) consume(p []byte, budget int64) {
 	if c.in != nil && c.in.discard {
 		return
 	}
@@ -186,7 +185,7 @@ func (c *Conn) consume(p []byte, budget int64) {
 
 // frames parses and handles every complete frame in p, keeping a partial
 // one in c.in, and starts the clock of a message left unfinished.
-func (c *Conn) frames(p []byte, budget int64) {
+func (c *conn) frames(p []byte, budget int64) {
 	if c.in == nil {
 		c.in = getInState()
 	}
@@ -212,7 +211,7 @@ func (c *Conn) frames(p []byte, budget int64) {
 
 // countIn adds the messages st handed over to the server's count: once per
 // read, not once per message.
-func (c *Conn) countIn(st *inState) {
+func (c *conn) countIn(st *inState) {
 	if st.msgs > 0 {
 		c.hot().msgsIn.Add(st.msgs)
 		st.msgs = 0
@@ -224,7 +223,7 @@ func (c *Conn) countIn(st *inState) {
 // put aside for the next run: one connection's input (a burst of
 // publishes that each fan out to many subscribers, say) cannot keep a
 // worker from the connections waiting for one.
-func (c *Conn) parse(st *inState, p []byte) {
+func (c *conn) parse(st *inState, p []byte) {
 	for !st.discard && c.phaseNow() != phaseClosed {
 		if !st.inFrame {
 			if len(p) == 0 {
@@ -269,7 +268,7 @@ func frameHeaderLen(b0, b1 byte) int {
 
 // readHeader consumes a frame header from p, or as much of it as p holds.
 // It returns the rest of p and whether a valid header is now in st.h.
-func (c *Conn) readHeader(st *inState, p []byte) ([]byte, bool) {
+func (c *conn) readHeader(st *inState, p []byte) ([]byte, bool) {
 	var hb []byte
 	if st.hdrN == 0 && len(p) >= 2 && len(p) >= frameHeaderLen(p[0], p[1]) {
 		n := frameHeaderLen(p[0], p[1])
@@ -293,7 +292,7 @@ func (c *Conn) readHeader(st *inState, p []byte) ([]byte, bool) {
 	st.hr.b = hb
 	h, err := ws.ReadHeaderBuffer(&st.hr, st.hbuf[:0])
 	if err != nil {
-		c.fail(ws.StatusProtocolError, "bad frame header", err)
+		c.fail(StatusProtocolError, "bad frame header", protocolError{err})
 		return nil, false
 	}
 	if !c.checkHeader(st, h) {
@@ -305,7 +304,7 @@ func (c *Conn) readHeader(st *inState, p []byte) ([]byte, bool) {
 
 // checkHeader applies RFC 6455 section 5 to a client frame header, and the
 // size limits before any payload is buffered.
-func (c *Conn) checkHeader(st *inState, h ws.Header) bool {
+func (c *conn) checkHeader(st *inState, h ws.Header) bool {
 	state := ws.StateServerSide
 	if st.open {
 		state |= ws.StateFragmented
@@ -316,12 +315,12 @@ func (c *Conn) checkHeader(st *inState, h ws.Header) bool {
 		// checked as without extensions.
 		var err error
 		if h, err = st.deflate.UnsetBits(h); err != nil {
-			c.fail(ws.StatusProtocolError, err.Error(), err)
+			c.fail(StatusProtocolError, err.Error(), protocolError{err})
 			return false
 		}
 	}
 	if err := ws.CheckHeader(h, state); err != nil {
-		c.fail(ws.StatusProtocolError, err.Error(), err)
+		c.fail(StatusProtocolError, err.Error(), protocolError{err})
 		return false
 	}
 	if h.OpCode.IsControl() {
@@ -330,7 +329,7 @@ func (c *Conn) checkHeader(st *inState, h ws.Header) bool {
 	cfg := &c.srv.cfg
 	if h.Length > cfg.MaxFrameSize || st.msgLen()+h.Length > cfg.MaxMessageSize {
 		c.srv.stats.tooBig.Add(1)
-		c.fail(ws.StatusMessageTooBig, "message too big", ErrMessageTooBig)
+		c.fail(StatusMessageTooBig, "message too big", ErrMessageTooBig)
 		return false
 	}
 	if h.OpCode != ws.OpContinuation {
@@ -344,7 +343,7 @@ func (c *Conn) checkHeader(st *inState, h ws.Header) bool {
 
 // takeRate spends the connection's rate tokens on a frame header (after
 // the size checks, so an oversized frame still gets 1009).
-func (c *Conn) takeRate(h ws.Header, frames int32) bool {
+func (c *conn) takeRate(h ws.Header, frames int32) bool {
 	if c.rate.take(&c.srv.cfg, c.srv.now(), frames, h.Length) {
 		return true
 	}
@@ -353,7 +352,7 @@ func (c *Conn) takeRate(h ws.Header, frames int32) bool {
 		func() []any {
 			return append(c.connAttrs(), "max_msg_rate", c.srv.cfg.MaxMessageRate, "max_byte_rate", c.srv.cfg.MaxByteRate)
 		})
-	c.fail(ws.StatusPolicyViolation, "rate limit exceeded", ErrRateLimited)
+	c.fail(StatusPolicyViolation, "rate limit exceeded", ErrRateLimited)
 	return false
 }
 
@@ -366,7 +365,7 @@ func (st *inState) msgLen() int64 {
 
 // payload consumes payload bytes of the current frame from p and returns
 // the rest.
-func (c *Conn) payload(st *inState, p []byte) []byte {
+func (c *conn) payload(st *inState, p []byte) []byte {
 	remain := st.h.Length - st.got
 	k := int(min(remain, int64(len(p))))
 	chunk, rest := p[:k], p[k:]
@@ -399,7 +398,7 @@ func (c *Conn) payload(st *inState, p []byte) []byte {
 // appendMessage adds chunk to the message being assembled, growing its
 // pooled buffer with the bytes that arrive, and validates text as it
 // arrives.
-func (c *Conn) appendMessage(st *inState, chunk []byte) bool {
+func (c *conn) appendMessage(st *inState, chunk []byte) bool {
 	if need := st.msgLen() + int64(len(chunk)); st.msg == nil || int64(cap(st.msg.b)) < need {
 		if !c.growMessage(st, need) {
 			return false
@@ -409,7 +408,7 @@ func (c *Conn) appendMessage(st *inState, chunk []byte) bool {
 	if st.msgOp == ws.OpText && !st.deflate.IsCompressed() { // compressed text: checked once inflated
 		done, ok := validUTF8Prefix(st.msg.b[st.u8done:])
 		if !ok {
-			c.fail(ws.StatusInvalidFramePayloadData, "invalid UTF-8 in text message", ErrInvalidUTF8)
+			c.fail(StatusInvalidFramePayloadData, "invalid UTF-8 in text message", ErrInvalidUTF8)
 			return false
 		}
 		st.u8done += done
@@ -427,7 +426,7 @@ const minMessageBuffer = 4 << 10
 // (issue 10). The growth is reserved in the process-wide budget for
 // unfinished input, MaxPartialBytes; past it the connection is closed with
 // 1013 "try again later" and false is returned.
-func (c *Conn) growMessage(st *inState, need int64) bool {
+func (c *conn) growMessage(st *inState, need int64) bool {
 	announced := st.msgLen() + (st.h.Length - st.got) // within MaxMessageSize: checked on the header
 	size := max(need, min(announced, minMessageBuffer))
 	if st.msg != nil {
@@ -457,7 +456,7 @@ func bufCap(buf *buffer) int {
 }
 
 // freeMsg releases the message being assembled and its reservation.
-func (c *Conn) freeMsg(st *inState) {
+func (c *conn) freeMsg(st *inState) {
 	if st.msg != nil {
 		c.srv.releaseInput(cap(st.msg.b))
 		putBuffer(st.msg)
@@ -469,7 +468,7 @@ func (c *Conn) freeMsg(st *inState) {
 // asks the poller for that run after the connections waiting now. It
 // returns false, and the run goes on, if the budget for unfinished input
 // cannot hold p.
-func (c *Conn) putAside(st *inState, p []byte) bool {
+func (c *conn) putAside(st *inState, p []byte) bool {
 	buf := getBuffer(len(p))
 	if !c.srv.reserveInput(cap(buf.b)) {
 		putBuffer(buf)
@@ -485,24 +484,24 @@ func (c *Conn) putAside(st *inState, p []byte) bool {
 
 // inputBudgetExceeded closes a connection whose message would take the
 // memory held by unfinished messages past MaxPartialBytes.
-func (c *Conn) inputBudgetExceeded() {
+func (c *conn) inputBudgetExceeded() {
 	c.srv.stats.inputBudget.Add(1)
 	c.srv.warns.warn(warnInputBudget, slog.LevelWarn, "unfinished messages hold max-partial: closing with 1013",
 		func() []any { return append(c.connAttrs(), "max_partial", c.srv.cfg.MaxPartialBytes) })
-	c.fail(statusTryAgainLater, "server busy, try again later", ErrInputBudget)
+	c.fail(StatusTryAgainLater, "server busy, try again later", ErrInputBudget)
 }
 
 // messageTimedOut closes a connection whose message (or frame) was not
 // complete within MessageTimeout of its first byte.
-func (c *Conn) messageTimedOut() {
+func (c *conn) messageTimedOut() {
 	c.srv.stats.messageTimeouts.Add(1)
-	c.fail(ws.StatusPolicyViolation, "message not completed in time", ErrMessageTimeout)
+	c.fail(StatusPolicyViolation, "message not completed in time", ErrMessageTimeout)
 }
 
 // armMessageDeadline makes the sweeper wake the owner when the unfinished
 // message's MessageTimeout passes, unless a nearer deadline (an
 // authorization expiry) is set. Only the owner calls it, in phaseOpen.
-func (c *Conn) armMessageDeadline() {
+func (c *conn) armMessageDeadline() {
 	st := c.in
 	if st == nil || st.since == 0 || c.phaseNow() != phaseOpen {
 		return
@@ -515,7 +514,7 @@ func (c *Conn) armMessageDeadline() {
 
 // frameDone handles a complete frame. ctrl is its payload if it is a
 // control frame.
-func (c *Conn) frameDone(st *inState, ctrl []byte) {
+func (c *conn) frameDone(st *inState, ctrl []byte) {
 	st.inFrame = false
 	switch st.h.OpCode {
 	case ws.OpPing:
@@ -537,7 +536,7 @@ func (c *Conn) frameDone(st *inState, ctrl []byte) {
 		if st.deflate.IsCompressed() {
 			c.deliverInflated(st, data)
 		} else if st.msgOp == ws.OpText && st.u8done != len(data) && st.msg != nil {
-			c.fail(ws.StatusInvalidFramePayloadData, "text message ends inside a character", ErrInvalidUTF8)
+			c.fail(StatusInvalidFramePayloadData, "text message ends inside a character", ErrInvalidUTF8)
 			return
 		} else {
 			c.deliver(st.msgOp, data, st.msg != nil)
@@ -550,15 +549,15 @@ func (c *Conn) frameDone(st *inState, ctrl []byte) {
 
 // deliver hands a complete data message to the handler. validated says
 // whether text was already checked while it was assembled.
-func (c *Conn) deliver(op ws.OpCode, data []byte, validated bool) {
+func (c *conn) deliver(op ws.OpCode, data []byte, validated bool) {
 	if c.phaseNow() != phaseOpen {
 		return // closing: data after our close frame is dropped (section 5.5.1)
 	}
-	t := handler.Binary
+	t := Binary
 	if op == ws.OpText {
-		t = handler.Text
+		t = Text
 		if !validated && !utf8.Valid(data) {
-			c.fail(ws.StatusInvalidFramePayloadData, "invalid UTF-8 in text message", ErrInvalidUTF8)
+			c.fail(StatusInvalidFramePayloadData, "invalid UTF-8 in text message", ErrInvalidUTF8)
 			return
 		}
 	}
@@ -567,7 +566,7 @@ func (c *Conn) deliver(op ws.OpCode, data []byte, validated bool) {
 
 // onPing answers a ping with a pong carrying the same payload (section
 // 5.5.2), then tells the handler.
-func (c *Conn) onPing(payload []byte) {
+func (c *conn) onPing(payload []byte) {
 	buf := compileFrame(ws.OpPong, payload)
 	c.mu.Lock()
 	_ = c.sendLocked(buf.b, buf, false)

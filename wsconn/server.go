@@ -13,7 +13,6 @@ import (
 
 	"golang.org/x/time/rate"
 
-	"github.com/wsgate/wsgate/handler"
 	"github.com/wsgate/wsgate/poller"
 )
 
@@ -163,7 +162,7 @@ func (s *Server) accept(fd int, remote netip.AddrPort) {
 			func() []any { return []any{"accept_rate", s.cfg.AcceptRate, "remote", remote.String()} })
 		return
 	}
-	c := &Conn{srv: s, id: s.nextID.Add(1)}
+	c := &conn{srv: s, id: s.nextID.Add(1)}
 	c.setRemote(remote)
 	if s.cfg.TLS != nil {
 		c.startTLS(s.cfg.TLS)
@@ -262,7 +261,7 @@ func (s *Server) reserveInput(n int) bool {
 func (s *Server) releaseInput(n int) { s.partial.Add(-int64(n)) }
 
 // connClosed runs once per connection, after its descriptor was closed.
-func (s *Server) connClosed(c *Conn, unsent int) {
+func (s *Server) connClosed(c *conn, unsent int) {
 	s.table.remove(c.Fd(), c)
 	s.stats.closed.Add(1)
 	if unsent > 0 {
@@ -271,7 +270,7 @@ func (s *Server) connClosed(c *Conn, unsent int) {
 	s.release(c)
 }
 
-func (s *Server) release(c *Conn) {
+func (s *Server) release(c *conn) {
 	a := c.RemoteAddr().Addr()
 	if c.reject != rejectNone {
 		s.rejecting.Add(-1)
@@ -309,7 +308,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if ln != nil {
 		_ = ln.Close()
 	}
-	s.table.each(func(c *Conn) {
+	s.table.each(func(c *conn) {
 		c.request(reqShutdown)
 	})
 	err := s.waitClosed(ctx)
@@ -344,7 +343,7 @@ func (s *Server) waitClosed(ctx context.Context) error {
 func (s *Server) forceClose() error {
 	forced := s.tableLen()
 	before := s.stats.unsentBytes.Load()
-	s.table.each(func(c *Conn) {
+	s.table.each(func(c *conn) {
 		c.request(reqForce)
 	})
 	deadline := time.Now().Add(2 * time.Second)
@@ -358,13 +357,13 @@ func (s *Server) forceClose() error {
 
 func (s *Server) tableLen() int {
 	n := 0
-	s.table.each(func(*Conn) { n++ })
+	s.table.each(func(*conn) { n++ })
 	return n
 }
 
 // Routes returns the handler registered for each path.
-func (s *Server) Routes() map[string]handler.Handler {
-	m := make(map[string]handler.Handler, len(s.routes))
+func (s *Server) Routes() map[string]Handler {
+	m := make(map[string]Handler, len(s.routes))
 	for p, r := range s.routes {
 		m[p] = r.h
 	}

@@ -3,8 +3,6 @@ package wsconn
 import (
 	"net/http"
 	"sync/atomic"
-
-	"github.com/gobwas/ws"
 )
 
 // counters are the Server's statistics. They are atomics bumped where
@@ -61,7 +59,7 @@ type hotCounters struct {
 }
 
 // hot is the stripe c counts in.
-func (c *Conn) hot() *hotCounters { return &c.srv.stats.hot[c.id%hotStripes] }
+func (c *conn) hot() *hotCounters { return &c.srv.stats.hot[c.id%hotStripes] }
 
 // Handshake outcomes counted separately, by HTTP status.
 var hsStatuses = [...]int{
@@ -74,7 +72,7 @@ var hsStatuses = [...]int{
 const hsBuckets = len(hsStatuses) + 1 // last: any other status
 
 // Close codes counted separately; others go to the last slot.
-var closeCodes = [...]ws.StatusCode{1000, 1001, 1002, 1003, 1005, 1006, 1007, 1008, 1009, 1010, 1011, 1013}
+var closeCodes = [...]StatusCode{1000, 1001, 1002, 1003, 1005, 1006, 1007, 1008, 1009, 1010, 1011, 1013}
 
 func (c *counters) countHandshake(status int) {
 	for i, s := range hsStatuses {
@@ -86,7 +84,7 @@ func (c *counters) countHandshake(status int) {
 	c.handshakes[hsBuckets-1].Add(1)
 }
 
-func (c *counters) countClose(code ws.StatusCode) {
+func (c *counters) countClose(code StatusCode) {
 	for i, cc := range closeCodes {
 		if cc == code {
 			c.closes[i].Add(1)

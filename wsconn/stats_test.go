@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"sync"
 	"testing"
-
-	"github.com/gobwas/ws"
 )
 
 // TestStatsExactUnderConcurrency: clients on many connections (so many
@@ -56,8 +54,8 @@ func TestStatsExactUnderConcurrency(t *testing.T) {
 	// counted. The counts are final when the connection is gone: close
 	// every one, then read them.
 	for _, c := range clients {
-		c.send(closeWith(ws.StatusNormalClosure, ""))
-		c.expectClose(ws.StatusNormalClosure, ioTimeout)
+		c.send(closeWith(StatusNormalClosure, ""))
+		c.expectClose(StatusNormalClosure, ioTimeout)
 	}
 	eventually(t, ioTimeout, "all closed", func() bool { return srv.Conns() == 0 })
 	st := srv.Stats()

@@ -7,7 +7,7 @@ import (
 
 const chunkBits = 10 // 1024 slots per chunk
 
-type tableChunk [1 << chunkBits]atomic.Pointer[Conn]
+type tableChunk [1 << chunkBits]atomic.Pointer[conn]
 
 // connTable maps a descriptor number to its connection, for the sweeper and
 // Shutdown. It costs 8 bytes per descriptor slot, allocated in chunks as
@@ -23,7 +23,7 @@ func newConnTable(maxFd int) *connTable {
 
 // put stores c at fd. It returns false if fd is beyond the table, which
 // cannot happen for descriptors below the limit the table was made for.
-func (t *connTable) put(fd int, c *Conn) bool {
+func (t *connTable) put(fd int, c *conn) bool {
 	i := fd >> chunkBits
 	if fd < 0 || i >= len(t.chunks) {
 		return false
@@ -42,7 +42,7 @@ func (t *connTable) put(fd int, c *Conn) bool {
 }
 
 // remove clears fd's slot if it still holds c.
-func (t *connTable) remove(fd int, c *Conn) {
+func (t *connTable) remove(fd int, c *conn) {
 	i := fd >> chunkBits
 	if fd < 0 || i >= len(t.chunks) {
 		return
@@ -53,7 +53,7 @@ func (t *connTable) remove(fd int, c *Conn) {
 }
 
 // each calls f for every connection in the table.
-func (t *connTable) each(f func(*Conn)) {
+func (t *connTable) each(f func(*conn)) {
 	for i := range t.chunks {
 		ch := t.chunks[i].Load()
 		if ch == nil {

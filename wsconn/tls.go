@@ -87,7 +87,7 @@ func (hs *tlsHandshake) noteInput(b []byte) {
 
 // rawConn is the net.Conn crypto/tls reads and writes.
 type rawConn struct {
-	c *Conn
+	c *conn
 
 	// pending is ciphertext the handshake goroutine received but did not
 	// consume; read first. Owned by the goroutine during the handshake and
@@ -174,13 +174,13 @@ func (r *rawConn) SetWriteDeadline(time.Time) error { return nil }
 
 // startTLS prepares the TLS session of a new connection. The owner calls it
 // at accept, before the connection is published.
-func (c *Conn) startTLS(cfg *tls.Config) {
+func (c *conn) startTLS(cfg *tls.Config) {
 	raw := &rawConn{c: c}
 	c.extras().tls = &tlsState{conn: tls.Server(raw, cfg), raw: raw}
 }
 
 // tlsState returns the connection's TLS session, or nil for ws://.
-func (c *Conn) tlsSession() *tlsState {
+func (c *conn) tlsSession() *tlsState {
 	if c.extra == nil {
 		return nil
 	}
@@ -188,7 +188,7 @@ func (c *Conn) tlsSession() *tlsState {
 }
 
 // flushTLS hands the ciphertext crypto/tls produced to the write path.
-func (c *Conn) flushTLS() {
+func (c *conn) flushTLS() {
 	st := c.tlsSession()
 	if st == nil {
 		return
@@ -203,7 +203,7 @@ func (c *Conn) flushTLS() {
 // tlsHandshakeEvent runs on the owner while the TLS handshake is not done:
 // it passes what the socket holds to the handshake goroutine, starting the
 // goroutine with the first bytes, and collects its outcome.
-func (c *Conn) tlsHandshakeEvent(st *tlsState) {
+func (c *conn) tlsHandshakeEvent(st *tlsState) {
 	buf := getBuffer(c.srv.cfg.ReadBufferSize)
 	defer putBuffer(buf)
 	for {
@@ -243,7 +243,7 @@ func (c *Conn) tlsHandshakeEvent(st *tlsState) {
 // tlsHandshakeFinished collects the handshake goroutine's outcome if it is
 // there, and then reports true: the handshake phase is over (the
 // connection is reading application data, or is closed).
-func (c *Conn) tlsHandshakeFinished(st *tlsState) bool {
+func (c *conn) tlsHandshakeFinished(st *tlsState) bool {
 	if st.hs == nil {
 		return false
 	}
@@ -318,7 +318,7 @@ func (f *tlsInFlight) remove(hs *tlsHandshake) {
 
 // startTLSHandshake starts the handshake goroutine, ending another one if
 // MaxTLSHandshakes are running (tlsInFlight.add).
-func (c *Conn) startTLSHandshake(st *tlsState) {
+func (c *conn) startTLSHandshake(st *tlsState) {
 	s := c.srv
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.HandshakeTimeout)
 	hs := &tlsHandshake{inbox: make(chan []byte, 16), result: make(chan error, 1), cancel: cancel}
@@ -337,7 +337,7 @@ func (c *Conn) startTLSHandshake(st *tlsState) {
 
 // tlsHandshakeDone ends the handshake phase: reads go to the socket from
 // now on, through crypto/tls.
-func (c *Conn) tlsHandshakeDone(st *tlsState, err error, more []byte) {
+func (c *conn) tlsHandshakeDone(st *tlsState, err error, more []byte) {
 	st.hs.cancel()
 	// Ciphertext the owner passed on after the handshake's last read, then
 	// more (read but not passed on), is the start of the application data:
@@ -368,7 +368,7 @@ func (c *Conn) tlsHandshakeDone(st *tlsState, err error, more []byte) {
 // complete record left and the socket is empty, or the run's budget ran
 // out (then the owner runs again soon and goes on: crypto/tls keeps the
 // records it has not handed over yet).
-func (c *Conn) readTLS(st *tlsState, budget int64) {
+func (c *conn) readTLS(st *tlsState, budget int64) {
 	buf := getBuffer(c.srv.cfg.ReadBufferSize)
 	defer putBuffer(buf)
 	for c.phaseNow() != phaseClosed && !c.yielding() {
@@ -394,7 +394,7 @@ func (c *Conn) readTLS(st *tlsState, budget int64) {
 
 // stopTLSHandshakeLocked ends a handshake goroutine still running when
 // the connection closes. c.mu must be held (terminate).
-func (c *Conn) stopTLSHandshakeLocked() {
+func (c *conn) stopTLSHandshakeLocked() {
 	if st := c.tlsSession(); st != nil && st.hs != nil {
 		st.hs.cancel()
 	}

@@ -6,8 +6,6 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
-
-	"github.com/gobwas/ws"
 )
 
 func TestValidUTF8Prefix(t *testing.T) {
@@ -171,12 +169,12 @@ func rfcValidCode(c int) bool {
 // section 7.4 and the IANA registry.
 func TestValidReceivedCode(t *testing.T) {
 	for c := 0; c <= 5000; c++ {
-		if got, want := validReceivedCode(ws.StatusCode(c)), rfcValidCode(c); got != want {
+		if got, want := validReceivedCode(StatusCode(c)), rfcValidCode(c); got != want {
 			t.Errorf("validReceivedCode(%d): got %v, want %v", c, got, want)
 		}
 	}
 	for _, c := range []int{1004, 1005, 1006, 1015} { // named in the RFC, never on the wire
-		if validReceivedCode(ws.StatusCode(c)) {
+		if validReceivedCode(StatusCode(c)) {
 			t.Errorf("validReceivedCode(%d): got true, want false", c)
 		}
 	}

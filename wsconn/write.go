@@ -5,7 +5,6 @@ import (
 
 	"github.com/gobwas/ws"
 
-	"github.com/wsgate/wsgate/handler"
 	"github.com/wsgate/wsgate/poller"
 )
 
@@ -13,19 +12,19 @@ import (
 // buffer and written at once without blocking; what the socket does not
 // take is queued, bounded by MaxQueueBytes, and flushed when epoll reports
 // the socket writable. EPOLLOUT is armed only while the queue is not empty
-// (see Conn.settle and sendLocked). Any goroutine may send; mu serialises
+// (see conn.settle and sendLocked). Any goroutine may send; mu serialises
 // the writers, and no one waits on the socket while holding it.
 
 // Send frames p as one message and writes or queues it. It implements
-// handler.Conn.
-func (c *Conn) Send(t handler.MessageType, p []byte) error {
-	if t != handler.Text && t != handler.Binary {
-		return handler.ErrInvalidMessage
+// Conn.
+func (c *conn) Send(t MessageType, p []byte) error {
+	if t != Text && t != Binary {
+		return ErrInvalidMessage
 	}
-	if c.deflate() && len(p) >= handler.MinDeflateSize {
+	if c.deflate() && len(p) >= MinDeflateSize {
 		// Compression costs a prepared message (and its copy of p), but a
 		// connection that asked for it sends big messages small.
-		return c.SendPrepared(handler.NewPreparedMessage(t, p))
+		return c.SendPrepared(NewPreparedMessage(t, p))
 	}
 	buf := compileFrame(ws.OpCode(t), p)
 	c.mu.Lock()
@@ -37,10 +36,10 @@ func (c *Conn) Send(t handler.MessageType, p []byte) error {
 	return err
 }
 
-// SendPrepared queues the shared frame of m. It implements handler.Conn.
-func (c *Conn) SendPrepared(m *handler.PreparedMessage) error {
+// SendPrepared queues the shared frame of m. It implements Conn.
+func (c *conn) SendPrepared(m *PreparedMessage) error {
 	if m == nil || m.Frame() == nil {
-		return handler.ErrInvalidMessage
+		return ErrInvalidMessage
 	}
 	frame := m.Frame()
 	if d := c.deflatedFrame(m); d != nil { // compressed once for every such recipient
@@ -69,10 +68,10 @@ func compileFrame(op ws.OpCode, p []byte) *buffer {
 // buffer and is released exactly once whatever happens. A close frame
 // (isClose) passes the queue bound and is the last frame accepted. c.mu
 // must be held.
-func (c *Conn) sendLocked(b []byte, buf *buffer, isClose bool) error {
+func (c *conn) sendLocked(b []byte, buf *buffer, isClose bool) error {
 	if c.wflags&(wfCloseSent|wfClosed|wfWriteFailed) != 0 {
 		putBuffer(buf)
-		return handler.ErrClosed
+		return ErrClosed
 	}
 	st := c.tlsSession()
 	if st == nil {
@@ -81,13 +80,13 @@ func (c *Conn) sendLocked(b []byte, buf *buffer, isClose bool) error {
 	if !isClose && c.out != nil && c.out.cost+len(b) > c.srv.cfg.MaxQueueBytes {
 		putBuffer(buf)
 		c.slowConsumerLocked()
-		return handler.ErrSlowConsumer
+		return ErrSlowConsumer
 	}
 	_, err := st.conn.Write(b) // into st.raw: never blocks
 	putBuffer(buf)
 	if err != nil {
 		c.writeFailedLocked(err)
-		return handler.ErrClosed
+		return ErrClosed
 	}
 	if enc := st.raw.take(); enc != nil {
 		return c.rawSendLocked(enc.b, enc, true) // the bound was checked above
@@ -97,10 +96,10 @@ func (c *Conn) sendLocked(b []byte, buf *buffer, isClose bool) error {
 
 // rawSendLocked writes bytes as they are (plaintext on ws://, ciphertext on
 // wss://), or queues what the socket does not take. c.mu must be held.
-func (c *Conn) rawSendLocked(b []byte, buf *buffer, isClose bool) error {
+func (c *conn) rawSendLocked(b []byte, buf *buffer, isClose bool) error {
 	if c.wflags&(wfClosed|wfWriteFailed) != 0 {
 		putBuffer(buf)
-		return handler.ErrClosed
+		return ErrClosed
 	}
 	if c.out == nil {
 		n, err := c.Write(b)
@@ -109,7 +108,7 @@ func (c *Conn) rawSendLocked(b []byte, buf *buffer, isClose bool) error {
 		case err != nil && !poller.IsWouldBlock(err):
 			putBuffer(buf)
 			c.writeFailedLocked(err)
-			return handler.ErrClosed
+			return ErrClosed
 		case n == len(b):
 			putBuffer(buf)
 			c.afterFlushLocked()
@@ -126,7 +125,7 @@ func (c *Conn) rawSendLocked(b []byte, buf *buffer, isClose bool) error {
 	if !isClose && c.out.cost+len(b) > c.srv.cfg.MaxQueueBytes {
 		putBuffer(buf)
 		c.slowConsumerLocked()
-		return handler.ErrSlowConsumer
+		return ErrSlowConsumer
 	}
 	c.out.push(b, buf)
 	c.hot().queued.Add(int64(len(b)))
@@ -135,7 +134,7 @@ func (c *Conn) rawSendLocked(b []byte, buf *buffer, isClose bool) error {
 
 // flushLocked writes queued frames until the socket is full or the queue
 // is empty. c.mu must be held.
-func (c *Conn) flushLocked() {
+func (c *conn) flushLocked() {
 	q := c.out
 	if q == nil || c.wflags&wfClosed != 0 {
 		return
@@ -167,7 +166,7 @@ func (c *Conn) flushLocked() {
 // afterFlushLocked runs when nothing is left to write: once the close frame
 // is out, send FIN (RFC 6455 section 7.1.1: the server closes first). c.mu
 // must be held.
-func (c *Conn) afterFlushLocked() {
+func (c *conn) afterFlushLocked() {
 	if c.wflags&wfCloseSent != 0 && c.wflags&wfShutWr == 0 {
 		c.wflags |= wfShutWr
 		_ = c.ShutdownWrite()
@@ -186,7 +185,7 @@ func (c *Conn) afterFlushLocked() {
 
 // dropQueueLocked discards the queue and returns how many bytes were
 // unsent. c.mu must be held.
-func (c *Conn) dropQueueLocked() int {
+func (c *conn) dropQueueLocked() int {
 	if c.out == nil {
 		return 0
 	}
@@ -199,10 +198,10 @@ func (c *Conn) dropQueueLocked() int {
 
 // writeFailedLocked records a socket write error (EPIPE, ECONNRESET): the
 // owner terminates the connection at its next event. c.mu must be held.
-func (c *Conn) writeFailedLocked(err error) {
+func (c *conn) writeFailedLocked(err error) {
 	c.wflags |= wfWriteFailed
 	if cs := c.closingLocked(); cs.cause == nil {
-		cs.cause = &CloseError{Code: ws.StatusAbnormalClosure, Err: err}
+		cs.cause = &CloseError{Code: StatusAbnormalClosure, Err: err}
 	}
 	c.Wake()
 }
@@ -211,7 +210,7 @@ func (c *Conn) writeFailedLocked(err error) {
 // 1008 "slow consumer". The queued frames are dropped (counted), except
 // one the socket already took part of: cutting it would corrupt the stream
 // before the close frame. c.mu must be held.
-func (c *Conn) slowConsumerLocked() {
+func (c *conn) slowConsumerLocked() {
 	c.srv.stats.slowConsumers.Add(1)
 	c.srv.warns.warn(warnSlowConsumer, slog.LevelWarn, "slow consumer: closing with 1008",
 		func() []any { return append(c.connAttrsLocked(), "max_queue", c.srv.cfg.MaxQueueBytes) })
@@ -220,9 +219,9 @@ func (c *Conn) slowConsumerLocked() {
 		// peer could not decrypt what follows), so no close frame can go
 		// out after them: the connection is cut, and reported as 1008.
 		cs := c.closingLocked()
-		cs.sentCode, cs.sentReason = ws.StatusPolicyViolation, "slow consumer"
+		cs.sentCode, cs.sentReason = StatusPolicyViolation, "slow consumer"
 		if cs.cause == nil {
-			cs.cause = &CloseError{Code: ws.StatusPolicyViolation, Reason: "slow consumer", Err: ErrSlowConsumer}
+			cs.cause = &CloseError{Code: StatusPolicyViolation, Reason: "slow consumer", Err: ErrSlowConsumer}
 		}
 		c.wflags |= wfWriteFailed
 		c.Wake()
@@ -233,8 +232,8 @@ func (c *Conn) slowConsumerLocked() {
 		c.hot().queued.Add(-int64(dropped))
 		c.srv.stats.droppedBytes.Add(uint64(dropped))
 	}
-	c.sendCloseLocked(ws.StatusPolicyViolation, "slow consumer",
-		&CloseError{Code: ws.StatusPolicyViolation, Reason: "slow consumer", Err: ErrSlowConsumer})
+	c.sendCloseLocked(StatusPolicyViolation, "slow consumer",
+		&CloseError{Code: StatusPolicyViolation, Reason: "slow consumer", Err: ErrSlowConsumer})
 }
 
 // headerSize is the length of an unmasked frame header for an n-byte

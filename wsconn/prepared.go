@@ -1,10 +1,14 @@
-package handler
+package wsconn
 
 import (
 	"sync"
 
 	"github.com/gobwas/ws"
 )
+
+// A MessageType is its frames' opcode: ws.OpCode(t) frames a message of
+// type t. The index below is out of range, and the build fails, if not.
+var _ = [1]struct{}{}[MessageType(ws.OpText)^Text|MessageType(ws.OpBinary)^Binary]
 
 // PreparedMessage is a message framed once, to be sent to many connections:
 // server frames are not masked, so every recipient gets the same bytes

@@ -1,10 +1,8 @@
-package handler
+package wsconn
 
 import (
 	"net/netip"
 	"time"
-
-	"github.com/gobwas/ws"
 )
 
 // MessageType is the kind of a data message (RFC 6455 section 5.6).
@@ -14,9 +12,9 @@ type MessageType uint8
 const (
 	// Text is a UTF-8 text message (opcode 0x1). The server validates
 	// incoming text before a Handler sees it.
-	Text MessageType = MessageType(ws.OpText)
+	Text MessageType = 0x1
 	// Binary is an opaque binary message (opcode 0x2).
-	Binary MessageType = MessageType(ws.OpBinary)
+	Binary MessageType = 0x2
 )
 
 // String returns "text" or "binary".
@@ -31,7 +29,8 @@ func (t MessageType) String() string {
 	}
 }
 
-// Conn is one open WebSocket connection as a Handler sees it.
+// Conn is one open WebSocket connection as a Handler sees it. The Server
+// implements it; a test of a Handler may implement it with a fake.
 //
 // All methods are safe to call from any goroutine, and none of them blocks
 // on the network: a send either writes what the socket takes at once or
@@ -64,7 +63,7 @@ type Conn interface {
 	// and the socket is closed when the peer answers or the close timeout
 	// passes. Handler.OnClose follows. Calling Close on a closing connection
 	// does nothing and returns ErrClosed.
-	Close(code ws.StatusCode, reason string) error
+	Close(code StatusCode, reason string) error
 
 	// Principal returns who the connection acts for, as the server's
 	// authorization hook established it (for wsgate: the verified token's
@@ -101,7 +100,7 @@ type Handler interface {
 	// its socket was closed. code is the status the peer sent, the one the
 	// server closed with, or 1006 (abnormal closure) if the connection was
 	// lost without a close frame. After OnClose, sends return ErrClosed.
-	OnClose(c Conn, code ws.StatusCode, reason string)
+	OnClose(c Conn, code StatusCode, reason string)
 	// OnError reports what went wrong before an unplanned close: a protocol
 	// violation, a read or write error, a slow consumer, a lost heartbeat.
 	// OnClose always follows.
@@ -133,7 +132,7 @@ func (Base) OnOpen(Conn) {}
 func (Base) OnMessage(Conn, MessageType, []byte) {}
 
 // OnClose does nothing.
-func (Base) OnClose(Conn, ws.StatusCode, string) {}
+func (Base) OnClose(Conn, StatusCode, string) {}
 
 // OnError does nothing.
 func (Base) OnError(Conn, error) {}
