@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# lint.sh: formatting, vet and staticcheck, failing on any finding.
+# lint.sh: formatting, vet, staticcheck and the packages' layer order
+# (scripts/layers.sh), failing on any finding.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,3 +29,6 @@ for mod in "${modules[@]}"; do
 	echo "== staticcheck (module $mod)"
 	(cd "$mod" && "$STATICCHECK" ./...)
 done
+
+echo "== layers"
+scripts/layers.sh
