@@ -1,7 +1,10 @@
 // Command bench is wsgate's load generator: it holds many WebSocket
 // connections without a goroutine each (raw sockets on wsgate's own epoll
 // poller), splits them over worker processes when one process cannot hold
-// them all, and measures the server.
+// them all, and measures the server. It is a module of its own (bench/go.mod,
+// so that the server's go.mod lists none of its dependencies); from the
+// repository root, go -C bench build -o "$PWD/bin/" . ./baseline builds
+// bin/bench and bin/baseline.
 //
 //	bench idle      -url ws://127.0.0.1:8080/ws -n 15000 -hold 20s
 //	bench echo      -url ws://127.0.0.1:8080/echo -n 1000 -duration 10s -size 64

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# lint.sh: formatting, vet and staticcheck, failing on any finding.
+# lint.sh: formatting, vet, staticcheck and the packages' layer order
+# (scripts/layers.sh), failing on any finding.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,13 +12,23 @@ if [ -n "$unformatted" ]; then
 	exit 1
 fi
 
-echo "== go vet"
-go vet ./...
+# Both modules: the server (.) and bench/ (a go.mod of its own).
+modules=(. bench)
 
-echo "== staticcheck"
+for mod in "${modules[@]}"; do
+	echo "== go vet (module $mod)"
+	go -C "$mod" vet ./...
+done
+
 STATICCHECK="$(go env GOPATH)/bin/staticcheck"
 if [ ! -x "$STATICCHECK" ]; then
 	echo "staticcheck is not installed: run scripts/deps.sh" >&2
 	exit 1
 fi
-"$STATICCHECK" ./...
+for mod in "${modules[@]}"; do
+	echo "== staticcheck (module $mod)"
+	(cd "$mod" && "$STATICCHECK" ./...)
+done
+
+echo "== layers"
+scripts/layers.sh

@@ -111,7 +111,7 @@ trap 'exit 130' INT TERM
 
 say "building"
 go build -o "$bin/wsgate" .
-go build -o "$bin/bench" ./bench
+go -C bench build -o "$bin/bench" . # its own module; $bin is absolute
 mkdir -p "$OUT"
 
 # Two cores run ~110 processes here, so the server is told what such a box

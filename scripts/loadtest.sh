@@ -47,8 +47,9 @@ trap 'exit 130' INT TERM
 
 echo "== build"
 go build -o "$bin/wsgate" .
-go build -o "$bin/bench" ./bench
-go build -o "$bin/baseline" ./bench/baseline
+# bench is a module of its own (bench/go.mod); -C runs go there, so -o
+# is an absolute path.
+go -C bench build -o "$bin/" . ./baseline # $bin/bench, $bin/baseline
 mkdir -p "$OUT"
 
 # wait_port waits until something listens on 127.0.0.1:$1.

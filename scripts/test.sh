@@ -1,20 +1,30 @@
 #!/usr/bin/env bash
 # test.sh: the whole test suite, exactly as CI runs it (.ci/run calls this).
 # Installs what the tests need (scripts/deps.sh), then lints, runs every
-# test with the race detector in random order, and smoke-fuzzes.
+# test of both modules (the server's and bench/'s) with the race detector
+# in random order, and smoke-fuzzes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/deps.sh
 scripts/lint.sh
 
-echo "== go test -race -shuffle=on ./..."
-go test -race -shuffle=on -count=1 -timeout 10m ./...
+# Two modules: the server (.) and the load generator (bench/, its own
+# go.mod so that the server's lists none of its dependencies). No go.work:
+# each is tested as it builds on its own.
+modules=(. bench)
+
+for mod in "${modules[@]}"; do
+	echo "== go test -race -shuffle=on ./... (module $mod)"
+	go -C "$mod" test -race -shuffle=on -count=1 -timeout 10m ./...
+done
 
 scripts/fuzz-smoke.sh
 
-echo "== every benchmark once (they must keep running; figures come from longer runs)"
-go test -run '^$' -bench . -benchtime 1x -timeout 5m ./...
+for mod in "${modules[@]}"; do
+	echo "== every benchmark once, module $mod (they must keep running; figures come from longer runs)"
+	go -C "$mod" test -run '^$' -bench . -benchtime 1x -timeout 5m ./...
+done
 
 echo "== scaled-down million-connection load test (40,000 connections, 3 workers)"
 # Its ports: a free run below the kernel's ephemeral range, so that two

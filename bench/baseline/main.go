@@ -3,7 +3,7 @@
 // benchmarks, not for production: it has no configuration beyond -addr,
 // no metrics and no per-address limits.
 //
-//	go run ./bench/baseline -addr :8090
+//	go -C bench run ./baseline -addr :8090   (bench/ is a module of its own)
 //
 // It serves the same endpoints and protocol as wsgate, so the same bench
 // scenarios run against both: /echo returns each message as it came, /ws
