@@ -20,8 +20,39 @@
 // by -config: -max-conns is WSGATE_MAX_CONNS and max-conns. The command
 // line wins over the environment, the environment over the file, the file
 // over the default; -print-config shows the result.
+//
+// Package gateway does all of it; this is its command line: exit status 2
+// for a configuration problem, 1 for any other failure, 0 otherwise.
 package main
 
-import "github.com/wsgate/wsgate/gateway"
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
 
-func main() { gateway.Main() }
+	"github.com/wsgate/wsgate/gateway"
+)
+
+func main() { os.Exit(run()) }
+
+// run is main's body, returning the exit status: its deferred calls run.
+func run() int {
+	// Before Load: a SIGTERM at any point after must shut down cleanly.
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	cfg, err := gateway.Load(os.Args[1:], os.Environ())
+	if err == nil {
+		err = gateway.Run(ctx, cfg)
+	}
+	switch {
+	case err == nil, errors.Is(err, gateway.ErrHelp):
+		return 0
+	case errors.Is(err, gateway.ErrBadConfig):
+		fmt.Fprintf(os.Stderr, "wsgate: %v\n", err)
+		return 2
+	}
+	return 1 // Run logged why
+}

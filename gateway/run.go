@@ -5,15 +5,18 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -51,26 +54,102 @@ type options struct {
 // supervisor.
 const envWorkerMaxConns = "WSGATE_WORKER_MAX_CONNS"
 
-// Main is the wsgate command: it reads os.Args and the environment, serves,
-// and exits.
-func Main() {
-	opts, err := parseFlags(os.Args[1:], os.LookupEnv)
+// ErrBadConfig is wrapped by every error that is a configuration problem:
+// a bad flag, environment variable or config file, a check before start
+// that failed (Load), or a setting refused while starting (Run). The
+// error's text is the problem alone, one line; wsgate prints it after
+// "wsgate: " and exits 2.
+var ErrBadConfig = errors.New("gateway: invalid configuration")
+
+// ErrHelp is what Load returns for -h or -help, after it printed the
+// usage to standard error; wsgate exits 0.
+var ErrHelp = flag.ErrHelp
+
+// configError is a configuration problem: its text is err's, and it is
+// ErrBadConfig as well as err.
+type configError struct{ err error }
+
+func (e configError) Error() string   { return e.err.Error() }
+func (e configError) Unwrap() []error { return []error{e.err, ErrBadConfig} }
+
+// badConfig wraps err, if not nil, as a configuration problem.
+func badConfig(err error) error {
+	if err == nil || errors.Is(err, ErrBadConfig) {
+		return err
+	}
+	return configError{err}
+}
+
+// Config is a whole wsgate's settings, as Load read and checked them. Get
+// one from Load: the zero value is not usable.
+type Config struct {
+	opts options
+
+	// Stdout receives -print-config's output. Default (nil): os.Stdout.
+	Stdout io.Writer
+	// Stderr receives the log. Default (nil): os.Stderr.
+	Stderr io.Writer
+}
+
+// PrintOnly reports whether the configuration is -print-config's: Run
+// then writes the effective settings to Stdout and returns nil, starting
+// nothing.
+func (c Config) PrintOnly() bool { return c.opts.printConfig }
+
+// Load reads the settings from args (the command line without the program
+// name), the WSGATE_* variables of env ("KEY=value" entries, as from
+// os.Environ) and the -config file (or WSGATE_CONFIG), each from the
+// highest source that has it, and makes every check that can be made
+// before anything starts: what the server, the admin listener and the
+// supervisor would refuse, the TLS and JWT files they name, the worker
+// arithmetic. It opens no socket.
+//
+// A configuration problem is one line wrapping ErrBadConfig; -h or -help
+// print the usage to standard error and return ErrHelp.
+func Load(args, env []string) (Config, error) {
+	opts, err := parseFlags(args, lookupIn(env))
 	if errors.Is(err, flag.ErrHelp) {
-		os.Exit(0)
+		return Config{}, ErrHelp
 	}
 	if err == nil {
 		err = checkConfig(opts)
 	}
 	if err != nil {
-		fail(err)
+		return Config{}, badConfig(err)
 	}
+	return Config{opts: opts}, nil
+}
+
+// lookupIn is os.LookupEnv over env, "KEY=value" entries; the last entry
+// of a key wins, as in exec.
+func lookupIn(env []string) func(string) (string, bool) {
+	m := make(map[string]string, len(env))
+	for _, kv := range env {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			m[k] = v
+		}
+	}
+	return func(k string) (string, bool) {
+		v, ok := m[k]
+		return v, ok
+	}
+}
+
+// Run serves cfg until ctx is done, then drains and returns nil: a single
+// server, a worker of a supervisor, or with -workers the supervisor of
+// worker processes. The "shutting down" log line names ctx's cause: the
+// signal's name when signal.NotifyContext ended it. A setting refused
+// while starting is an error wrapping ErrBadConfig; any other error that
+// stops Run is logged ("wsgate stopped") and returned.
+func Run(ctx context.Context, cfg Config) error {
+	opts := cfg.opts
 	if opts.printConfig {
-		fmt.Print(opts.effective)
-		os.Exit(0)
+		_, err := fmt.Fprint(cmp.Or[io.Writer](cfg.Stdout, os.Stdout), opts.effective)
+		return err
 	}
-	log, err := newLogger(os.Stderr, opts.logLevel, opts.logFormat)
+	log, err := newLogger(cmp.Or[io.Writer](cfg.Stderr, os.Stderr), opts.logLevel, opts.logFormat)
 	if err != nil {
-		fail(err)
+		return badConfig(err)
 	}
 	id, isWorker := prefork.WorkerID()
 	if isWorker {
@@ -79,24 +158,30 @@ func Main() {
 	if opts.jwt != nil {
 		v, err := auth.New(*opts.jwt)
 		if err != nil {
-			fail(err)
+			return badConfig(err)
 		}
 		opts.ws.Authorize, opts.refresh = v.Authorize, v.RefreshHook
 		log.Info("JWT authentication on", "algorithms", v.Algorithms(), "issuer", opts.jwt.Issuer, "audience", opts.jwt.Audience)
 	}
 	if opts.workers != 1 && !isWorker {
-		err = runSupervisor(opts, log)
+		err = runSupervisor(ctx, opts, log)
 	} else {
-		err = runServer(opts, log, id, isWorker)
+		err = runServer(ctx, opts, log, id, isWorker)
 	}
 	var workerErr *workerConfigError
 	if errors.As(err, &workerErr) {
-		fail(err)
+		return badConfig(err)
 	}
-	if err != nil {
+	if err != nil && !errors.Is(err, ErrBadConfig) {
 		log.Error("wsgate stopped", "err", err)
-		os.Exit(1)
 	}
+	return err
+}
+
+// stopReason names what ended ctx, for the log: the signal's name
+// ("terminated") when signal.NotifyContext ended it, else the cause.
+func stopReason(ctx context.Context) string {
+	return strings.TrimSuffix(context.Cause(ctx).Error(), " signal received")
 }
 
 // fail reports a configuration error in one line and exits with status 2.
@@ -120,12 +205,12 @@ func baseConfig(opts options, id int, isWorker bool) wsconn.Config {
 	return cfg
 }
 
-// runServer serves in this process (alone, or as one worker) until
-// SIGTERM or SIGINT.
-func runServer(opts options, log *slog.Logger, id int, isWorker bool) error {
-	sig := notifySignals() // before Start: a SIGTERM right after must shut down cleanly
+// runServer serves in this process (alone, or as one worker) until ctx is
+// done.
+func runServer(ctx context.Context, opts options, log *slog.Logger, id int, isWorker bool) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP) // SIGHUP's default action ends the process, TLS or not
+	defer signal.Stop(hup)
 	channels, err := handler.NewChannels(opts.channels)
 	if err != nil {
 		fail(err)
@@ -145,7 +230,9 @@ func runServer(opts options, log *slog.Logger, id int, isWorker bool) error {
 		}
 		cfg.TLS = certs.config()
 	}
-	go reloadOnHangup(hup, certs, log)
+	stopReload, reloadDone := make(chan struct{}), make(chan struct{})
+	go func() { defer close(reloadDone); reloadOnHangup(hup, stopReload, certs, log) }()
+	defer func() { close(stopReload); <-reloadDone }()
 	srv, err := wsconn.New(cfg)
 	if err != nil {
 		fail(err)
@@ -172,9 +259,9 @@ func runServer(opts options, log *slog.Logger, id int, isWorker bool) error {
 	if err := prefork.Ready(); err != nil {
 		return fmt.Errorf("failed to report ready to the supervisor: %w", err)
 	}
-	s := <-sig
-	log.Info("shutting down", "signal", s.String(), "conns", srv.Conns(), "timeout", opts.shutdownTimeout)
-	ctx, cancel := context.WithTimeout(context.Background(), opts.shutdownTimeout)
+	<-ctx.Done()
+	log.Info("shutting down", "signal", stopReason(ctx), "conns", srv.Conns(), "timeout", opts.shutdownTimeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), opts.shutdownTimeout)
 	defer cancel()
 	if adm != nil {
 		adm.Drain() // /readyz: 503 while connections drain; the rest serves until the end
@@ -214,10 +301,15 @@ func startAdmin(opts options, log *slog.Logger, isWorker bool, cfg admin.Config)
 	return adm, nil
 }
 
-// reloadOnHangup reloads the certificate on every SIGHUP from hup, for
-// the life of the process; without one (certs nil) it only logs.
-func reloadOnHangup(hup <-chan os.Signal, certs *certReloader, log *slog.Logger) {
-	for range hup {
+// reloadOnHangup reloads the certificate on every SIGHUP from hup until
+// stop is closed; without one (certs nil) it only logs.
+func reloadOnHangup(hup <-chan os.Signal, stop <-chan struct{}, certs *certReloader, log *slog.Logger) {
+	for {
+		select {
+		case <-stop:
+			return
+		case <-hup:
+		}
 		if certs == nil {
 			log.Info("SIGHUP: nothing to reload (no -tls-cert)")
 			continue
@@ -245,9 +337,3 @@ func brokerLogger(log *slog.Logger) func(bool, error) {
 // connections: the kernel spreads SO_REUSEPORT connections by a hash, not
 // evenly.
 const spreadSlack = 1.10
-
-func notifySignals() <-chan os.Signal {
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
-	return sig
-}

@@ -60,8 +60,8 @@ func workerAdminAddrs(addr string, n int) ([]string, error) {
 }
 
 // runSupervisor runs the workers and, without -nats, the embedded NATS
-// server that joins them.
-func runSupervisor(opts options, log *slog.Logger) error {
+// server that joins them, until ctx is done.
+func runSupervisor(ctx context.Context, opts options, log *slog.Logger) error {
 	plan, err := planWorkers(opts) // checkConfig ran it: no error
 	if err != nil {
 		return err
@@ -86,7 +86,6 @@ func runSupervisor(opts options, log *slog.Logger) error {
 	if plan.maxConns > 0 {
 		env = append(env, envWorkerMaxConns+"="+strconv.Itoa(plan.maxConns))
 	}
-	sig := notifySignals()
 	sup, err := startWorkers(prefork.Config{
 		Workers: n,
 		Args:    os.Args[1:],
@@ -100,10 +99,12 @@ func runSupervisor(opts options, log *slog.Logger) error {
 	if opts.admin != "" {
 		log.Info("admin listeners on the workers, none on the supervisor", "worker_0", admins[0], "last", admins[n-1])
 	}
-	go forwardHangup(sup)
-	s := <-sig
-	log.Info("stopping workers", "signal", s.String())
-	ctx, cancel := context.WithTimeout(context.Background(), opts.shutdownTimeout+5*time.Second)
+	stopHangup, hangupDone := make(chan struct{}), make(chan struct{})
+	go func() { defer close(hangupDone); forwardHangup(sup, stopHangup) }()
+	defer func() { close(stopHangup); <-hangupDone }()
+	<-ctx.Done()
+	log.Info("stopping workers", "signal", stopReason(ctx))
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), opts.shutdownTimeout+5*time.Second)
 	defer cancel()
 	return sup.Shutdown(ctx)
 }
@@ -179,11 +180,18 @@ func startWorkers(cfg prefork.Config) (*prefork.Supervisor, error) {
 	return sup, err
 }
 
-// forwardHangup passes SIGHUP (certificate reload) on to every worker.
-func forwardHangup(sup *prefork.Supervisor) {
+// forwardHangup passes SIGHUP (certificate reload) on to every worker
+// until stop is closed.
+func forwardHangup(sup *prefork.Supervisor, stop <-chan struct{}) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
-	for range hup {
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-stop:
+			return
+		case <-hup:
+		}
 		for _, pid := range sup.Pids() {
 			if pid > 0 {
 				_ = syscall.Kill(pid, syscall.SIGHUP)
