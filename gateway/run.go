@@ -184,12 +184,6 @@ func stopReason(ctx context.Context) string {
 	return strings.TrimSuffix(context.Cause(ctx).Error(), " signal received")
 }
 
-// fail reports a configuration error in one line and exits with status 2.
-func fail(err error) {
-	fmt.Fprintf(os.Stderr, "wsgate: %v\n", err)
-	os.Exit(2)
-}
-
 // baseConfig is the wsconn.Config this process serves with, before
 // runServer adds routes, pages, hooks and TLS: opts.ws, and in worker id
 // the shared port and the share of -max-conns the supervisor passed.
@@ -213,7 +207,7 @@ func runServer(ctx context.Context, opts options, log *slog.Logger, id int, isWo
 	defer signal.Stop(hup)
 	channels, err := handler.NewChannels(opts.channels)
 	if err != nil {
-		fail(err)
+		return badConfig(err)
 	}
 	channels.SetRefresh(opts.refresh)
 	cfg := baseConfig(opts, id, isWorker)
@@ -226,7 +220,7 @@ func runServer(ctx context.Context, opts options, log *slog.Logger, id int, isWo
 	var certs *certReloader
 	if opts.tlsCert != "" {
 		if certs, err = newCertReloader(opts.tlsCert, opts.tlsKey); err != nil {
-			fail(err)
+			return badConfig(err)
 		}
 		cfg.TLS = certs.config()
 	}
@@ -235,13 +229,13 @@ func runServer(ctx context.Context, opts options, log *slog.Logger, id int, isWo
 	defer func() { close(stopReload); <-reloadDone }()
 	srv, err := wsconn.New(cfg)
 	if err != nil {
-		fail(err)
+		return badConfig(err)
 	}
 	var brk admin.Broker // nil without NATS: /readyz does not wait for one
 	if len(opts.nats) > 0 {
 		b, err := broker.NewNATS(broker.Config{URLs: opts.nats, OnStateChange: brokerLogger(log)}, channels.DeliverRemote)
 		if err != nil {
-			fail(err)
+			return badConfig(err)
 		}
 		defer b.Close()
 		channels.SetBroker(b)
@@ -252,23 +246,30 @@ func runServer(ctx context.Context, opts options, log *slog.Logger, id int, isWo
 		return err
 	}
 	if err := srv.Start(); err != nil {
+		if adm != nil {
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), opts.shutdownTimeout)
+			defer cancel()
+			_ = adm.Shutdown(ctx)
+		}
 		return err
 	}
 	log.Info("wsgate listening", "addr", srv.Addr().String(), "tls", certs != nil, "routes", "/ws /echo",
 		"max_conns", srv.Config().MaxConns, "pool", srv.Poller().Stats().Workers, "nats", opts.nats)
-	if err := prefork.Ready(); err != nil {
-		return fmt.Errorf("failed to report ready to the supervisor: %w", err)
+	notReady := prefork.Ready()
+	if notReady != nil { // nobody would stop a worker the supervisor does not count
+		notReady = fmt.Errorf("failed to report ready to the supervisor: %w", notReady)
+	} else {
+		<-ctx.Done()
+		log.Info("shutting down", "signal", stopReason(ctx), "conns", srv.Conns(), "timeout", opts.shutdownTimeout)
 	}
-	<-ctx.Done()
-	log.Info("shutting down", "signal", stopReason(ctx), "conns", srv.Conns(), "timeout", opts.shutdownTimeout)
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), opts.shutdownTimeout)
 	defer cancel()
 	if adm != nil {
 		adm.Drain() // /readyz: 503 while connections drain; the rest serves until the end
 		defer adm.Shutdown(ctx)
 	}
-	if err := srv.Shutdown(ctx); err != nil {
-		return err
+	if err := srv.Shutdown(ctx); err != nil || notReady != nil {
+		return cmp.Or(notReady, err)
 	}
 	log.Info("shutdown complete", "closed", srv.Stats().Closed)
 	return nil
@@ -292,7 +293,7 @@ func startAdmin(opts options, log *slog.Logger, isWorker bool, cfg admin.Config)
 	}
 	adm, err := admin.New(cfg)
 	if err != nil {
-		fail(err)
+		return nil, badConfig(err)
 	}
 	if err := adm.Start(); err != nil {
 		return nil, err
