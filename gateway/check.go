@@ -12,7 +12,6 @@ import (
 	"github.com/wsgate/wsgate/admin"
 	"github.com/wsgate/wsgate/auth"
 	"github.com/wsgate/wsgate/handler"
-	"github.com/wsgate/wsgate/prefork"
 	"github.com/wsgate/wsgate/wsconn"
 )
 
@@ -46,9 +45,8 @@ func checkConfig(opts options) error {
 			return fmt.Errorf("invalid -nats URL %q%s: want nats://host:port or tls://host:port", u, opts.where("nats"))
 		}
 	}
-	id, isWorker := prefork.WorkerID()
-	cfg := baseConfig(opts, id, isWorker)
-	if opts.workers != 1 && !isWorker {
+	cfg := baseConfig(opts)
+	if opts.workers != 1 && !opts.role.isWorker {
 		plan, err := planWorkers(opts)
 		if err != nil {
 			return err

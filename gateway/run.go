@@ -12,10 +12,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"os"
 	"os/signal"
-	"strconv"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -24,7 +23,6 @@ import (
 	"github.com/wsgate/wsgate/auth"
 	"github.com/wsgate/wsgate/broker"
 	"github.com/wsgate/wsgate/handler"
-	"github.com/wsgate/wsgate/prefork"
 	"github.com/wsgate/wsgate/wsconn"
 )
 
@@ -48,11 +46,9 @@ type options struct {
 	sources         map[string]source // where each flag's value came from
 	printConfig     bool              // -print-config: print effective and exit
 	effective       string            // with printConfig: the settings, as a config file
+	role            workerRole        // what a supervisor told this process (Load's env)
+	args, env       []string          // what Load read: a supervisor's workers get them
 }
-
-// envWorkerMaxConns carries a worker's share of -max-conns from the
-// supervisor.
-const envWorkerMaxConns = "WSGATE_WORKER_MAX_CONNS"
 
 // ErrBadConfig is wrapped by every error that is a configuration problem:
 // a bad flag, environment variable or config file, a check before start
@@ -107,10 +103,12 @@ func (c Config) PrintOnly() bool { return c.opts.printConfig }
 // A configuration problem is one line wrapping ErrBadConfig; -h or -help
 // print the usage to standard error and return ErrHelp.
 func Load(args, env []string) (Config, error) {
-	opts, err := parseFlags(args, lookupIn(env))
+	lookup := lookupIn(env)
+	opts, err := parseFlags(args, lookup)
 	if errors.Is(err, flag.ErrHelp) {
 		return Config{}, ErrHelp
 	}
+	opts.role, opts.args, opts.env = workerFromEnv(lookup), slices.Clone(args), slices.Clone(env)
 	if err == nil {
 		err = checkConfig(opts)
 	}
@@ -151,9 +149,8 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return badConfig(err)
 	}
-	id, isWorker := prefork.WorkerID()
-	if isWorker {
-		log = log.With("worker", id)
+	if opts.role.isWorker {
+		log = log.With("worker", opts.role.id)
 	}
 	if opts.jwt != nil {
 		v, err := auth.New(*opts.jwt)
@@ -163,10 +160,10 @@ func Run(ctx context.Context, cfg Config) error {
 		opts.ws.Authorize, opts.refresh = v.Authorize, v.RefreshHook
 		log.Info("JWT authentication on", "algorithms", v.Algorithms(), "issuer", opts.jwt.Issuer, "audience", opts.jwt.Audience)
 	}
-	if opts.workers != 1 && !isWorker {
+	if opts.workers != 1 && !opts.role.isWorker {
 		err = runSupervisor(ctx, opts, log)
 	} else {
-		err = runServer(ctx, opts, log, id, isWorker)
+		err = runServer(ctx, opts, log)
 	}
 	var workerErr *workerConfigError
 	if errors.As(err, &workerErr) {
@@ -185,23 +182,17 @@ func stopReason(ctx context.Context) string {
 }
 
 // baseConfig is the wsconn.Config this process serves with, before
-// runServer adds routes, pages, hooks and TLS: opts.ws, and in worker id
-// the shared port and the share of -max-conns the supervisor passed.
-func baseConfig(opts options, id int, isWorker bool) wsconn.Config {
+// runServer adds routes, pages, hooks and TLS: opts.ws, and in a worker
+// what the supervisor passed (workerRole.serverConfig).
+func baseConfig(opts options) wsconn.Config {
 	cfg := opts.ws
-	if isWorker {
-		cfg.ReusePort = true
-		cfg.ResponseHeader = http.Header{"X-Wsgate-Worker": {strconv.Itoa(id)}}
-		if n, err := strconv.Atoi(os.Getenv(envWorkerMaxConns)); err == nil {
-			cfg.MaxConns = n
-		}
-	}
+	opts.role.serverConfig(&cfg)
 	return cfg
 }
 
 // runServer serves in this process (alone, or as one worker) until ctx is
 // done.
-func runServer(ctx context.Context, opts options, log *slog.Logger, id int, isWorker bool) error {
+func runServer(ctx context.Context, opts options, log *slog.Logger) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP) // SIGHUP's default action ends the process, TLS or not
 	defer signal.Stop(hup)
@@ -210,7 +201,7 @@ func runServer(ctx context.Context, opts options, log *slog.Logger, id int, isWo
 		return badConfig(err)
 	}
 	channels.SetRefresh(opts.refresh)
-	cfg := baseConfig(opts, id, isWorker)
+	cfg := baseConfig(opts)
 	cfg.Routes = map[string]handler.Handler{"/ws": channels, "/echo": handler.Echo{}}
 	cfg.Pages = demoPages() // the chat demo at GET /
 	cfg.Logger = log
@@ -241,7 +232,7 @@ func runServer(ctx context.Context, opts options, log *slog.Logger, id int, isWo
 		channels.SetBroker(b)
 		brk = b
 	}
-	adm, err := startAdmin(opts, log, isWorker, admin.Config{WS: srv, Channels: channels, Broker: brk, Latency: lat})
+	adm, err := startAdmin(opts, log, admin.Config{WS: srv, Channels: channels, Broker: brk, Latency: lat})
 	if err != nil {
 		return err
 	}
@@ -255,7 +246,7 @@ func runServer(ctx context.Context, opts options, log *slog.Logger, id int, isWo
 	}
 	log.Info("wsgate listening", "addr", srv.Addr().String(), "tls", certs != nil, "routes", "/ws /echo",
 		"max_conns", srv.Config().MaxConns, "pool", srv.Poller().Stats().Workers, "nats", opts.nats)
-	notReady := prefork.Ready()
+	notReady := opts.role.ready()
 	if notReady != nil { // nobody would stop a worker the supervisor does not count
 		notReady = fmt.Errorf("failed to report ready to the supervisor: %w", notReady)
 	} else {
@@ -275,19 +266,12 @@ func runServer(ctx context.Context, opts options, log *slog.Logger, id int, isWo
 	return nil
 }
 
-// envWorkerAdmin carries a worker's admin address ("off": none) from the
-// supervisor; it wins over -admin, which the workers inherit.
-const envWorkerAdmin = "WSGATE_WORKER_ADMIN"
-
 // startAdmin starts the admin listener on -admin (for a worker, on the
 // address the supervisor chose) over what cfg names, or returns nil if
 // there is none.
-func startAdmin(opts options, log *slog.Logger, isWorker bool, cfg admin.Config) (*admin.Server, error) {
-	cfg.Addr, cfg.APIKey, cfg.Pprof, cfg.Logger = opts.admin, opts.apiKey, opts.pprof, log
+func startAdmin(opts options, log *slog.Logger, cfg admin.Config) (*admin.Server, error) {
+	cfg.Addr, cfg.APIKey, cfg.Pprof, cfg.Logger = opts.role.adminAddr(opts.admin), opts.apiKey, opts.pprof, log
 	cfg.WarnInterval = opts.ws.WarnInterval // -log-warn-interval, as for the WebSocket side
-	if v, ok := os.LookupEnv(envWorkerAdmin); ok && isWorker {
-		cfg.Addr = v
-	}
 	if cfg.Addr == "" || cfg.Addr == "off" {
 		return nil, nil
 	}
@@ -333,8 +317,3 @@ func brokerLogger(log *slog.Logger) func(bool, error) {
 		}
 	}
 }
-
-// spreadSlack is the headroom each worker gets over an even share of the
-// connections: the kernel spreads SO_REUSEPORT connections by a hash, not
-// evenly.
-const spreadSlack = 1.10

@@ -5,15 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
-	"net"
 	"os"
 	"os/exec"
 	"os/signal"
-	"runtime"
-	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -23,41 +17,9 @@ import (
 	"github.com/wsgate/wsgate/wsconn"
 )
 
-// The supervisor side of -workers: how many workers, each one's share of
-// the connection cap and its admin address, starting them (package
-// prefork), passing SIGHUP on, and logging what happens to them.
-
-// workerAdminAddrs returns the admin address of each of n workers: worker
-// i on addr's port + 1 + i, so that none takes the address a single
-// process would use; every worker on a free port if addr's port is 0;
-// "off" for all if addr is "".
-func workerAdminAddrs(addr string, n int) ([]string, error) {
-	addrs := make([]string, n)
-	if addr == "" {
-		for i := range addrs {
-			addrs[i] = "off"
-		}
-		return addrs, nil
-	}
-	host, p, err := net.SplitHostPort(addr)
-	if err != nil {
-		return nil, fmt.Errorf("invalid -admin %q: %w", addr, err)
-	}
-	port, err := net.LookupPort("tcp", p)
-	if err != nil {
-		return nil, fmt.Errorf("invalid -admin %q: %w", addr, err)
-	}
-	if port > 0 && port+n > 65535 {
-		return nil, fmt.Errorf("-admin port %d: %d workers need ports up to %d, past 65535", port, n, port+n)
-	}
-	for i := range addrs {
-		if port > 0 {
-			p = strconv.Itoa(port + 1 + i)
-		}
-		addrs[i] = net.JoinHostPort(host, p)
-	}
-	return addrs, nil
-}
+// The supervisor side of -workers: how many workers, starting them
+// (package prefork) under the contract of worker.go, passing SIGHUP on,
+// and logging what happens to them.
 
 // runSupervisor runs the workers and, without -nats, the embedded NATS
 // server that joins them, until ctx is done.
@@ -77,19 +39,11 @@ func runSupervisor(ctx context.Context, opts options, log *slog.Logger) error {
 		nats = []string{emb.URL()}
 		log.Info("embedded NATS started", "url", emb.URL())
 	}
-	env := []string{"WSGATE_NATS=" + strings.Join(nats, ",")}
-	if os.Getenv("GOMAXPROCS") == "" {
-		// Workers share the CPUs: more Ps than a worker's share only adds
-		// scheduler spinning across dozens of processes.
-		env = append(env, "GOMAXPROCS="+strconv.Itoa(max(1, runtime.NumCPU()/n)))
-	}
-	if plan.maxConns > 0 {
-		env = append(env, envWorkerMaxConns+"="+strconv.Itoa(plan.maxConns))
-	}
 	sup, err := startWorkers(prefork.Config{
 		Workers: n,
-		Args:    os.Args[1:],
-		Env:     func(i int) []string { return append(slices.Clip(env), envWorkerAdmin+"="+admins[i]) },
+		Args:    opts.args,
+		Environ: append([]string{}, opts.env...), // Load's, even if empty
+		Env:     workerEnv(opts.env, plan, nats),
 		OnEvent: func(e prefork.Event) { logWorkerEvent(log, e) },
 	})
 	if err != nil {
@@ -198,22 +152,6 @@ func forwardHangup(sup *prefork.Supervisor, stop <-chan struct{}) {
 			}
 		}
 	}
-}
-
-// autoWorkers is enough workers for maxConns connections under the
-// descriptor limit, with spreadSlack, or one per CPU without a target.
-func autoWorkers(maxConns int) int {
-	per := wsconn.DefaultMaxConns()
-	if maxConns <= 0 {
-		return max(1, runtime.NumCPU())
-	}
-	return int(math.Ceil(float64(maxConns) * spreadSlack / float64(per)))
-}
-
-// workerShare is one worker's connection cap: an even share of the total
-// plus spreadSlack, within the descriptor limit.
-func workerShare(total, workers int) int {
-	return min(wsconn.DefaultMaxConns(), int(math.Ceil(float64(total)/float64(workers)*spreadSlack)))
 }
 
 func logWorkerEvent(log *slog.Logger, e prefork.Event) {
