@@ -53,11 +53,12 @@ func applyEnv(fs *flag.FlagSet, lookupEnv func(string) (string, bool), sources m
 // applyConfigFile sets flags from a YAML file: a mapping of flag names
 // (without the dash) to scalar values written as on the command line
 // (max-conns: 50000, ping-interval: 30s, max-queue: 4M, origins: "a,b"),
-// and records the source. from names what gave the file's name (-config
-// or WSGATE_CONFIG), for the error when it cannot be read. Unknown keys,
+// and records the source and the line of each key. from names what gave
+// the file's name (-config or WSGATE_CONFIG), for the error when it cannot
+// be read. Unknown keys,
 // keys given twice, values that are not scalars and values the flag
 // refuses are errors naming the file, line and key.
-func applyConfigFile(fs *flag.FlagSet, file, from string, sources map[string]source) error {
+func applyConfigFile(fs *flag.FlagSet, file, from string, sources map[string]source, lines map[string]int) error {
 	data, err := os.ReadFile(file)
 	if err != nil {
 		return fmt.Errorf("failed to read the config file (%s): %w", from, err)
@@ -103,7 +104,7 @@ func applyConfigFile(fs *flag.FlagSet, file, from string, sources map[string]sou
 		if err := fs.Set(name, v.Value); err != nil {
 			return fmt.Errorf("%s: invalid value %q for %s: %v", at, v.Value, name, err)
 		}
-		sources[name] = fromFile
+		sources[name], lines[name] = fromFile, k.Line
 	}
 	return nil
 }

@@ -284,6 +284,7 @@ func TestPrintConfig(t *testing.T) {
 	}
 	// Compare everything the flags set, except what only the first run had.
 	o.sources, back.sources = nil, nil
+	o.fileLines, back.fileLines = nil, nil
 	o.configFile, back.configFile = "", ""
 	o.printConfig, o.effective = false, ""
 	if o.jwt == nil || back.jwt == nil {
@@ -547,6 +548,10 @@ func TestBadConfigExits2(t *testing.T) {
 			`wsgate: invalid -nats URL "foo": want nats://host:port or tls://host:port`},
 		{"print-config, missing certificate", []string{"-print-config", "-tls-cert", "/nonexistent/c.pem", "-tls-key", "/nonexistent/k.pem"},
 			"wsgate: failed to load TLS certificate /nonexistent/c.pem and key /nonexistent/k.pem: open /nonexistent/c.pem: no such file or directory"},
+		{"print-config, one address for two listeners", []string{"-print-config", "-addr", ":8081", "-admin", ":8081"},
+			`wsgate: -addr ":8081" and -admin ":8081" are one address: give each listener its own port`},
+		{"server, one address for two listeners", []string{"-addr", "127.0.0.1:8081", "-admin", "127.0.0.1:8081"},
+			`wsgate: -addr "127.0.0.1:8081" and -admin "127.0.0.1:8081" are one address: give each listener its own port`},
 		{"server, negative pool", []string{"-pool", "-3"},
 			"wsgate: invalid -pool -3: want a positive size, or 0 for max(16, 8*GOMAXPROCS)"},
 		{"server, zero cap", []string{"-max-conns-per-ip", "0"}, "wsgate: invalid -max-conns-per-ip 0: want a positive cap, or -1 for none"},

@@ -44,6 +44,7 @@ type options struct {
 	logFormat       string
 	configFile      string            // -config or WSGATE_CONFIG; "": none
 	sources         map[string]source // where each flag's value came from
+	fileLines       map[string]int    // the config file's line of each setting it has
 	printConfig     bool              // -print-config: print effective and exit
 	effective       string            // with printConfig: the settings, as a config file
 	role            workerRole        // what a supervisor told this process (Load's env)
