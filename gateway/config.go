@@ -2,12 +2,14 @@ package gateway
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -68,7 +70,7 @@ func applyConfigFile(fs *flag.FlagSet, file, from string, sources map[string]sou
 	if err := dec.Decode(&doc); errors.Is(err, io.EOF) {
 		return nil // empty, or comments only
 	} else if err != nil {
-		return fmt.Errorf("%s: %v", file, err)
+		return yamlError(file, err)
 	}
 	if err := dec.Decode(&more); !errors.Is(err, io.EOF) {
 		return fmt.Errorf("%s: want one YAML document", file)
@@ -107,6 +109,22 @@ func applyConfigFile(fs *flag.FlagSet, file, from string, sources map[string]sou
 		sources[name], lines[name] = fromFile, k.Line
 	}
 	return nil
+}
+
+// yamlLine is the line yaml names in a syntax error, "yaml: line N: ...";
+// it names none on the first line.
+var yamlLine = regexp.MustCompile(`^yaml: (?:line (\d+): )?`)
+
+// yamlError is a YAML syntax error of file as "FILE:LINE: invalid YAML:
+// what", without the yaml package's prefix.
+func yamlError(file string, err error) error {
+	msg := err.Error()
+	m := yamlLine.FindStringSubmatch(msg)
+	if m == nil {
+		return fmt.Errorf("%s: invalid YAML: %s", file, msg)
+	}
+	line := cmp.Or(m[1], "1")
+	return fmt.Errorf("%s:%s: invalid YAML: %s", file, line, msg[len(m[0]):])
 }
 
 // suggest returns ` (did you mean "x"?)` when name is a flag's name

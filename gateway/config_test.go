@@ -170,7 +170,7 @@ reuse-port: true
 		{name: "null", file: "max-conns:\n", wantErr: "FILE:1: max-conns: no value"},
 		{name: "twice", file: "max-conns: 1\nmax-conns: 2\n", wantErr: `FILE:2: key "max-conns" given twice`},
 		{name: "not a mapping", file: "- max-conns\n", wantErr: "FILE:1: want a mapping"},
-		{name: "not YAML", file: "max-conns: [\n", wantErr: "FILE: yaml:"},
+		{name: "not YAML", file: "max-conns: [\n", wantErr: "FILE:1: invalid YAML: did not find expected node content"},
 		{name: "config in config", file: "config: other.yaml\n", wantErr: `FILE:1: "config" cannot be set in a config file`},
 		{name: "semantic check names the file", file: "api-key: short\n", wantErr: "-api-key (in FILE) is 5 bytes"},
 		{name: "missing file", args: []string{"-config", "/nonexistent/wsgate.yaml"},

@@ -89,3 +89,18 @@ func TestLoadListenersOverlap(t *testing.T) {
 		{name: "the supervisor serves no admin", args: []string{"-workers", "2", "-admin", "127.0.0.1:9000", "-addr", "127.0.0.1:9000"}},
 	})
 }
+
+// TestLoadYAMLSyntax: a syntax error in the config file names the file
+// and the line, without the yaml package's prefix.
+func TestLoadYAMLSyntax(t *testing.T) {
+	runLoadCases(t, []loadCase{
+		{name: "first line", file: "a: b: c\n",
+			wantErr: "FILE:1: invalid YAML: mapping values are not allowed in this context"},
+		{name: "later line", file: "max-conns: 100\n# then\na: b: c\n",
+			wantErr: "FILE:3: invalid YAML: mapping values are not allowed in this context"},
+		{name: "a tab", file: "\t- x\n",
+			wantErr: "FILE:1: invalid YAML: found character that cannot start any token"},
+		{name: "unclosed quote", file: "origins: 'x\n",
+			wantErr: "FILE:2: invalid YAML: found unexpected end of stream"},
+	})
+}
