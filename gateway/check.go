@@ -13,6 +13,7 @@ import (
 	"github.com/wsgate/wsgate/admin"
 	"github.com/wsgate/wsgate/auth"
 	"github.com/wsgate/wsgate/handler"
+	"github.com/wsgate/wsgate/poller"
 	"github.com/wsgate/wsgate/wsconn"
 )
 
@@ -59,6 +60,9 @@ func checkConfig(opts options) error {
 		}
 	}
 	if err := checkListeners(opts, workerAdmins); err != nil {
+		return err
+	}
+	if err := checkMaxConns(opts); err != nil {
 		return err
 	}
 	cfg.Routes = map[string]handler.Handler{"/echo": handler.Echo{}} // any: Validate wants one
@@ -164,6 +168,27 @@ func checkAdminFlags(o *options) error {
 		return fmt.Errorf("-api-key%s is %d bytes: want at least %d", o.where("api-key"), len(o.apiKey), admin.MinAPIKeyLen)
 	}
 	return nil
+}
+
+// checkMaxConns refuses a connection cap past what the descriptor limit
+// leaves (wsconn.DefaultMaxConns, the one computation wsconn checks too),
+// naming the setting and its source: -max-conns in a single process, the
+// share the supervisor passed in a worker. A supervisor's -max-conns is
+// the workers' together (planWorkers).
+func checkMaxConns(o options) error {
+	most := wsconn.DefaultMaxConns()
+	name, n, from := "-max-conns", o.ws.MaxConns, o.origin("max-conns")
+	switch {
+	case o.role.isWorker && o.role.maxConns != 0:
+		name, n, from = envWorkerMaxConns, o.role.maxConns, " (the share of -max-conns from the supervisor)"
+	case o.workers != 1 && !o.role.isWorker:
+		return nil
+	}
+	if n <= most {
+		return nil
+	}
+	return fmt.Errorf("invalid %s %d%s: want at most %d, the descriptor limit %d - %d (raise ulimit -n, or use -workers)",
+		name, n, from, most, poller.DescriptorLimit(), wsconn.DescriptorHeadroom)
 }
 
 // checkListeners refuses two listeners on one address, which would fail

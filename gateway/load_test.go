@@ -2,9 +2,14 @@ package gateway
 
 import (
 	"errors"
+	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/wsgate/wsgate/poller"
+	"github.com/wsgate/wsgate/wsconn"
 )
 
 // loadCase is a configuration given to Load, and the one-line error it
@@ -102,5 +107,30 @@ func TestLoadYAMLSyntax(t *testing.T) {
 			wantErr: "FILE:1: invalid YAML: found character that cannot start any token"},
 		{name: "unclosed quote", file: "origins: 'x\n",
 			wantErr: "FILE:2: invalid YAML: found unexpected end of stream"},
+	})
+}
+
+// TestLoadMaxConns: a connection cap past the descriptor limit names its
+// setting and source; the limit is wsconn's default (which wsconn.Validate
+// checks too), not a few more.
+func TestLoadMaxConns(t *testing.T) {
+	per := wsconn.DefaultMaxConns()
+	limit := poller.DescriptorLimit()
+	past := func(setting, from string, n int) string {
+		return fmt.Sprintf("invalid %s %d%s: want at most %d, the descriptor limit %d - 128 (raise ulimit -n, or use -workers)",
+			setting, n, from, per, limit)
+	}
+	runLoadCases(t, []loadCase{
+		{name: "flag", args: []string{"-max-conns", "99999999"}, wantErr: past("-max-conns", "", 99999999)},
+		{name: "file", file: "max-conns: 99999999\n", wantErr: past("-max-conns", " (FILE:1)", 99999999)},
+		{name: "env", env: []string{"WSGATE_MAX_CONNS=99999999"}, wantErr: past("-max-conns", " (WSGATE_MAX_CONNS)", 99999999)},
+		{name: "one past", args: []string{"-max-conns", strconv.Itoa(per + 1)}, wantErr: past("-max-conns", "", per+1)},
+		{name: "at the limit", args: []string{"-max-conns", strconv.Itoa(per)}},
+		{name: "a worker's share", env: []string{"WSGATE_WORKER_ID=1", "WSGATE_WORKER_MAX_CONNS=999999999"},
+			wantErr: past("WSGATE_WORKER_MAX_CONNS", " (the share of -max-conns from the supervisor)", 999999999)},
+		{name: "too few workers, from the file", file: fmt.Sprintf("workers: 2\nmax-conns: %d\n", 2*per+1),
+			wantErr: fmt.Sprintf("-max-conns %d (FILE:2): 2 workers hold at most %d (%d each: the descriptor limit - 128); "+
+				"raise -workers, or use auto", 2*per+1, 2*per, per)},
+		{name: "a supervisor's total", args: []string{"-workers", "3", "-max-conns", strconv.Itoa(2 * per)}},
 	})
 }

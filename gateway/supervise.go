@@ -77,12 +77,12 @@ func planWorkers(opts options) (workerPlan, error) {
 	if n == 0 {
 		n = autoWorkers(total)
 		if n > maxWorkers {
-			return workerPlan{}, fmt.Errorf("-workers auto: -max-conns %d needs %d workers of %d connections, more than %d",
-				total, n, per, maxWorkers)
+			return workerPlan{}, fmt.Errorf("-workers auto%s: -max-conns %d%s needs %d workers of %d connections, more than %d",
+				opts.origin("workers"), total, opts.origin("max-conns"), n, per, maxWorkers)
 		}
 	} else if total > n*per {
-		return workerPlan{}, fmt.Errorf("-max-conns %d: %d workers hold at most %d (%d each: the descriptor limit - %d); "+
-			"raise -workers, or use auto", total, n, n*per, per, wsconn.DescriptorHeadroom)
+		return workerPlan{}, fmt.Errorf("-max-conns %d%s: %d workers hold at most %d (%d each: the descriptor limit - %d); "+
+			"raise -workers, or use auto", total, opts.origin("max-conns"), n, n*per, per, wsconn.DescriptorHeadroom)
 	}
 	admins, err := workerAdminAddrs(opts.admin, n)
 	if err != nil {
