@@ -140,9 +140,10 @@ func suggest(fs *flag.FlagSet, name string) string {
 
 // formatConfig writes every setting in the config file's format, one per
 // line, each with its source as a comment; secrets that are set read
-// "<redacted>". Read back with -config, it gives the same values (the
-// secrets aside).
-func formatConfig(fs *flag.FlagSet, sources map[string]source, file string) string {
+// "<redacted>". -workers auto is printed as the count it comes to (auto
+// workers, if 1 to maxWorkers), with "(auto)" in the comment. Read back
+// with -config, it gives the same values (the secrets aside).
+func formatConfig(fs *flag.FlagSet, sources map[string]source, file string, auto int) string {
 	var lines, comments []string
 	width := 0
 	fs.VisitAll(func(f *flag.Flag) {
@@ -153,11 +154,16 @@ func formatConfig(fs *flag.FlagSet, sources map[string]source, file string) stri
 		if secretFlags[f.Name] && v != "" {
 			v = "<redacted>"
 		}
+		resolved := ""
+		if f.Name == "workers" && v == "auto" && auto >= 1 && auto <= maxWorkers {
+			v, resolved = strconv.Itoa(auto), " (auto)"
+		}
 		line := f.Name + ": " + yamlScalar(v)
 		comment := string(sources[f.Name])
 		if sources[f.Name] == fromEnv {
 			comment += " " + envName(f.Name)
 		}
+		comment += resolved
 		if m := zeroMeans[f.Name]; m != "" && v == "0" {
 			comment += " (0: " + m + ")"
 		}

@@ -287,6 +287,7 @@ func TestPrintConfig(t *testing.T) {
 	o.fileLines, back.fileLines = nil, nil
 	o.configFile, back.configFile = "", ""
 	o.printConfig, o.effective = false, ""
+	o.workers = autoWorkers(o.ws.MaxConns) // auto is printed as what it comes to
 	if o.jwt == nil || back.jwt == nil {
 		t.Fatalf("JWT settings: got %v, want %v", back.jwt, o.jwt)
 	}

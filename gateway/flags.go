@@ -91,7 +91,7 @@ func parseFlags(args []string, lookupEnv func(string) (string, bool)) (options, 
 	o := t.o
 	o.configFile, o.sources, o.fileLines = configFile, sources, lines
 	if o.printConfig {
-		o.effective = formatConfig(fs, sources, configFile)
+		o.effective = formatConfig(fs, sources, configFile, autoWorkers(o.ws.MaxConns))
 	}
 	return finishFlags(o, t.jwt, t.jwtSecret)
 }

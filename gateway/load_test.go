@@ -134,3 +134,44 @@ func TestLoadMaxConns(t *testing.T) {
 		{name: "a supervisor's total", args: []string{"-workers", "3", "-max-conns", strconv.Itoa(2 * per)}},
 	})
 }
+
+// TestPrintConfigWorkersAuto: -print-config shows the count -workers auto
+// comes to, marked "(auto)", and a count as given.
+func TestPrintConfigWorkersAuto(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		env  []string
+		want string // the workers line, without the padding
+	}{
+		{"auto", []string{"-workers", "auto"}, nil, fmt.Sprintf("workers: %d # flag (auto)", autoWorkers(0))},
+		{"auto for max-conns", []string{"-workers", "auto", "-max-conns", "1000000"}, nil,
+			fmt.Sprintf("workers: %d # flag (auto)", autoWorkers(1000000))},
+		{"auto from env", nil, []string{"WSGATE_WORKERS=auto"},
+			fmt.Sprintf("workers: %d # env WSGATE_WORKERS (auto)", autoWorkers(0))},
+		{"a count", []string{"-workers", "3"}, nil, "workers: 3 # flag"},
+		{"default", nil, nil, "workers: 1 # default"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := Load(append(tt.args, "-print-config", "-admin", "off"), tt.env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out strings.Builder
+			cfg.Stdout = &out
+			if err := Run(t.Context(), cfg); err != nil {
+				t.Fatal(err)
+			}
+			var got string
+			for _, line := range strings.Split(out.String(), "\n") {
+				if strings.HasPrefix(line, "workers:") {
+					got = strings.Join(strings.Fields(line), " ")
+				}
+			}
+			if got != tt.want {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
