@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"slices"
@@ -263,8 +264,22 @@ func runServer(ctx context.Context, opts options, log *slog.Logger) error {
 	if err := srv.Shutdown(ctx); err != nil || notReady != nil {
 		return cmp.Or(notReady, err)
 	}
-	log.Info("shutdown complete", "closed", srv.Stats().Closed)
+	st := srv.Stats()
+	log.Info("shutdown complete", "websockets_closed", st.Handshakes[http.StatusSwitchingProtocols],
+		"http_answered", httpAnswered(st), "tcp_closed", st.Closed)
 	return nil
+}
+
+// httpAnswered counts the connections answered in plain HTTP, not
+// upgraded: the pages (Config.Pages) and the refused handshakes.
+func httpAnswered(st wsconn.Stats) uint64 {
+	n := st.PagesServed
+	for status, count := range st.Handshakes {
+		if status != http.StatusSwitchingProtocols {
+			n += count
+		}
+	}
+	return n
 }
 
 // startAdmin starts the admin listener on -admin (for a worker, on the
