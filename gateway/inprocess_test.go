@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"go.uber.org/goleak"
 )
 
 // Whole wsgates run in the test's own process, through Load and Run.
@@ -53,7 +55,7 @@ type inProcess struct {
 // startInProcess loads args (after -addr and -admin on free loopback
 // ports, below the ephemeral range, and a JSON log) with an empty
 // environment, runs it until the test ends or stop, and waits until it
-// listens.
+// serves (Config.OnReady).
 func startInProcess(t *testing.T, args ...string) *inProcess {
 	t.Helper()
 	ports := freePortRun(t, 2)
@@ -66,6 +68,8 @@ func startInProcess(t *testing.T, args ...string) *inProcess {
 		t.Fatal(err)
 	}
 	cfg.Stderr = g.log
+	ready := make(chan [2]net.Addr, 1)
+	cfg.OnReady = func(ws, admin net.Addr) { ready <- [2]net.Addr{ws, admin} }
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- Run(ctx, cfg) }()
@@ -83,14 +87,16 @@ func startInProcess(t *testing.T, args ...string) *inProcess {
 			t.Errorf("Run: %v", err)
 		}
 	})
-	eventually(t, 10*time.Second, "wsgate listening", func() bool {
-		select {
-		case err := <-done:
-			t.Fatalf("Run returned before it listened: %v", err)
-		default:
+	select {
+	case err := <-done:
+		t.Fatalf("Run returned before it was ready: %v", err)
+	case addrs := <-ready:
+		if addrs[0].String() != g.addr || addrs[1].String() != g.admin {
+			t.Fatalf("OnReady got %v, want %s and %s", addrs, g.addr, g.admin)
 		}
-		return g.log.line("wsgate listening") != nil
-	})
+	case <-time.After(10 * time.Second):
+		t.Fatal("not ready within 10s")
+	}
 	return g
 }
 
@@ -161,5 +167,79 @@ func TestShutdownLineCounts(t *testing.T) {
 				t.Errorf("the line still has closed=, which counted both: %v", line)
 			}
 		})
+	}
+}
+
+// TestWholeGatewayInProcess: a complete wsgate through Load and Run in
+// this process: a /ws subscriber gets what a backend publishes through
+// the admin API with the API key, /echo echoes, the admin listener
+// answers /healthz and /metrics; cancelling Run's context drains it, Run
+// returns nil, and no goroutine is left behind.
+func TestWholeGatewayInProcess(t *testing.T) {
+	before := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, before) }) // runs last: after every other cleanup
+	const key = "in-process-api-key-0123"
+	g := startInProcess(t, "-api-key", key)
+	client := &http.Client{Timeout: 5 * time.Second}
+	t.Cleanup(client.CloseIdleConnections)
+	do := func(method, path, body string, auth bool) (int, string) {
+		t.Helper()
+		req, err := http.NewRequest(method, "http://"+g.admin+path, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if auth {
+			req.Header.Set("Authorization", "Bearer "+key)
+			req.Header.Set("Content-Type", "application/json")
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", method, path, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, strings.TrimSpace(string(b))
+	}
+
+	sub := dial(t, g.addr, "/ws")
+	subscribe(t, sub, "news")
+	if code, body := do(http.MethodPost, "/api/publish", `{"channel":"news","data":"hello"}`, false); code != http.StatusUnauthorized {
+		t.Errorf("publish without the key: %d %s, want 401", code, body)
+	}
+	if code, body := do(http.MethodPost, "/api/publish", `{"channel":"news","data":"hello"}`, true); code != http.StatusOK ||
+		body != `{"delivered":1}` {
+		t.Fatalf("publish: %d %s, want 200 {\"delivered\":1}", code, body)
+	}
+	if got, want := sub.next(5*time.Second), `{"channel":"news","data":"hello"}`; got != want {
+		t.Fatalf("subscriber got %q, want %q", got, want)
+	}
+
+	echo := dial(t, g.addr, "/echo")
+	echo.send(t, "ping me back")
+	if got := echo.next(5 * time.Second); got != "ping me back" {
+		t.Fatalf("/echo: got %q", got)
+	}
+
+	if code, body := do(http.MethodGet, "/healthz", "", false); code != http.StatusOK {
+		t.Errorf("/healthz: %d %s", code, body)
+	}
+	code, metrics := do(http.MethodGet, "/metrics", "", false)
+	if code != http.StatusOK {
+		t.Fatalf("/metrics: %d", code)
+	}
+	for _, series := range []string{"wsgate_handshake_seconds_count", "wsgate_broadcast_recipients_count"} {
+		if v := sample(metrics, series); v < 1 {
+			t.Errorf("/metrics: %s = %v, want at least 1", series, v)
+		}
+	}
+
+	_ = sub.c.Close(websocket.StatusNormalClosure, "")
+	_ = echo.c.Close(websocket.StatusNormalClosure, "")
+	client.CloseIdleConnections()
+	if err := g.stop(); err != nil {
+		t.Fatalf("Run returned %v, want nil", err)
+	}
+	if line := g.log.line("shutting down"); line == nil || line["signal"] != "context canceled" {
+		t.Errorf("shutting down line: %v, want signal=context canceled", line)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -87,6 +88,12 @@ type Config struct {
 	Stdout io.Writer
 	// Stderr receives the log. Default (nil): os.Stderr.
 	Stderr io.Writer
+	// OnReady, if set, is called once Run serves: in a single server or a
+	// worker with the addresses its WebSocket and admin listeners took
+	// (admin nil without one: -admin off), which tells the ports of
+	// -addr 127.0.0.1:0; in a supervisor once every worker is ready, with
+	// nil addresses (the workers listen).
+	OnReady func(ws, admin net.Addr)
 }
 
 // PrintOnly reports whether the configuration is -print-config's: Run
@@ -163,9 +170,9 @@ func Run(ctx context.Context, cfg Config) error {
 		log.Info("JWT authentication on", "algorithms", v.Algorithms(), "issuer", opts.jwt.Issuer, "audience", opts.jwt.Audience)
 	}
 	if opts.workers != 1 && !opts.role.isWorker {
-		err = runSupervisor(ctx, opts, log)
+		err = runSupervisor(ctx, opts, log, cfg.OnReady)
 	} else {
-		err = runServer(ctx, opts, log)
+		err = runServer(ctx, opts, log, cfg.OnReady)
 	}
 	var workerErr *workerConfigError
 	if errors.As(err, &workerErr) {
@@ -194,7 +201,7 @@ func baseConfig(opts options) wsconn.Config {
 
 // runServer serves in this process (alone, or as one worker) until ctx is
 // done.
-func runServer(ctx context.Context, opts options, log *slog.Logger) error {
+func runServer(ctx context.Context, opts options, log *slog.Logger, onReady func(ws, admin net.Addr)) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP) // SIGHUP's default action ends the process, TLS or not
 	defer signal.Stop(hup)
@@ -252,6 +259,13 @@ func runServer(ctx context.Context, opts options, log *slog.Logger) error {
 	if notReady != nil { // nobody would stop a worker the supervisor does not count
 		notReady = fmt.Errorf("failed to report ready to the supervisor: %w", notReady)
 	} else {
+		if onReady != nil {
+			var admAddr net.Addr
+			if adm != nil {
+				admAddr = adm.Addr()
+			}
+			onReady(srv.Addr(), admAddr)
+		}
 		<-ctx.Done()
 		log.Info("shutting down", "signal", stopReason(ctx), "conns", srv.Conns(), "timeout", opts.shutdownTimeout)
 	}

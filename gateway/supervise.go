@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -23,7 +24,7 @@ import (
 
 // runSupervisor runs the workers and, without -nats, the embedded NATS
 // server that joins them, until ctx is done.
-func runSupervisor(ctx context.Context, opts options, log *slog.Logger) error {
+func runSupervisor(ctx context.Context, opts options, log *slog.Logger, onReady func(ws, admin net.Addr)) error {
 	plan, err := planWorkers(opts) // checkConfig ran it: no error
 	if err != nil {
 		return err
@@ -52,6 +53,9 @@ func runSupervisor(ctx context.Context, opts options, log *slog.Logger) error {
 	log.Info("supervisor running", "workers", n, "pids", sup.Pids(), "nats", nats)
 	if opts.admin != "" {
 		log.Info("admin listeners on the workers, none on the supervisor", "worker_0", admins[0], "last", admins[n-1])
+	}
+	if onReady != nil {
+		onReady(nil, nil)
 	}
 	stopHangup, hangupDone := make(chan struct{}), make(chan struct{})
 	go func() { defer close(hangupDone); forwardHangup(sup, stopHangup) }()
