@@ -1,7 +1,3 @@
-// Package gateway assembles the wsgate product: flags, environment and
-// config file, the checks before start, the WebSocket server with its
-// routes and demo page, the admin API, NATS, TLS, and the supervisor of
-// -workers. Command wsgate (the module's root) is a thin main over it.
 package gateway
 
 import (
