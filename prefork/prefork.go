@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"sync"
 	"syscall"
@@ -41,8 +42,11 @@ type Config struct {
 	// Args are the workers' command-line arguments (without the program
 	// name).
 	Args []string
-	// Env returns extra environment variables for worker i, on top of this
-	// process's environment and EnvWorkerID. Optional.
+	// Environ is the workers' environment, before EnvWorkerID, EnvReadyFD
+	// and Env. Default (nil): this process's (os.Environ).
+	Environ []string
+	// Env returns extra environment variables for worker i, on top of
+	// Environ, EnvWorkerID and EnvReadyFD. Optional.
 	Env func(i int) []string
 	// StartTimeout is how long a worker may take to report ready. Default: 15s.
 	StartTimeout time.Duration
@@ -244,7 +248,11 @@ func (s *Supervisor) spawn(i int) (*exec.Cmd, <-chan struct{}, error) {
 	cmd := exec.Command(s.cfg.Path, s.cfg.Args...)
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	cmd.ExtraFiles = []*os.File{w} // descriptor 3 in the worker
-	cmd.Env = append(os.Environ(), EnvWorkerID+"="+strconv.Itoa(i), EnvReadyFD+"=3")
+	base := s.cfg.Environ
+	if base == nil {
+		base = os.Environ()
+	}
+	cmd.Env = append(slices.Clip(base), EnvWorkerID+"="+strconv.Itoa(i), EnvReadyFD+"=3")
 	if s.cfg.Env != nil {
 		cmd.Env = append(cmd.Env, s.cfg.Env(i)...)
 	}
@@ -315,12 +323,17 @@ func (s *Supervisor) Shutdown(ctx context.Context) error {
 
 // Ready tells the supervisor, if there is one, that this worker serves. A
 // process not started by a Supervisor does nothing.
-func Ready() error {
-	fd, err := strconv.Atoi(os.Getenv(EnvReadyFD))
+func Ready() error { return ReadyFD(os.Getenv(EnvReadyFD)) }
+
+// ReadyFD is Ready for a worker whose EnvReadyFD value is fd, read from an
+// environment other than the process's own (an embedder's): it writes the
+// ready line to descriptor fd, or does nothing if fd is not a number.
+func ReadyFD(fd string) error {
+	n, err := strconv.Atoi(fd)
 	if err != nil {
 		return nil
 	}
-	f := os.NewFile(uintptr(fd), "ready")
+	f := os.NewFile(uintptr(n), "ready")
 	defer f.Close()
 	_, err = f.WriteString("ready\n")
 	return err

@@ -74,7 +74,8 @@ type Config struct {
 	Workers int
 	// MaxConns caps open connections (handshaking, open and closing). A
 	// connection past it is answered 503 at once, as MaxConnsPerIP's are.
-	// Default (zero): the descriptor limit minus DescriptorHeadroom.
+	// Default (zero), and at most: the descriptor limit minus
+	// DescriptorHeadroom (DefaultMaxConns).
 	MaxConns int
 	// MaxHandshakeSize caps the bytes of the upgrade request, request line
 	// and headers together; past it the answer is 431. Default: 8 KiB.
@@ -291,9 +292,9 @@ func (c Config) validate() error {
 		return bad("no routes")
 	case c.MaxConns < 0:
 		return bad("max conns %d is negative", c.MaxConns)
-	case c.MaxConns > limit-rejectSlack-16:
+	case c.MaxConns > DefaultMaxConns():
 		return bad("max conns %d leaves no room under the descriptor limit %d (at most %d)",
-			c.MaxConns, limit, limit-rejectSlack-16)
+			c.MaxConns, limit, DefaultMaxConns())
 	case c.MaxHandshakeSize < 256 || c.MaxHandshakeSize > 1<<20:
 		return bad("max handshake size %d is outside 256..1048576", c.MaxHandshakeSize)
 	case c.MaxMessageSize < 125 || c.MaxMessageSize > 1<<30:
@@ -327,8 +328,8 @@ func (c Config) validate() error {
 	return nil
 }
 
-// DefaultMaxConns is MaxConns's default: the descriptor limit minus
-// DescriptorHeadroom.
+// DefaultMaxConns is MaxConns's default and its largest valid value: the
+// descriptor limit minus DescriptorHeadroom.
 func DefaultMaxConns() int { return max(1, poller.DescriptorLimit()-DescriptorHeadroom) }
 
 // UpgradeRequest is what Config.Authorize sees of an upgrade request.

@@ -1,19 +1,14 @@
-package main
+package gateway
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"net"
 	"os"
 	"os/exec"
 	"os/signal"
-	"runtime"
-	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -23,45 +18,13 @@ import (
 	"github.com/wsgate/wsgate/wsconn"
 )
 
-// The supervisor side of -workers: how many workers, each one's share of
-// the connection cap and its admin address, starting them (package
-// prefork), passing SIGHUP on, and logging what happens to them.
-
-// workerAdminAddrs returns the admin address of each of n workers: worker
-// i on addr's port + 1 + i, so that none takes the address a single
-// process would use; every worker on a free port if addr's port is 0;
-// "off" for all if addr is "".
-func workerAdminAddrs(addr string, n int) ([]string, error) {
-	addrs := make([]string, n)
-	if addr == "" {
-		for i := range addrs {
-			addrs[i] = "off"
-		}
-		return addrs, nil
-	}
-	host, p, err := net.SplitHostPort(addr)
-	if err != nil {
-		return nil, fmt.Errorf("invalid -admin %q: %w", addr, err)
-	}
-	port, err := net.LookupPort("tcp", p)
-	if err != nil {
-		return nil, fmt.Errorf("invalid -admin %q: %w", addr, err)
-	}
-	if port > 0 && port+n > 65535 {
-		return nil, fmt.Errorf("-admin port %d: %d workers need ports up to %d, past 65535", port, n, port+n)
-	}
-	for i := range addrs {
-		if port > 0 {
-			p = strconv.Itoa(port + 1 + i)
-		}
-		addrs[i] = net.JoinHostPort(host, p)
-	}
-	return addrs, nil
-}
+// The supervisor side of -workers: how many workers, starting them
+// (package prefork) under the contract of worker.go, passing SIGHUP on,
+// and logging what happens to them.
 
 // runSupervisor runs the workers and, without -nats, the embedded NATS
-// server that joins them.
-func runSupervisor(opts options, log *slog.Logger) error {
+// server that joins them, until ctx is done.
+func runSupervisor(ctx context.Context, opts options, log *slog.Logger, onReady func(ws, admin net.Addr)) error {
 	plan, err := planWorkers(opts) // checkConfig ran it: no error
 	if err != nil {
 		return err
@@ -77,20 +40,11 @@ func runSupervisor(opts options, log *slog.Logger) error {
 		nats = []string{emb.URL()}
 		log.Info("embedded NATS started", "url", emb.URL())
 	}
-	env := []string{"WSGATE_NATS=" + strings.Join(nats, ",")}
-	if os.Getenv("GOMAXPROCS") == "" {
-		// Workers share the CPUs: more Ps than a worker's share only adds
-		// scheduler spinning across dozens of processes.
-		env = append(env, "GOMAXPROCS="+strconv.Itoa(max(1, runtime.NumCPU()/n)))
-	}
-	if plan.maxConns > 0 {
-		env = append(env, envWorkerMaxConns+"="+strconv.Itoa(plan.maxConns))
-	}
-	sig := notifySignals()
 	sup, err := startWorkers(prefork.Config{
 		Workers: n,
-		Args:    os.Args[1:],
-		Env:     func(i int) []string { return append(slices.Clip(env), envWorkerAdmin+"="+admins[i]) },
+		Args:    opts.args,
+		Environ: append([]string{}, opts.env...), // Load's, even if empty
+		Env:     workerEnv(opts.env, plan, nats),
 		OnEvent: func(e prefork.Event) { logWorkerEvent(log, e) },
 	})
 	if err != nil {
@@ -100,10 +54,15 @@ func runSupervisor(opts options, log *slog.Logger) error {
 	if opts.admin != "" {
 		log.Info("admin listeners on the workers, none on the supervisor", "worker_0", admins[0], "last", admins[n-1])
 	}
-	go forwardHangup(sup)
-	s := <-sig
-	log.Info("stopping workers", "signal", s.String())
-	ctx, cancel := context.WithTimeout(context.Background(), opts.shutdownTimeout+5*time.Second)
+	if onReady != nil {
+		onReady(nil, nil)
+	}
+	stopHangup, hangupDone := make(chan struct{}), make(chan struct{})
+	go func() { defer close(hangupDone); forwardHangup(sup, stopHangup) }()
+	defer func() { close(stopHangup); <-hangupDone }()
+	<-ctx.Done()
+	log.Info("stopping workers", "signal", stopReason(ctx))
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), opts.shutdownTimeout+5*time.Second)
 	defer cancel()
 	return sup.Shutdown(ctx)
 }
@@ -122,12 +81,12 @@ func planWorkers(opts options) (workerPlan, error) {
 	if n == 0 {
 		n = autoWorkers(total)
 		if n > maxWorkers {
-			return workerPlan{}, fmt.Errorf("-workers auto: -max-conns %d needs %d workers of %d connections, more than %d",
-				total, n, per, maxWorkers)
+			return workerPlan{}, fmt.Errorf("-workers auto%s: -max-conns %d%s needs %d workers of %d connections, more than %d",
+				opts.origin("workers"), total, opts.origin("max-conns"), n, per, maxWorkers)
 		}
 	} else if total > n*per {
-		return workerPlan{}, fmt.Errorf("-max-conns %d: %d workers hold at most %d (%d each: the descriptor limit - %d); "+
-			"raise -workers, or use auto", total, n, n*per, per, wsconn.DescriptorHeadroom)
+		return workerPlan{}, fmt.Errorf("-max-conns %d%s: %d workers hold at most %d (%d each: the descriptor limit - %d); "+
+			"raise -workers, or use auto", total, opts.origin("max-conns"), n, n*per, per, wsconn.DescriptorHeadroom)
 	}
 	admins, err := workerAdminAddrs(opts.admin, n)
 	if err != nil {
@@ -179,33 +138,24 @@ func startWorkers(cfg prefork.Config) (*prefork.Supervisor, error) {
 	return sup, err
 }
 
-// forwardHangup passes SIGHUP (certificate reload) on to every worker.
-func forwardHangup(sup *prefork.Supervisor) {
+// forwardHangup passes SIGHUP (certificate reload) on to every worker
+// until stop is closed.
+func forwardHangup(sup *prefork.Supervisor, stop <-chan struct{}) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
-	for range hup {
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-stop:
+			return
+		case <-hup:
+		}
 		for _, pid := range sup.Pids() {
 			if pid > 0 {
 				_ = syscall.Kill(pid, syscall.SIGHUP)
 			}
 		}
 	}
-}
-
-// autoWorkers is enough workers for maxConns connections under the
-// descriptor limit, with spreadSlack, or one per CPU without a target.
-func autoWorkers(maxConns int) int {
-	per := wsconn.DefaultMaxConns()
-	if maxConns <= 0 {
-		return max(1, runtime.NumCPU())
-	}
-	return int(math.Ceil(float64(maxConns) * spreadSlack / float64(per)))
-}
-
-// workerShare is one worker's connection cap: an even share of the total
-// plus spreadSlack, within the descriptor limit.
-func workerShare(total, workers int) int {
-	return min(wsconn.DefaultMaxConns(), int(math.Ceil(float64(total)/float64(workers)*spreadSlack)))
 }
 
 func logWorkerEvent(log *slog.Logger, e prefork.Event) {

@@ -1,4 +1,4 @@
-package main
+package gateway
 
 import (
 	"context"
@@ -170,7 +170,7 @@ reuse-port: true
 		{name: "null", file: "max-conns:\n", wantErr: "FILE:1: max-conns: no value"},
 		{name: "twice", file: "max-conns: 1\nmax-conns: 2\n", wantErr: `FILE:2: key "max-conns" given twice`},
 		{name: "not a mapping", file: "- max-conns\n", wantErr: "FILE:1: want a mapping"},
-		{name: "not YAML", file: "max-conns: [\n", wantErr: "FILE: yaml:"},
+		{name: "not YAML", file: "max-conns: [\n", wantErr: "FILE:1: invalid YAML: did not find expected node content"},
 		{name: "config in config", file: "config: other.yaml\n", wantErr: `FILE:1: "config" cannot be set in a config file`},
 		{name: "semantic check names the file", file: "api-key: short\n", wantErr: "-api-key (in FILE) is 5 bytes"},
 		{name: "missing file", args: []string{"-config", "/nonexistent/wsgate.yaml"},
@@ -284,8 +284,10 @@ func TestPrintConfig(t *testing.T) {
 	}
 	// Compare everything the flags set, except what only the first run had.
 	o.sources, back.sources = nil, nil
+	o.fileLines, back.fileLines = nil, nil
 	o.configFile, back.configFile = "", ""
 	o.printConfig, o.effective = false, ""
+	o.workers = autoWorkers(o.ws.MaxConns) // auto is printed as what it comes to
 	if o.jwt == nil || back.jwt == nil {
 		t.Fatalf("JWT settings: got %v, want %v", back.jwt, o.jwt)
 	}
@@ -490,7 +492,8 @@ func TestCheckConfig(t *testing.T) {
 		{name: "missing JWT key file", args: []string{"-jwt-public-key", "/nonexistent/jwt.pem"}, wantPrefix: "auth: "},
 		{name: "queue below a message", args: []string{"-max-queue", "100"}, wantPrefix: "wsconn: invalid config: max queue bytes 100"},
 		{name: "max-conns past the descriptor limit", args: []string{"-max-conns", strconv.Itoa(per + 100)},
-			wantPrefix: "wsconn: invalid config: max conns"},
+			wantErr: fmt.Sprintf("invalid -max-conns %d: want at most %d, the descriptor limit %d - 128 (raise ulimit -n, or use -workers)",
+				per+100, per, per+128)},
 		{name: "workers too few for max-conns", args: []string{"-workers", "2", "-max-conns", strconv.Itoa(2*per + 1)},
 			wantErr: fmt.Sprintf("-max-conns %d: 2 workers hold at most %d (%d each: the descriptor limit - 128); raise -workers, or use auto",
 				2*per+1, 2*per, per)},
@@ -547,6 +550,10 @@ func TestBadConfigExits2(t *testing.T) {
 			`wsgate: invalid -nats URL "foo": want nats://host:port or tls://host:port`},
 		{"print-config, missing certificate", []string{"-print-config", "-tls-cert", "/nonexistent/c.pem", "-tls-key", "/nonexistent/k.pem"},
 			"wsgate: failed to load TLS certificate /nonexistent/c.pem and key /nonexistent/k.pem: open /nonexistent/c.pem: no such file or directory"},
+		{"print-config, one address for two listeners", []string{"-print-config", "-addr", ":8081", "-admin", ":8081"},
+			`wsgate: -addr ":8081" and -admin ":8081" are one address: give each listener its own port`},
+		{"server, one address for two listeners", []string{"-addr", "127.0.0.1:8081", "-admin", "127.0.0.1:8081"},
+			`wsgate: -addr "127.0.0.1:8081" and -admin "127.0.0.1:8081" are one address: give each listener its own port`},
 		{"server, negative pool", []string{"-pool", "-3"},
 			"wsgate: invalid -pool -3: want a positive size, or 0 for max(16, 8*GOMAXPROCS)"},
 		{"server, zero cap", []string{"-max-conns-per-ip", "0"}, "wsgate: invalid -max-conns-per-ip 0: want a positive cap, or -1 for none"},

@@ -1,4 +1,4 @@
-package main
+package gateway
 
 import (
 	"bufio"
@@ -18,7 +18,7 @@ import (
 // themselves and talk again. The screenshot is kept in test-artifacts/ (or
 // $WSGATE_ARTIFACTS).
 func TestChatDemoInBrowser(t *testing.T) {
-	node := filepath.Join("wsconn", "testdata", "interop", "node")
+	node := filepath.Join("..", "wsconn", "testdata", "interop", "node")
 	missing := ""
 	if _, err := os.Stat("/usr/bin/chromium"); err != nil {
 		missing = "Debian's chromium is not installed"
@@ -35,7 +35,7 @@ func TestChatDemoInBrowser(t *testing.T) {
 	_, stop := startGateAt(t, addr)
 	dir := os.Getenv("WSGATE_ARTIFACTS")
 	if dir == "" {
-		dir = "test-artifacts"
+		dir = filepath.Join("..", "test-artifacts") // the module root's, where scripts/test.sh looks
 	}
 	dir, _ = filepath.Abs(dir)
 	if err := os.MkdirAll(dir, 0o755); err != nil {

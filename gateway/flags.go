@@ -1,4 +1,4 @@
-package main
+package gateway
 
 import (
 	"errors"
@@ -67,7 +67,7 @@ func parseFlags(args []string, lookupEnv func(string) (string, bool)) (options, 
 	// Second pass, lowest source first, each overwriting the one before.
 	var t flagTargets
 	fs := newFlagSet(&t)
-	sources := map[string]source{}
+	sources, lines := map[string]source{}, map[string]int{}
 	fs.VisitAll(func(f *flag.Flag) { sources[f.Name] = fromDefault })
 	configFile, configFrom := cli.o.configFile, "-config"
 	if !onCommandLine["config"] {
@@ -75,7 +75,7 @@ func parseFlags(args []string, lookupEnv func(string) (string, bool)) (options, 
 		configFrom = envName("config")
 	}
 	if configFile != "" {
-		if err := applyConfigFile(fs, configFile, configFrom, sources); err != nil {
+		if err := applyConfigFile(fs, configFile, configFrom, sources, lines); err != nil {
 			return options{}, err
 		}
 	}
@@ -89,9 +89,9 @@ func parseFlags(args []string, lookupEnv func(string) (string, bool)) (options, 
 		sources[name] = fromFlag
 	}
 	o := t.o
-	o.configFile, o.sources = configFile, sources
+	o.configFile, o.sources, o.fileLines = configFile, sources, lines
 	if o.printConfig {
-		o.effective = formatConfig(fs, sources, configFile)
+		o.effective = formatConfig(fs, sources, configFile, autoWorkers(o.ws.MaxConns))
 	}
 	return finishFlags(o, t.jwt, t.jwtSecret)
 }
@@ -195,6 +195,16 @@ func (o *options) where(name string) string {
 		return " (in " + o.configFile + ")"
 	}
 	return ""
+}
+
+// origin names a setting's source for an error message as where does,
+// but a file's with the line: "" for the command line and the default,
+// " (WSGATE_…)" or " (FILE:LINE)" otherwise.
+func (o *options) origin(name string) string {
+	if o.sources[name] == fromFile {
+		return fmt.Sprintf(" (%s:%d)", o.configFile, o.fileLines[name])
+	}
+	return o.where(name)
 }
 
 func usage(fs *flag.FlagSet) {

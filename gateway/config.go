@@ -1,13 +1,15 @@
-package main
+package gateway
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -53,11 +55,12 @@ func applyEnv(fs *flag.FlagSet, lookupEnv func(string) (string, bool), sources m
 // applyConfigFile sets flags from a YAML file: a mapping of flag names
 // (without the dash) to scalar values written as on the command line
 // (max-conns: 50000, ping-interval: 30s, max-queue: 4M, origins: "a,b"),
-// and records the source. from names what gave the file's name (-config
-// or WSGATE_CONFIG), for the error when it cannot be read. Unknown keys,
+// and records the source and the line of each key. from names what gave
+// the file's name (-config or WSGATE_CONFIG), for the error when it cannot
+// be read. Unknown keys,
 // keys given twice, values that are not scalars and values the flag
 // refuses are errors naming the file, line and key.
-func applyConfigFile(fs *flag.FlagSet, file, from string, sources map[string]source) error {
+func applyConfigFile(fs *flag.FlagSet, file, from string, sources map[string]source, lines map[string]int) error {
 	data, err := os.ReadFile(file)
 	if err != nil {
 		return fmt.Errorf("failed to read the config file (%s): %w", from, err)
@@ -67,7 +70,7 @@ func applyConfigFile(fs *flag.FlagSet, file, from string, sources map[string]sou
 	if err := dec.Decode(&doc); errors.Is(err, io.EOF) {
 		return nil // empty, or comments only
 	} else if err != nil {
-		return fmt.Errorf("%s: %v", file, err)
+		return yamlError(file, err)
 	}
 	if err := dec.Decode(&more); !errors.Is(err, io.EOF) {
 		return fmt.Errorf("%s: want one YAML document", file)
@@ -103,9 +106,25 @@ func applyConfigFile(fs *flag.FlagSet, file, from string, sources map[string]sou
 		if err := fs.Set(name, v.Value); err != nil {
 			return fmt.Errorf("%s: invalid value %q for %s: %v", at, v.Value, name, err)
 		}
-		sources[name] = fromFile
+		sources[name], lines[name] = fromFile, k.Line
 	}
 	return nil
+}
+
+// yamlLine is the line yaml names in a syntax error, "yaml: line N: ...";
+// it names none on the first line.
+var yamlLine = regexp.MustCompile(`^yaml: (?:line (\d+): )?`)
+
+// yamlError is a YAML syntax error of file as "FILE:LINE: invalid YAML:
+// what", without the yaml package's prefix.
+func yamlError(file string, err error) error {
+	msg := err.Error()
+	m := yamlLine.FindStringSubmatch(msg)
+	if m == nil {
+		return fmt.Errorf("%s: invalid YAML: %s", file, msg)
+	}
+	line := cmp.Or(m[1], "1")
+	return fmt.Errorf("%s:%s: invalid YAML: %s", file, line, msg[len(m[0]):])
 }
 
 // suggest returns ` (did you mean "x"?)` when name is a flag's name
@@ -121,9 +140,10 @@ func suggest(fs *flag.FlagSet, name string) string {
 
 // formatConfig writes every setting in the config file's format, one per
 // line, each with its source as a comment; secrets that are set read
-// "<redacted>". Read back with -config, it gives the same values (the
-// secrets aside).
-func formatConfig(fs *flag.FlagSet, sources map[string]source, file string) string {
+// "<redacted>". -workers auto is printed as the count it comes to (auto
+// workers, if 1 to maxWorkers), with "(auto)" in the comment. Read back
+// with -config, it gives the same values (the secrets aside).
+func formatConfig(fs *flag.FlagSet, sources map[string]source, file string, auto int) string {
 	var lines, comments []string
 	width := 0
 	fs.VisitAll(func(f *flag.Flag) {
@@ -134,11 +154,16 @@ func formatConfig(fs *flag.FlagSet, sources map[string]source, file string) stri
 		if secretFlags[f.Name] && v != "" {
 			v = "<redacted>"
 		}
+		resolved := ""
+		if f.Name == "workers" && v == "auto" && auto >= 1 && auto <= maxWorkers {
+			v, resolved = strconv.Itoa(auto), " (auto)"
+		}
 		line := f.Name + ": " + yamlScalar(v)
 		comment := string(sources[f.Name])
 		if sources[f.Name] == fromEnv {
 			comment += " " + envName(f.Name)
 		}
+		comment += resolved
 		if m := zeroMeans[f.Name]; m != "" && v == "0" {
 			comment += " (0: " + m + ")"
 		}

@@ -1,10 +1,11 @@
-package main
+package gateway
 
 import (
 	"cmp"
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"time"
@@ -12,7 +13,7 @@ import (
 	"github.com/wsgate/wsgate/admin"
 	"github.com/wsgate/wsgate/auth"
 	"github.com/wsgate/wsgate/handler"
-	"github.com/wsgate/wsgate/prefork"
+	"github.com/wsgate/wsgate/poller"
 	"github.com/wsgate/wsgate/wsconn"
 )
 
@@ -46,14 +47,23 @@ func checkConfig(opts options) error {
 			return fmt.Errorf("invalid -nats URL %q%s: want nats://host:port or tls://host:port", u, opts.where("nats"))
 		}
 	}
-	id, isWorker := prefork.WorkerID()
-	cfg := baseConfig(opts, id, isWorker)
-	if opts.workers != 1 && !isWorker {
+	cfg := baseConfig(opts)
+	var workerAdmins []string // under a supervisor
+	if opts.workers != 1 && !opts.role.isWorker {
 		plan, err := planWorkers(opts)
 		if err != nil {
 			return err
 		}
 		cfg.MaxConns = plan.maxConns // each worker's config, as the worker will check it
+		if opts.admin != "" {
+			workerAdmins = plan.admins
+		}
+	}
+	if err := checkListeners(opts, workerAdmins); err != nil {
+		return err
+	}
+	if err := checkMaxConns(opts); err != nil {
+		return err
 	}
 	cfg.Routes = map[string]wsconn.Handler{"/echo": handler.Echo{}} // any: Validate wants one
 	return cfg.Validate()
@@ -158,6 +168,88 @@ func checkAdminFlags(o *options) error {
 		return fmt.Errorf("-api-key%s is %d bytes: want at least %d", o.where("api-key"), len(o.apiKey), admin.MinAPIKeyLen)
 	}
 	return nil
+}
+
+// checkMaxConns refuses a connection cap past what the descriptor limit
+// leaves (wsconn.DefaultMaxConns, the one computation wsconn checks too),
+// naming the setting and its source: -max-conns in a single process, the
+// share the supervisor passed in a worker. A supervisor's -max-conns is
+// the workers' together (planWorkers).
+func checkMaxConns(o options) error {
+	most := wsconn.DefaultMaxConns()
+	name, n, from := "-max-conns", o.ws.MaxConns, o.origin("max-conns")
+	switch {
+	case o.role.isWorker && o.role.maxConns != 0:
+		name, n, from = envWorkerMaxConns, o.role.maxConns, " (the share of -max-conns from the supervisor)"
+	case o.workers != 1 && !o.role.isWorker:
+		return nil
+	}
+	if n <= most {
+		return nil
+	}
+	return fmt.Errorf("invalid %s %d%s: want at most %d, the descriptor limit %d - %d (raise ulimit -n, or use -workers)",
+		name, n, from, most, poller.DescriptorLimit(), wsconn.DescriptorHeadroom)
+}
+
+// checkListeners refuses two listeners on one address, which would fail
+// only once the second one starts: -addr and the admin listener of this
+// process (-admin, or a worker's from its supervisor), or under a
+// supervisor -addr and each worker's admin listener (workerAdmins: the
+// -admin port + 1 + i). The listeners of wss and ws are one (-addr).
+func checkListeners(o options, workerAdmins []string) error {
+	addr := o.ws.Addr
+	if workerAdmins == nil {
+		a, admin := o.role.adminAddr(o.admin), fmt.Sprintf("-admin %q%s", o.admin, o.origin("admin"))
+		if a != o.admin { // a worker's, from its supervisor
+			admin = fmt.Sprintf("%s %q", envWorkerAdmin, a)
+		}
+		if a != "" && a != "off" && sameListener(addr, a) {
+			return fmt.Errorf("-addr %q%s and %s are one address: give each listener its own port", addr, o.origin("addr"), admin)
+		}
+		return nil
+	}
+	for i, a := range workerAdmins {
+		if sameListener(addr, a) {
+			return fmt.Errorf("-addr %q%s is worker %d's admin address, the -admin port + 1 + %d (-admin %q%s): "+
+				"give each listener its own port", addr, o.origin("addr"), i, i, o.admin, o.origin("admin"))
+		}
+	}
+	return nil
+}
+
+// sameListener reports whether listeners on host:port addresses a and b
+// would take one address: the same port (not 0: any free one), and the
+// same host or a wildcard one ("", 0.0.0.0, ::) for either. Host names
+// other than localhost are compared as written.
+func sameListener(a, b string) bool {
+	ha, pa, errA := net.SplitHostPort(a)
+	hb, pb, errB := net.SplitHostPort(b)
+	if errA != nil || errB != nil {
+		return false
+	}
+	na, errA := net.LookupPort("tcp", pa)
+	nb, errB := net.LookupPort("tcp", pb)
+	if errA != nil || errB != nil || na == 0 || na != nb {
+		return false
+	}
+	ha, hb = canonicalHost(ha), canonicalHost(hb)
+	return ha == "" || hb == "" || ha == hb
+}
+
+// canonicalHost is host written one way: "" for a wildcard address, an IP
+// address in its shortest form, localhost as 127.0.0.1.
+func canonicalHost(host string) string {
+	if host == "localhost" {
+		return "127.0.0.1"
+	}
+	ip, err := netip.ParseAddr(host)
+	switch {
+	case err != nil:
+		return host
+	case ip.IsUnspecified():
+		return ""
+	}
+	return ip.Unmap().String()
 }
 
 // isHostPort reports whether addr is host:port with a valid port (a

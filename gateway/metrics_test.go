@@ -1,4 +1,4 @@
-package main
+package gateway
 
 import (
 	"encoding/json"
@@ -104,7 +104,7 @@ func TestAdminAcrossWorkers(t *testing.T) {
 	}
 
 	// Every series the dashboard queries exists.
-	dash, err := os.ReadFile("deploy/grafana-dashboard.json")
+	dash, err := os.ReadFile("../deploy/grafana-dashboard.json")
 	if err != nil {
 		t.Fatal(err)
 	}

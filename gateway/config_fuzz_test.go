@@ -1,4 +1,4 @@
-package main
+package gateway
 
 import (
 	"os"
@@ -13,7 +13,7 @@ import (
 // by -print-config and read back as a config file, must give the same
 // settings (the printer writes what the reader reads).
 func FuzzConfigFile(f *testing.F) {
-	if seed, err := os.ReadFile("deploy/wsgate.yaml"); err == nil {
+	if seed, err := os.ReadFile("../deploy/wsgate.yaml"); err == nil {
 		f.Add(seed)
 	}
 	for _, seed := range []string{
