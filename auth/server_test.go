@@ -11,6 +11,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/wsgate/wsgate/handler"
+	"github.com/wsgate/wsgate/internal/wsproto"
 	"github.com/wsgate/wsgate/wsconn"
 )
 
@@ -90,7 +91,7 @@ func exchange(t *testing.T, c *websocket.Conn, req string, want ...string) {
 
 // errorReply is the /ws error reply with id and code.
 func errorReply(id, code string) string {
-	return string(handler.AppendError(nil, json.RawMessage(id), code))
+	return string(wsproto.AppendError(nil, json.RawMessage(id), code))
 }
 
 func TestGateHandshake(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/wsgate/wsgate/internal/wsproto"
 	"github.com/wsgate/wsgate/wsconn"
 )
 
@@ -104,8 +105,8 @@ type Channels struct {
 	dropped      atomic.Uint64
 	remote       atomic.Uint64
 	brokerFailed atomic.Uint64
-	// rejected counts error replies by code, indexed like errorCodes.
-	rejected [numErrorCodes]atomic.Uint64
+	// rejected counts error replies by code, indexed by wsproto.CodeIndex.
+	rejected [wsproto.NumCodes]atomic.Uint64
 }
 
 // ChannelsStats is a snapshot of the counters of a Channels hub.
@@ -221,7 +222,7 @@ func (h *Channels) OnMessage(c wsconn.Conn, t wsconn.MessageType, data []byte) {
 		h.replyError(c, nil, CodeBinaryNotSupported)
 		return
 	}
-	req, code := ParseRequest(data)
+	req, code := wsproto.ParseRequest(data)
 	if code != "" {
 		h.replyError(c, req.ID, code)
 		return
@@ -229,15 +230,15 @@ func (h *Channels) OnMessage(c wsconn.Conn, t wsconn.MessageType, data []byte) {
 	delivered := -1 // no "delivered" in the ack
 	var err error
 	switch req.Op {
-	case OpSubscribe:
+	case wsproto.OpSubscribe:
 		err = h.subscribe(c, req.Channel)
-	case OpUnsubscribe:
+	case wsproto.OpUnsubscribe:
 		err = h.unsubscribe(c, req.Channel)
-	case OpPublish:
+	case wsproto.OpPublish:
 		if err = h.mayPublish(c, req.Channel); err == nil {
 			delivered, err = h.Publish(req.Channel, req.Data)
 		}
-	case OpRefresh:
+	case wsproto.OpRefresh:
 		if h.refresh == nil {
 			h.replyError(c, req.ID, CodeUnknownOp)
 			return
@@ -274,7 +275,7 @@ func (h *Channels) OnClose(c wsconn.Conn, _ wsconn.StatusCode, _ string) {
 // or ErrBadData for bad arguments. Subscribers that refuse the push (they
 // are closing or too slow) are counted in Stats().Dropped.
 func (h *Channels) Publish(channel string, data json.RawMessage) (delivered int, err error) {
-	if !ValidChannel(channel, h.cfg.MaxChannelLen) {
+	if !wsproto.ValidChannel(channel, h.cfg.MaxChannelLen) {
 		return 0, ErrBadChannel
 	}
 	if !json.Valid(data) {
@@ -283,7 +284,7 @@ func (h *Channels) Publish(channel string, data json.RawMessage) (delivered int,
 	h.published.Add(1)
 	buf := getBuf()
 	defer putBuf(buf)
-	*buf = AppendPush(*buf, channel, data)
+	*buf = wsproto.AppendPush(*buf, channel, data)
 	delivered = h.deliverLocal(channel, wsconn.NewPreparedMessage(wsconn.Text, *buf)) // framed once; copies
 	if h.broker != nil {
 		if err := h.broker.Publish(channel, *buf); err != nil {
@@ -337,7 +338,7 @@ func (h *Channels) Stats() ChannelsStats {
 		Published:      h.published.Load(),
 		Delivered:      h.delivered.Load(),
 		Dropped:        h.dropped.Load(),
-		RejectedByCode: make(map[string]uint64, numErrorCodes),
+		RejectedByCode: make(map[string]uint64, wsproto.NumCodes),
 		Subscriptions:  h.hub.subscriptions.Load(),
 		Channels:       h.hub.channels.Load(),
 		Remote:         h.remote.Load(),
@@ -345,7 +346,7 @@ func (h *Channels) Stats() ChannelsStats {
 	}
 	for i := range h.rejected {
 		n := h.rejected[i].Load()
-		s.RejectedByCode[errorCodes[i].code] = n
+		s.RejectedByCode[wsproto.CodeAt(i)] = n
 		s.Rejected += n // summed here, so the total always matches the codes
 	}
 	return s
@@ -355,7 +356,7 @@ func (h *Channels) Stats() ChannelsStats {
 // it; subscribing again to the same channel is a no-op. Called only from
 // c's handler calls.
 func (h *Channels) subscribe(c wsconn.Conn, channel string) error {
-	if !ValidChannel(channel, h.cfg.MaxChannelLen) {
+	if !wsproto.ValidChannel(channel, h.cfg.MaxChannelLen) {
 		return ErrBadChannel
 	}
 	if p, ok := c.Principal().(Permissions); ok && !p.CanSubscribe(channel) {
@@ -380,7 +381,7 @@ func (h *Channels) subscribe(c wsconn.Conn, channel string) error {
 // mayPublish checks a client's publish before Publish: a valid channel
 // name that c's principal, if it has Permissions, allows.
 func (h *Channels) mayPublish(c wsconn.Conn, channel string) error {
-	if !ValidChannel(channel, h.cfg.MaxChannelLen) {
+	if !wsproto.ValidChannel(channel, h.cfg.MaxChannelLen) {
 		return ErrBadChannel
 	}
 	if p, ok := c.Principal().(Permissions); ok && !p.CanPublish(channel) {
@@ -392,7 +393,7 @@ func (h *Channels) mayPublish(c wsconn.Conn, channel string) error {
 // unsubscribe removes channel from c's subscriptions. Called only from c's
 // handler calls.
 func (h *Channels) unsubscribe(c wsconn.Conn, channel string) error {
-	if !ValidChannel(channel, h.cfg.MaxChannelLen) {
+	if !wsproto.ValidChannel(channel, h.cfg.MaxChannelLen) {
 		return ErrBadChannel
 	}
 	subs, _ := c.Value().(*subscriptions)
@@ -419,7 +420,7 @@ func (h *Channels) replyAck(c wsconn.Conn, id json.RawMessage, delivered int) {
 		return
 	}
 	buf := getBuf()
-	*buf = AppendAck(*buf, id, delivered)
+	*buf = wsproto.AppendAck(*buf, id, delivered)
 	_ = c.Send(wsconn.Text, *buf) // Send copies
 	putBuf(buf)
 }
@@ -427,11 +428,11 @@ func (h *Channels) replyAck(c wsconn.Conn, id json.RawMessage, delivered int) {
 // replyError counts and sends an error reply with code, and id if there
 // is one. code is always one of the Code constants, so it has a slot.
 func (h *Channels) replyError(c wsconn.Conn, id json.RawMessage, code string) {
-	if i := codeIndex(code); i >= 0 {
+	if i := wsproto.CodeIndex(code); i >= 0 {
 		h.rejected[i].Add(1)
 	}
 	buf := getBuf()
-	*buf = AppendError(*buf, id, code)
+	*buf = wsproto.AppendError(*buf, id, code)
 	_ = c.Send(wsconn.Text, *buf) // Send copies
 	putBuf(buf)
 }

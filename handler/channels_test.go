@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wsgate/wsgate/internal/wsproto"
 	"github.com/wsgate/wsgate/wsconn"
 )
 
@@ -24,7 +25,7 @@ func newTestChannels(t testing.TB, cfg ChannelsConfig) *Channels {
 
 // errReply is the error reply for code; id is raw JSON, "" for none.
 func errReply(id, code string) string {
-	return string(AppendError(nil, json.RawMessage(id), code))
+	return string(wsproto.AppendError(nil, json.RawMessage(id), code))
 }
 
 func TestChannelsConfig(t *testing.T) {
@@ -195,16 +196,16 @@ func TestErrorCodes(t *testing.T) {
 		t.Fatalf("got codes %q, want %q in some order", got, want)
 	}
 	for i, code := range got {
-		if codeIndex(code) != i {
-			t.Errorf("code %s: got index %d, want %d (listed twice?)", code, codeIndex(code), i)
+		if wsproto.CodeIndex(code) != i {
+			t.Errorf("code %s: got index %d, want %d (listed twice?)", code, wsproto.CodeIndex(code), i)
 		}
-		if ErrorMessage(code) == "" {
+		if wsproto.ErrorMessage(code) == "" {
 			t.Errorf("code %s has no message", code)
 		}
 	}
 	for _, s := range []string{"", "bad_jsonx", "ack", "BAD_JSON"} {
-		if i := codeIndex(s); i != -1 || ErrorMessage(s) != "" {
-			t.Errorf("%q: got index %d, message %q; want -1 and none", s, i, ErrorMessage(s))
+		if i := wsproto.CodeIndex(s); i != -1 || wsproto.ErrorMessage(s) != "" {
+			t.Errorf("%q: got index %d, message %q; want -1 and none", s, i, wsproto.ErrorMessage(s))
 		}
 	}
 }

@@ -11,7 +11,7 @@ import (
 	"github.com/gorilla/websocket"
 	"go.uber.org/goleak"
 
-	"github.com/wsgate/wsgate/handler"
+	"github.com/wsgate/wsgate/internal/wsproto"
 )
 
 func TestMain(m *testing.M) {
@@ -114,7 +114,7 @@ func TestChannelsBetweenTwoClients(t *testing.T) {
 }
 
 // TestChannelsErrors checks a few error replies byte for byte; the texts
-// are wsgate's (handler/protocol.go).
+// are wsgate's (internal/wsproto).
 func TestChannelsErrors(t *testing.T) {
 	_, url := startServer(t)
 	c := dial(t, url+"/ws")
@@ -128,43 +128,43 @@ func TestChannelsErrors(t *testing.T) {
 			name: "bad JSON",
 			typ:  websocket.TextMessage,
 			in:   `{"op":"subscribe",`,
-			want: `{"op":"error","code":"bad_json","message":"` + handler.ErrorMessage(handler.CodeBadJSON) + `"}`,
+			want: `{"op":"error","code":"bad_json","message":"` + wsproto.ErrorMessage(wsproto.CodeBadJSON) + `"}`,
 		},
 		{
 			name: "wrong field type keeps id",
 			typ:  websocket.TextMessage,
 			in:   `{"op":1,"channel":"news","id":"k"}`,
-			want: `{"op":"error","id":"k","code":"bad_json","message":"` + handler.ErrorMessage(handler.CodeBadJSON) + `"}`,
+			want: `{"op":"error","id":"k","code":"bad_json","message":"` + wsproto.ErrorMessage(wsproto.CodeBadJSON) + `"}`,
 		},
 		{
 			name: "binary",
 			typ:  websocket.BinaryMessage,
 			in:   `{"op":"subscribe","channel":"news"}`,
-			want: `{"op":"error","code":"binary_not_supported","message":"` + handler.ErrorMessage(handler.CodeBinaryNotSupported) + `"}`,
+			want: `{"op":"error","code":"binary_not_supported","message":"` + wsproto.ErrorMessage(wsproto.CodeBinaryNotSupported) + `"}`,
 		},
 		{
 			name: "unknown op",
 			typ:  websocket.TextMessage,
 			in:   `{"op":"shout","channel":"news","id":1}`,
-			want: `{"op":"error","id":1,"code":"unknown_op","message":"` + handler.ErrorMessage(handler.CodeUnknownOp) + `"}`,
+			want: `{"op":"error","id":1,"code":"unknown_op","message":"` + wsproto.ErrorMessage(wsproto.CodeUnknownOp) + `"}`,
 		},
 		{
 			name: "bad channel",
 			typ:  websocket.TextMessage,
 			in:   `{"op":"subscribe","channel":"a b","id":2}`,
-			want: `{"op":"error","id":2,"code":"bad_channel","message":"` + handler.ErrorMessage(handler.CodeBadChannel) + `"}`,
+			want: `{"op":"error","id":2,"code":"bad_channel","message":"` + wsproto.ErrorMessage(wsproto.CodeBadChannel) + `"}`,
 		},
 		{
 			name: "not subscribed",
 			typ:  websocket.TextMessage,
 			in:   `{"op":"unsubscribe","channel":"news","id":3}`,
-			want: `{"op":"error","id":3,"code":"not_subscribed","message":"` + handler.ErrorMessage(handler.CodeNotSubscribed) + `"}`,
+			want: `{"op":"error","id":3,"code":"not_subscribed","message":"` + wsproto.ErrorMessage(wsproto.CodeNotSubscribed) + `"}`,
 		},
 		{
 			name: "publish without data",
 			typ:  websocket.TextMessage,
 			in:   `{"op":"publish","channel":"news","id":4}`,
-			want: `{"op":"error","id":4,"code":"bad_json","message":"` + handler.ErrorMessage(handler.CodeBadJSON) + `"}`,
+			want: `{"op":"error","id":4,"code":"bad_json","message":"` + wsproto.ErrorMessage(wsproto.CodeBadJSON) + `"}`,
 		},
 	}
 	for _, tt := range tests {

@@ -6,12 +6,12 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/wsgate/wsgate/handler"
+	"github.com/wsgate/wsgate/internal/wsproto"
 )
 
 // The /ws protocol is wsgate's (handler/protocol.go): the baseline uses the
-// same parser and reply builders, so that both servers answer with the
-// same bytes and only the connection handling differs.
+// same parser and reply builders (internal/wsproto), so that both servers
+// answer with the same bytes and only the connection handling differs.
 
 // Limits, wsgate's defaults (-max-subs, -max-channel-len).
 const (
@@ -77,49 +77,49 @@ type channelsSession struct {
 // handle serves one message and queues the ack or error for it.
 func (s *channelsSession) handle(typ int, msg []byte) {
 	if typ != websocket.TextMessage {
-		s.replyError(nil, handler.CodeBinaryNotSupported)
+		s.replyError(nil, wsproto.CodeBinaryNotSupported)
 		return
 	}
-	req, code := handler.ParseRequest(msg)
+	req, code := wsproto.ParseRequest(msg)
 	if code != "" {
 		s.replyError(req.ID, code)
 		return
 	}
-	if req.Op != handler.OpSubscribe && req.Op != handler.OpUnsubscribe && req.Op != handler.OpPublish {
-		s.replyError(req.ID, handler.CodeUnknownOp)
+	if req.Op != wsproto.OpSubscribe && req.Op != wsproto.OpUnsubscribe && req.Op != wsproto.OpPublish {
+		s.replyError(req.ID, wsproto.CodeUnknownOp)
 		return
 	}
-	if !handler.ValidChannel(req.Channel, maxChannelLen) {
-		s.replyError(req.ID, handler.CodeBadChannel)
+	if !wsproto.ValidChannel(req.Channel, maxChannelLen) {
+		s.replyError(req.ID, wsproto.CodeBadChannel)
 		return
 	}
 	delivered := -1
 	switch req.Op {
-	case handler.OpSubscribe:
+	case wsproto.OpSubscribe:
 		if _, ok := s.subs[req.Channel]; !ok {
 			if len(s.subs) >= maxSubscriptions {
-				s.replyError(req.ID, handler.CodeTooManySubscriptions)
+				s.replyError(req.ID, wsproto.CodeTooManySubscriptions)
 				return
 			}
 			s.subs[req.Channel] = struct{}{}
 			s.hub.subscribe(req.Channel, s.c)
 		}
-	case handler.OpUnsubscribe:
+	case wsproto.OpUnsubscribe:
 		if _, ok := s.subs[req.Channel]; !ok {
-			s.replyError(req.ID, handler.CodeNotSubscribed)
+			s.replyError(req.ID, wsproto.CodeNotSubscribed)
 			return
 		}
 		delete(s.subs, req.Channel)
 		s.hub.unsubscribe(req.Channel, s.c)
-	case handler.OpPublish:
+	case wsproto.OpPublish:
 		if !json.Valid(req.Data) { // missing data
-			s.replyError(req.ID, handler.CodeBadJSON)
+			s.replyError(req.ID, wsproto.CodeBadJSON)
 			return
 		}
 		delivered = s.hub.publish(req.Channel, preparePush(req.Channel, req.Data))
 	}
 	if len(req.ID) > 0 {
-		s.reply(handler.AppendAck(nil, req.ID, delivered))
+		s.reply(wsproto.AppendAck(nil, req.ID, delivered))
 	}
 }
 
@@ -136,13 +136,13 @@ func (s *channelsSession) reply(msg []byte) {
 }
 
 func (s *channelsSession) replyError(id json.RawMessage, code string) {
-	s.reply(handler.AppendError(nil, id, code))
+	s.reply(wsproto.AppendError(nil, id, code))
 }
 
 // preparePush builds {"channel":…,"data":…} once per publish and wraps it
 // in a PreparedMessage, which gorilla frames once for all subscribers.
 func preparePush(channel string, data json.RawMessage) *websocket.PreparedMessage {
-	buf := handler.AppendPush(nil, channel, data)
+	buf := wsproto.AppendPush(nil, channel, data)
 	pm, err := websocket.NewPreparedMessage(websocket.TextMessage, buf)
 	if err != nil { // only for compression or a bad type, neither used here
 		panic(err)

@@ -1,0 +1,198 @@
+// Package wsproto is the wire format of wsgate's /ws publish/subscribe
+// protocol: the client requests it parses and the pushes, acks and error
+// replies it builds, each one JSON object in one text message. What the
+// messages mean, and the protocol as a client sees it, is documented with
+// its server, handler.Channels (handler/protocol.go).
+//
+// It is internal so that the two implementations of the protocol, package
+// handler and the benchmark baseline (bench/baseline), share one parser
+// and one set of replies without either exporting them.
+package wsproto
+
+import (
+	"bytes"
+	"encoding/json"
+	"strconv"
+)
+
+// Error codes of error replies. handler.Channels documents when each is
+// sent.
+const (
+	CodeBadJSON              = "bad_json"
+	CodeBinaryNotSupported   = "binary_not_supported"
+	CodeUnknownOp            = "unknown_op"
+	CodeBadChannel           = "bad_channel"
+	CodeTooManySubscriptions = "too_many_subscriptions"
+	CodeNotSubscribed        = "not_subscribed"
+	CodeForbidden            = "forbidden"
+	CodeInvalidToken         = "invalid_token"
+)
+
+// Operations of a Request.
+const (
+	OpSubscribe   = "subscribe"
+	OpUnsubscribe = "unsubscribe"
+	OpPublish     = "publish"
+	OpRefresh     = "refresh"
+)
+
+// errorCodes lists every error code with its human text, in a fixed order:
+// a code's position is its index (CodeIndex), so that a server can count
+// replies in an array, one atomic and no map per reply. The texts are
+// constants with nothing to escape, so they go into replies as they are.
+// A new Code constant needs an entry here (TestCodes checks).
+var errorCodes = [...]struct{ code, message string }{
+	{CodeBadJSON, "message must be a JSON object with string op and channel, an id that is a string or number, and data on publish"},
+	{CodeBinaryNotSupported, "binary messages are not supported; send JSON as text"},
+	{CodeUnknownOp, "op must be subscribe, unsubscribe or publish, or refresh where tokens are checked"},
+	{CodeBadChannel, "channel must be non-empty, within the length limit, and made of A-Z a-z 0-9 _ . : @ / -"},
+	{CodeTooManySubscriptions, "too many subscriptions on this connection"},
+	{CodeNotSubscribed, "not subscribed to this channel"},
+	{CodeForbidden, "not allowed on this channel"},
+	{CodeInvalidToken, "token refused; the current authorization still holds until it expires"},
+}
+
+// NumCodes is the number of error codes.
+const NumCodes = len(errorCodes)
+
+// CodeIndex returns the position of code among the error codes, from 0 to
+// NumCodes-1, or -1 for a string that is not an error code. Eight string
+// compares, most rejected on length: cheaper than hashing code for a map.
+func CodeIndex(code string) int {
+	for i := range errorCodes {
+		if errorCodes[i].code == code {
+			return i
+		}
+	}
+	return -1
+}
+
+// CodeAt returns the error code at position i (0 <= i < NumCodes).
+func CodeAt(i int) string { return errorCodes[i].code }
+
+// Codes returns every error code, in the order of CodeIndex. The slice is
+// the caller's.
+func Codes() []string {
+	codes := make([]string, NumCodes)
+	for i := range errorCodes {
+		codes[i] = errorCodes[i].code
+	}
+	return codes
+}
+
+// ErrorMessage returns the human text sent with an error code, or "" for
+// a string that is not one.
+func ErrorMessage(code string) string {
+	if i := CodeIndex(code); i >= 0 {
+		return errorCodes[i].message
+	}
+	return ""
+}
+
+// Request is one client message. ID and Data keep their raw JSON: the id
+// is echoed verbatim and the data is pushed as it was sent.
+type Request struct {
+	Op      string          `json:"op"`
+	Channel string          `json:"channel"`
+	ID      json.RawMessage `json:"id"`
+	Data    json.RawMessage `json:"data"`
+	Token   string          `json:"token"` // refresh
+}
+
+// ParseRequest decodes one client message. On failure it returns the
+// error code, and in req.ID the request's id if one could be read, so the
+// error reply can carry it.
+func ParseRequest(msg []byte) (req Request, code string) {
+	trimmed := bytes.TrimLeft(msg, " \t\r\n")
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		return Request{}, CodeBadJSON
+	}
+	// A syntax error leaves req untouched; a type error (e.g. "op":1)
+	// still fills the other fields, so a good id is kept for the reply.
+	err := json.Unmarshal(trimmed, &req)
+	if !validID(req.ID) {
+		req.ID = nil
+		return req, CodeBadJSON
+	}
+	if string(req.ID) == "null" {
+		req.ID = nil
+	}
+	if err != nil {
+		return req, CodeBadJSON
+	}
+	return req, ""
+}
+
+// validID reports whether id, the raw JSON of a request's id, is absent,
+// null, a string or a number. It has already been checked to be valid JSON.
+func validID(id json.RawMessage) bool {
+	if len(id) == 0 || string(id) == "null" {
+		return true
+	}
+	switch b := id[0]; {
+	case b == '"', b == '-', '0' <= b && b <= '9':
+		return true
+	default:
+		return false
+	}
+}
+
+// channelByte marks the bytes allowed in a channel name: [A-Za-z0-9_.:@/-].
+// Names made of these need no escaping inside a JSON string.
+var channelByte = func() (t [256]bool) {
+	for _, r := range "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.:@/-" {
+		t[r] = true
+	}
+	return t
+}()
+
+// ValidChannel reports whether name is 1 to maxLen bytes, each one of
+// [A-Za-z0-9_.:@/-].
+func ValidChannel(name string, maxLen int) bool {
+	if len(name) == 0 || len(name) > maxLen {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		if !channelByte[name[i]] {
+			return false
+		}
+	}
+	return true
+}
+
+// AppendPush appends the push {"channel":…,"data":…}. channel must have
+// passed ValidChannel (it is not escaped) and data must be valid JSON.
+func AppendPush(dst []byte, channel string, data []byte) []byte {
+	dst = append(dst, `{"channel":"`...)
+	dst = append(dst, channel...)
+	dst = append(dst, `","data":`...)
+	dst = append(dst, data...)
+	return append(dst, '}')
+}
+
+// AppendAck appends {"op":"ack","id":…}, with ,"delivered":N when
+// delivered is not negative. id must be valid JSON.
+func AppendAck(dst []byte, id json.RawMessage, delivered int) []byte {
+	dst = append(dst, `{"op":"ack","id":`...)
+	dst = append(dst, id...)
+	if delivered >= 0 {
+		dst = append(dst, `,"delivered":`...)
+		dst = strconv.AppendInt(dst, int64(delivered), 10)
+	}
+	return append(dst, '}')
+}
+
+// AppendError appends {"op":"error","id":…,"code":…,"message":…}, without
+// "id" when id is empty. id must be valid JSON.
+func AppendError(dst []byte, id json.RawMessage, code string) []byte {
+	dst = append(dst, `{"op":"error"`...)
+	if len(id) > 0 {
+		dst = append(dst, `,"id":`...)
+		dst = append(dst, id...)
+	}
+	dst = append(dst, `,"code":"`...)
+	dst = append(dst, code...)
+	dst = append(dst, `","message":"`...)
+	dst = append(dst, ErrorMessage(code)...)
+	return append(dst, `"}`...)
+}
