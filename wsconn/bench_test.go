@@ -47,7 +47,7 @@ func benchConn(b *testing.B, srv *Server, path string) (*Conn, int) {
 	}
 	var c *Conn
 	srv.table.each(func(x *Conn) {
-		if x.Fd() == fds[0] {
+		if x.desc.Fd() == fds[0] {
 			c = x
 		}
 	})

@@ -37,7 +37,7 @@ func (c *Conn) Close(code ws.StatusCode, reason string) error {
 	if !ok {
 		return handler.ErrClosed
 	}
-	c.Wake() // the owner moves the phase on and watches the deadline
+	c.desc.Wake() // the owner moves the phase on and watches the deadline
 	return nil
 }
 

@@ -49,17 +49,17 @@ const (
 	wfClosed                        // descriptor closed
 )
 
-// Conn is one client connection. It implements handler.Conn and
-// poller.Handler. An idle Conn is one 144-byte allocation and holds no
-// buffer: in and out are nil (DESIGN.md invariant 3).
+// Conn is one client connection. It implements handler.Conn; the poller
+// reaches it through connEvents. An idle Conn is one 144-byte allocation
+// and holds no buffer: in and out are nil (DESIGN.md invariant 3).
 //
-// Ownership: the worker that runs HandleEvents (one at a time, see
+// Ownership: the worker that runs handleEvents (one at a time, see
 // package poller) owns in, rt, reject, rate, and the read side; mu guards the
 // write side (out, wflags, the closing state in extra) and value; the
 // atomics are shared with the sweeper. Times are milliseconds since the
 // server started (uint32: see Server.now).
 type Conn struct {
-	poller.Desc
+	desc  poller.Desc // registered with c.events() as its handler
 	srv   *Server
 	rt    *route // nil until the upgrade succeeded
 	id    uint64
@@ -148,7 +148,7 @@ func (c *Conn) setPhase(p uint32) {
 // request leaves wake requests for the owner and wakes it.
 func (c *Conn) request(r uint32) {
 	c.state.Or(r)
-	c.Wake()
+	c.desc.Wake()
 }
 
 // takeRequests returns and clears the pending wake requests.
@@ -291,9 +291,21 @@ func (c *Conn) SetValue(v any) {
 // String identifies the connection in logs.
 func (c *Conn) String() string { return fmt.Sprintf("conn#%d(%s)", c.id, c.RemoteAddr()) }
 
-// HandleEvents serves the socket's events. It implements poller.Handler and
-// runs on a pool worker, one call per connection at a time.
-func (c *Conn) HandleEvents(ev poller.Event) {
+// connEvents is a Conn as the poller's handler of its descriptor (see
+// events): HandleEvents is on connEvents, not on Conn, so that Conn's
+// exported methods are the connection's contract only. The conversion
+// costs nothing: a *connEvents is the *Conn.
+type connEvents Conn
+
+// events returns c as its descriptor's poller.Handler.
+func (c *Conn) events() poller.Handler { return (*connEvents)(c) }
+
+// HandleEvents implements poller.Handler (Conn.handleEvents).
+func (e *connEvents) HandleEvents(ev poller.Event) { (*Conn)(e).handleEvents(ev) }
+
+// handleEvents serves the socket's events. It runs on a pool worker, one
+// call per connection at a time.
+func (c *Conn) handleEvents(ev poller.Event) {
 	if c.phaseNow() == phaseClosed {
 		return
 	}
@@ -329,7 +341,7 @@ func (c *Conn) settle() {
 	c.mu.Lock()
 	done, cause := c.doneLocked()
 	if !done {
-		_ = c.Rearm(c.out != nil)
+		_ = c.desc.Rearm(c.out != nil)
 	}
 	c.mu.Unlock()
 	if done {
@@ -360,7 +372,7 @@ func (c *Conn) terminate(cause error) {
 	}
 	c.wflags |= wfClosed
 	unsent := c.dropQueueLocked()
-	_ = c.Desc.Close()
+	_ = c.desc.Close()
 	c.stopTLSHandshakeLocked()
 	var st closeState
 	if cause != nil || c.extra != nil {

@@ -58,7 +58,7 @@ func (s *Server) sweep(stop <-chan struct{}, done chan<- struct{}) {
 			s.clock.Store(now)
 			s.table.each(func(c *Conn) {
 				if c.due(now) {
-					c.Wake()
+					c.desc.Wake()
 				}
 			})
 			s.checkAcceptErrors()
@@ -270,7 +270,7 @@ func (c *Conn) pongGrace(now uint32) bool {
 	if queued {
 		return false // not all sent, so not all acknowledged
 	}
-	if n, err := c.Unacknowledged(); err != nil || n != 0 {
+	if n, err := c.desc.Unacknowledged(); err != nil || n != 0 {
 		return false
 	}
 	c.graces++

@@ -20,6 +20,7 @@ import (
 	"github.com/gobwas/ws"
 
 	"github.com/wsgate/wsgate/handler"
+	"github.com/wsgate/wsgate/poller"
 )
 
 // Tests of the invariants in DESIGN.md that concern a whole server: one
@@ -368,4 +369,18 @@ func TestConnSize(t *testing.T) {
 	if got := unsafe.Sizeof(Conn{}); got > 144 {
 		t.Fatalf("Conn is %d bytes, want at most 144: keep rare fields in connExtra", got)
 	}
+}
+
+// TestConnHidesDescriptor guards Conn's method set: the poller's
+// descriptor is a field, and its handler is connEvents, so a handler
+// holding a Conn cannot read, write or re-arm its socket.
+func TestConnHidesDescriptor(t *testing.T) {
+	var c any = &Conn{}
+	if _, ok := c.(poller.Handler); ok {
+		t.Fatal("*Conn implements poller.Handler: HandleEvents belongs on connEvents")
+	}
+	if _, ok := c.(interface{ Wake() }); ok {
+		t.Fatal("*Conn has the poller descriptor's methods: keep poller.Desc a field, not embedded")
+	}
+	var _ poller.Handler = (*connEvents)(nil)
 }

@@ -113,7 +113,7 @@ func (c *Conn) readEvent() {
 	buf := getBuffer(c.srv.cfg.ReadBufferSize)
 	defer putBuffer(buf)
 	for range maxReadsPerEvent {
-		n, err := c.Read(buf.b)
+		n, err := c.desc.Read(buf.b)
 		if err != nil {
 			if !poller.IsWouldBlock(err) {
 				c.lost(err)
@@ -479,7 +479,7 @@ func (c *Conn) putAside(st *inState, p []byte) bool {
 	copy(buf.b, p)
 	st.pending = buf
 	c.srv.stats.yields.Add(1)
-	c.Yield()
+	c.desc.Yield()
 	return true
 }
 

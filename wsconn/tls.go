@@ -112,7 +112,7 @@ func (r *rawConn) Read(p []byte) (int, error) {
 	if r.hs != nil {
 		return r.readInbox(p)
 	}
-	n, err := r.c.Desc.Read(p)
+	n, err := r.c.desc.Read(p)
 	if poller.IsWouldBlock(err) {
 		return 0, errWouldBlock
 	}
@@ -210,7 +210,7 @@ func (c *Conn) tlsHandshakeEvent(st *tlsState) {
 		if c.tlsHandshakeFinished(st) {
 			return
 		}
-		n, err := c.Desc.Read(buf.b)
+		n, err := c.desc.Read(buf.b)
 		if poller.IsWouldBlock(err) {
 			return
 		}
@@ -331,7 +331,7 @@ func (c *Conn) startTLSHandshake(st *tlsState) {
 		err := st.conn.HandshakeContext(ctx)
 		c.flushTLS()
 		hs.result <- err
-		c.Wake() // the owner collects the result
+		c.desc.Wake() // the owner collects the result
 	}()
 }
 

@@ -103,7 +103,7 @@ func (c *Conn) rawSendLocked(b []byte, buf *buffer, isClose bool) error {
 		return handler.ErrClosed
 	}
 	if c.out == nil {
-		n, err := c.Write(b)
+		n, err := c.desc.Write(b)
 		c.hot().bytesOut.Add(uint64(n))
 		switch {
 		case err != nil && !poller.IsWouldBlock(err):
@@ -120,7 +120,7 @@ func (c *Conn) rawSendLocked(b []byte, buf *buffer, isClose bool) error {
 		c.hot().queued.Add(int64(len(b) - n))
 		// Ask for EPOLLOUT. Safe while a worker runs this connection: a
 		// re-arm only merges one more event into its run.
-		_ = c.Rearm(true)
+		_ = c.desc.Rearm(true)
 		return nil
 	}
 	if !isClose && c.out.cost+len(b) > c.srv.cfg.MaxQueueBytes {
@@ -142,7 +142,7 @@ func (c *Conn) flushLocked() {
 	}
 	for !q.empty() {
 		b := q.q[q.head].b
-		n, err := c.Write(b)
+		n, err := c.desc.Write(b)
 		c.hot().bytesOut.Add(uint64(n))
 		c.hot().queued.Add(-int64(n))
 		q.wrote(n)
@@ -170,8 +170,8 @@ func (c *Conn) flushLocked() {
 func (c *Conn) afterFlushLocked() {
 	if c.wflags&wfCloseSent != 0 && c.wflags&wfShutWr == 0 {
 		c.wflags |= wfShutWr
-		_ = c.ShutdownWrite()
-		c.Wake() // the owner decides whether the descriptor can be closed
+		_ = c.desc.ShutdownWrite()
+		c.desc.Wake() // the owner decides whether the descriptor can be closed
 	}
 	if c.wflags&wfCloseAfter != 0 && c.wflags&wfShutWr == 0 {
 		// The HTTP answer is out: send FIN and read (discarding) until the
@@ -179,7 +179,7 @@ func (c *Conn) afterFlushLocked() {
 		// with request bytes unread, which could destroy the answer on
 		// its way. The deadline bounds the wait.
 		c.wflags |= wfShutWr
-		_ = c.ShutdownWrite()
+		_ = c.desc.ShutdownWrite()
 		c.deadline.Store(c.srv.after(min(c.srv.cfg.CloseTimeout, c.srv.cfg.HandshakeTimeout)))
 	}
 }
@@ -204,7 +204,7 @@ func (c *Conn) writeFailedLocked(err error) {
 	if cs := c.closingLocked(); cs.cause == nil {
 		cs.cause = &CloseError{Code: ws.StatusAbnormalClosure, Err: err}
 	}
-	c.Wake()
+	c.desc.Wake()
 }
 
 // slowConsumerLocked closes a connection whose queue passed its bound with
@@ -225,7 +225,7 @@ func (c *Conn) slowConsumerLocked() {
 			cs.cause = &CloseError{Code: ws.StatusPolicyViolation, Reason: "slow consumer", Err: ErrSlowConsumer}
 		}
 		c.wflags |= wfWriteFailed
-		c.Wake()
+		c.desc.Wake()
 		return
 	}
 	if q := c.out; q != nil && !q.empty() {
