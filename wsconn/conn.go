@@ -15,21 +15,29 @@ import (
 	"github.com/wsgate/wsgate/poller"
 )
 
-// Phases of a connection, as phaseNow reports them. They only move
-// forward: handshake, open, closing, closed.
+// phase is where a connection is in its life. Phases only move forward:
+// handshake, open, closing, closed. It is held in the low bits of
+// Conn.state (statePhase); phaseNow reads it and setPhase advances it.
+type phase uint32
+
+// Phases of a connection.
 const (
-	phaseHandshake uint32 = iota // reading the upgrade request
-	phaseOpen                    // upgraded; messages flow
-	phaseClosing                 // a close frame was sent or received
-	phaseClosed                  // descriptor closed; OnClose called
+	phaseHandshake phase = iota // reading the upgrade request
+	phaseOpen                   // upgraded; messages flow
+	phaseClosing                // a close frame was sent or received
+	phaseClosed                 // descriptor closed; OnClose called
 )
 
-// Bits of Conn.state: the phase (set once each, in order) and the wake
-// requests other goroutines leave for the owner.
+// Fields of Conn.state, an atomic shared by the owner and the goroutines
+// that wake it:
+//
+//	bits 0-1  the phase (statePhase), set only by setPhase, only forward
+//	bits 3-4  stDeflate, stDeflateHuffman: set once, at the upgrade
+//	bits 8-9  req*: wake requests other goroutines leave for the owner
+//	          (request), cleared by the owner (takeRequests)
 const (
-	stOpen    uint32 = 1 << 0
-	stClosing uint32 = 1 << 1
-	stClosed  uint32 = 1 << 2
+	statePhase uint32 = 1<<2 - 1 // mask of the phase
+
 	stDeflate uint32 = 1 << 3 // permessage-deflate negotiated (set at the upgrade)
 	// stDeflateHuffman: with stDeflate, the client asked for a window
 	// below 32 KiB (server_max_window_bits < 15): send Huffman-only frames.
@@ -73,7 +81,7 @@ type Conn struct {
 	lastRead atomic.Uint32 // coarse time of the last byte read
 	pingAt   atomic.Uint32 // when the unanswered heartbeat ping was sent, or 0
 	deadline atomic.Uint32 // handshake or close deadline, or 0
-	state    atomic.Uint32 // st* phase bits and req* wake requests
+	state    atomic.Uint32 // phase, st* flags and req* wake requests (see statePhase)
 
 	ip4    [4]byte // peer address if IPv4 (else in extra)
 	port   uint16  // peer port
@@ -117,31 +125,19 @@ func (c *Conn) extras() *connExtra {
 func (c *Conn) closingLocked() *closeState { return &c.extras().cs }
 
 // phaseNow returns c's phase.
-func (c *Conn) phaseNow() uint32 {
-	s := c.state.Load()
-	switch {
-	case s&stClosed != 0:
-		return phaseClosed
-	case s&stClosing != 0:
-		return phaseClosing
-	case s&stOpen != 0:
-		return phaseOpen
-	}
-	return phaseHandshake
-}
+func (c *Conn) phaseNow() phase { return phase(c.state.Load() & statePhase) }
 
 // deflate reports whether the connection negotiated permessage-deflate.
 func (c *Conn) deflate() bool { return c.state.Load()&stDeflate != 0 }
 
-// setPhase moves c to phase p (phases only move forward).
-func (c *Conn) setPhase(p uint32) {
-	switch p {
-	case phaseOpen:
-		c.state.Or(stOpen)
-	case phaseClosing:
-		c.state.Or(stClosing)
-	case phaseClosed:
-		c.state.Or(stClosed)
+// setPhase moves c to phase p. Phases only move forward: if c is at p or
+// past it already, nothing changes. The other bits of state are kept.
+func (c *Conn) setPhase(p phase) {
+	for {
+		s := c.state.Load()
+		if phase(s&statePhase) >= p || c.state.CompareAndSwap(s, s&^statePhase|uint32(p)) {
+			return
+		}
 	}
 }
 
