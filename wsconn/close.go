@@ -72,7 +72,7 @@ func (c *Conn) sendCloseLocked(code ws.StatusCode, reason string, cause error) b
 	reason = truncateUTF8(reason, maxCloseReason)
 	st.sentCode, st.sentReason = code, reason
 	c.setPhase(phaseClosing)
-	c.deadline.Store(c.srv.after(c.srv.cfg.CloseTimeout))
+	c.setCloseDeadline()
 	buf := closeFrame(code, reason, st.recvd && st.recvCode == ws.StatusNoStatusRcvd)
 	_ = c.sendLocked(buf.b, buf, true)
 	c.wflags |= wfCloseSent

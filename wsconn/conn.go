@@ -80,7 +80,20 @@ type Conn struct {
 
 	lastRead atomic.Uint32 // coarse time of the last byte read
 	pingAt   atomic.Uint32 // when the unanswered heartbeat ping was sent, or 0
-	deadline atomic.Uint32 // handshake or close deadline, or 0
+	// deadline is when the sweeper wakes the owner for a time limit, or
+	// 0. A Conn has room for one such time, so it means what the phase
+	// needs, and is set only by the method named after each meaning
+	// (heartbeat.go; deadlineNow reads it, deadlinePassed acts by phase):
+	//   - phaseHandshake: the handshake deadline, accept time +
+	//     HandshakeTimeout (setHandshakeDeadline; acceptedAt derives the
+	//     accept time from it), then, once an HTTP refusal is out, the
+	//     linger deadline for the client to hang up (setLingerDeadline);
+	//   - phaseOpen: none at the upgrade (endHandshakeDeadline); then the
+	//     authorization expiry (setExpiry) or, if nearer, the unfinished
+	//     message's MessageTimeout (armMessageDeadline);
+	//   - phaseClosing: the close deadline, CloseTimeout from the close
+	//     frame (setCloseDeadline).
+	deadline atomic.Uint32
 	state    atomic.Uint32 // phase, st* flags and req* wake requests (see statePhase)
 
 	ip4    [4]byte // peer address if IPv4 (else in extra)
@@ -250,9 +263,10 @@ func (c *Conn) SetPrincipal(p any, expires time.Time) {
 	c.setExpiry(expires)
 }
 
-// setExpiry makes the sweeper close an open connection at t (zero: never).
-// An open connection's deadline field is free for this: the handshake
-// deadline is cleared on upgrade and the close deadline replaces it.
+// setExpiry makes the sweeper close an open connection at t (zero: never):
+// it is the authorization expiry meaning of Conn.deadline. An open
+// connection's deadline is free for this: the handshake deadline is
+// cleared on upgrade and the close deadline replaces it.
 func (c *Conn) setExpiry(t time.Time) {
 	if t.IsZero() {
 		c.deadline.Store(0)

@@ -508,8 +508,8 @@ func (c *Conn) armMessageDeadline() {
 		return
 	}
 	d := max(1, st.since+uint32(c.srv.cfg.MessageTimeout/time.Millisecond))
-	if cur := c.deadline.Load(); cur == 0 || int32(d-cur) < 0 {
-		c.deadline.Store(d)
+	if cur := c.deadlineNow(); cur == 0 || int32(d-cur) < 0 {
+		c.setMessageDeadline(d)
 	}
 }
 

@@ -169,7 +169,7 @@ func (s *Server) accept(fd int, remote netip.AddrPort) {
 		c.startTLS(s.cfg.TLS)
 	}
 	c.lastRead.Store(s.now())
-	c.deadline.Store(s.after(s.cfg.HandshakeTimeout))
+	c.setHandshakeDeadline()
 	// The buckets start full at the exact time, not the coarse clock: that
 	// may be a sweep behind, and the first refill would credit the new
 	// connection with time from before it existed (up to

@@ -180,7 +180,7 @@ func (c *Conn) afterFlushLocked() {
 		// its way. The deadline bounds the wait.
 		c.wflags |= wfShutWr
 		_ = c.desc.ShutdownWrite()
-		c.deadline.Store(c.srv.after(min(c.srv.cfg.CloseTimeout, c.srv.cfg.HandshakeTimeout)))
+		c.setLingerDeadline()
 	}
 }
 
