@@ -126,7 +126,8 @@ type connExtra struct {
 }
 
 // extras returns c.extra, creating it. Before OnOpen only the owner calls
-// it; after, only with c.mu held.
+// it; after, only with c.mu held. Once created, c.extra is never replaced
+// (tlsSession relies on it).
 func (c *Conn) extras() *connExtra {
 	if c.extra == nil {
 		c.extra = &connExtra{}
