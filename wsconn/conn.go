@@ -74,6 +74,8 @@ type Conn struct {
 	in    *inState   // partial handshake, frame or message; nil when idle
 	extra *connExtra // rarely needed details; nil for most connections
 
+	// mu guards the write side; for the locks that nest with it, see
+	// "Lock order across packages" in doc.go.
 	mu    sync.Mutex
 	out   *outQueue // bytes the socket has not taken; nil when empty
 	value any       // handler.Conn.SetValue
