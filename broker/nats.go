@@ -93,7 +93,12 @@ type NATS struct {
 	deliver func(channel string, push []byte) int
 	seed    maphash.Seed
 
-	mu   sync.Mutex                    // guards subs
+	// mu guards subs. Interest holds it while it subscribes or
+	// unsubscribes with the NATS client, and the Channels handler calls
+	// Interest with one of its hub's shard locks held (shard.mu, then
+	// mu, then the client's locks). So nothing under mu calls into the
+	// handler: dispatch delivers with mu not held.
+	mu   sync.Mutex
 	subs map[string]*nats.Subscription // by channel; only channels with local subscribers
 
 	queues []chan *nats.Msg

@@ -23,6 +23,17 @@ import (
 // dead at the same moment. A subscriber that looked it up just before sees
 // dead under channel.mu and looks again, so nobody is ever added to a
 // channel that is no longer in the map.
+//
+// Across packages, two locks are taken under the hub's:
+//   - channel.mu (read), then the connection's own lock: deliver calls
+//     Conn.SendPrepared, which in wsconn takes Conn.mu. So a Conn must
+//     never call into the hub, and wsconn calls no Handler method with
+//     Conn.mu held (see wsconn's doc.go); OnClose, which unsubscribes, runs
+//     later on the connection's worker.
+//   - shard.mu (write), then the broker's: interest calls Broker.Interest,
+//     which in broker.NATS takes NATS.mu and the NATS client's locks. So a
+//     Broker must not call into the Channels handler from Interest; its
+//     deliveries come from its own goroutines with none of its locks held.
 type hub struct {
 	seed   maphash.Seed
 	shards []shard

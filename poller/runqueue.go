@@ -6,6 +6,9 @@ import "sync"
 // once (see Desc.notify), so its length never exceeds the number of
 // registered descriptors; it grows by doubling and never drops an entry.
 type runQueue struct {
+	// mu is taken under the callers' own locks (wsconn's Conn.mu, when a
+	// sender wakes a connection with Desc.Wake), so nothing is called
+	// with it held: push and pop only move pointers.
 	mu   sync.Mutex
 	buf  []*Desc // ring buffer; guarded by mu
 	head int     // index of the oldest entry; guarded by mu

@@ -45,7 +45,7 @@ func benchConn(b *testing.B, srv *Server, path string) (*conn, int) {
 	}
 	var c *conn
 	srv.table.each(func(x *conn) {
-		if x.Fd() == fds[0] {
+		if x.desc.Fd() == fds[0] {
 			c = x
 		}
 	})

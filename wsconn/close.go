@@ -31,7 +31,7 @@ func (c *conn) Close(code StatusCode, reason string) error {
 	if !ok {
 		return ErrClosed
 	}
-	c.Wake() // the owner moves the phase on and watches the deadline
+	c.desc.Wake() // the owner moves the phase on and watches the deadline
 	return nil
 }
 
@@ -66,7 +66,7 @@ func (c *conn) sendCloseLocked(code StatusCode, reason string, cause error) bool
 	reason = truncateUTF8(reason, maxCloseReason)
 	st.sentCode, st.sentReason = code, reason
 	c.setPhase(phaseClosing)
-	c.deadline.Store(c.srv.after(c.srv.cfg.CloseTimeout))
+	c.setCloseDeadline()
 	buf := closeFrame(code, reason, st.recvd && st.recvCode == StatusNoStatusRcvd)
 	_ = c.sendLocked(buf.b, buf, true)
 	c.wflags |= wfCloseSent

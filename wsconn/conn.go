@@ -12,21 +12,29 @@ import (
 	"github.com/wsgate/wsgate/poller"
 )
 
-// Phases of a connection, as phaseNow reports them. They only move
-// forward: handshake, open, closing, closed.
+// phase is where a connection is in its life. Phases only move forward:
+// handshake, open, closing, closed. It is held in the low bits of
+// Conn.state (statePhase); phaseNow reads it and setPhase advances it.
+type phase uint32
+
+// Phases of a connection.
 const (
-	phaseHandshake uint32 = iota // reading the upgrade request
-	phaseOpen                    // upgraded; messages flow
-	phaseClosing                 // a close frame was sent or received
-	phaseClosed                  // descriptor closed; OnClose called
+	phaseHandshake phase = iota // reading the upgrade request
+	phaseOpen                   // upgraded; messages flow
+	phaseClosing                // a close frame was sent or received
+	phaseClosed                 // descriptor closed; OnClose called
 )
 
-// Bits of conn.state: the phase (set once each, in order) and the wake
-// requests other goroutines leave for the owner.
+// Fields of conn.state, an atomic shared by the owner and the goroutines
+// that wake it:
+//
+//	bits 0-1  the phase (statePhase), set only by setPhase, only forward
+//	bits 3-4  stDeflate, stDeflateHuffman: set once, at the upgrade
+//	bits 8-9  req*: wake requests other goroutines leave for the owner
+//	          (request), cleared by the owner (takeRequests)
 const (
-	stOpen    uint32 = 1 << 0
-	stClosing uint32 = 1 << 1
-	stClosed  uint32 = 1 << 2
+	statePhase uint32 = 1<<2 - 1 // mask of the phase
+
 	stDeflate uint32 = 1 << 3 // permessage-deflate negotiated (set at the upgrade)
 	// stDeflateHuffman: with stDeflate, the client asked for a window
 	// below 32 KiB (server_max_window_bits < 15): send Huffman-only frames.
@@ -46,31 +54,46 @@ const (
 	wfClosed                        // descriptor closed
 )
 
-// conn is one client connection. It implements Conn and
-// poller.Handler. An idle conn is one 144-byte allocation and holds no
-// buffer: in and out are nil (DESIGN.md invariant 3).
+// conn is one client connection. It implements Conn; the poller
+// reaches it through connEvents. An idle conn is one 144-byte allocation
+// and holds no buffer: in and out are nil (DESIGN.md invariant 3).
 //
-// Ownership: the worker that runs HandleEvents (one at a time, see
+// Ownership: the worker that runs handleEvents (one at a time, see
 // package poller) owns in, rt, reject, rate, and the read side; mu guards the
 // write side (out, wflags, the closing state in extra) and value; the
 // atomics are shared with the sweeper. Times are milliseconds since the
 // server started (uint32: see Server.now).
 type conn struct {
-	poller.Desc
+	desc  poller.Desc // registered with c.events() as its handler
 	srv   *Server
 	rt    *route // nil until the upgrade succeeded
 	id    uint64
 	in    *inState   // partial handshake, frame or message; nil when idle
 	extra *connExtra // rarely needed details; nil for most connections
 
+	// mu guards the write side; for the locks that nest with it, see
+	// "Lock order across packages" in doc.go.
 	mu    sync.Mutex
 	out   *outQueue // bytes the socket has not taken; nil when empty
 	value any       // Conn.SetValue
 
 	lastRead atomic.Uint32 // coarse time of the last byte read
 	pingAt   atomic.Uint32 // when the unanswered heartbeat ping was sent, or 0
-	deadline atomic.Uint32 // handshake or close deadline, or 0
-	state    atomic.Uint32 // st* phase bits and req* wake requests
+	// deadline is when the sweeper wakes the owner for a time limit, or
+	// 0. A Conn has room for one such time, so it means what the phase
+	// needs, and is set only by the method named after each meaning
+	// (heartbeat.go; deadlineNow reads it, deadlinePassed acts by phase):
+	//   - phaseHandshake: the handshake deadline, accept time +
+	//     HandshakeTimeout (setHandshakeDeadline; acceptedAt derives the
+	//     accept time from it), then, once an HTTP refusal is out, the
+	//     linger deadline for the client to hang up (setLingerDeadline);
+	//   - phaseOpen: none at the upgrade (endHandshakeDeadline); then the
+	//     authorization expiry (setExpiry) or, if nearer, the unfinished
+	//     message's MessageTimeout (armMessageDeadline);
+	//   - phaseClosing: the close deadline, CloseTimeout from the close
+	//     frame (setCloseDeadline).
+	deadline atomic.Uint32
+	state    atomic.Uint32 // phase, st* flags and req* wake requests (see statePhase)
 
 	ip4    [4]byte // peer address if IPv4 (else in extra)
 	port   uint16  // peer port
@@ -102,7 +125,8 @@ type connExtra struct {
 }
 
 // extras returns c.extra, creating it. Before OnOpen only the owner calls
-// it; after, only with c.mu held.
+// it; after, only with c.mu held. Once created, c.extra is never replaced
+// (tlsSession relies on it).
 func (c *conn) extras() *connExtra {
 	if c.extra == nil {
 		c.extra = &connExtra{}
@@ -114,38 +138,26 @@ func (c *conn) extras() *connExtra {
 func (c *conn) closingLocked() *closeState { return &c.extras().cs }
 
 // phaseNow returns c's phase.
-func (c *conn) phaseNow() uint32 {
-	s := c.state.Load()
-	switch {
-	case s&stClosed != 0:
-		return phaseClosed
-	case s&stClosing != 0:
-		return phaseClosing
-	case s&stOpen != 0:
-		return phaseOpen
-	}
-	return phaseHandshake
-}
+func (c *conn) phaseNow() phase { return phase(c.state.Load() & statePhase) }
 
 // deflate reports whether the connection negotiated permessage-deflate.
 func (c *conn) deflate() bool { return c.state.Load()&stDeflate != 0 }
 
-// setPhase moves c to phase p (phases only move forward).
-func (c *conn) setPhase(p uint32) {
-	switch p {
-	case phaseOpen:
-		c.state.Or(stOpen)
-	case phaseClosing:
-		c.state.Or(stClosing)
-	case phaseClosed:
-		c.state.Or(stClosed)
+// setPhase moves c to phase p. Phases only move forward: if c is at p or
+// past it already, nothing changes. The other bits of state are kept.
+func (c *conn) setPhase(p phase) {
+	for {
+		s := c.state.Load()
+		if phase(s&statePhase) >= p || c.state.CompareAndSwap(s, s&^statePhase|uint32(p)) {
+			return
+		}
 	}
 }
 
 // request leaves wake requests for the owner and wakes it.
 func (c *conn) request(r uint32) {
 	c.state.Or(r)
-	c.Wake()
+	c.desc.Wake()
 }
 
 // takeRequests returns and clears the pending wake requests.
@@ -251,9 +263,10 @@ func (c *conn) SetPrincipal(p any, expires time.Time) {
 	c.setExpiry(expires)
 }
 
-// setExpiry makes the sweeper close an open connection at t (zero: never).
-// An open connection's deadline field is free for this: the handshake
-// deadline is cleared on upgrade and the close deadline replaces it.
+// setExpiry makes the sweeper close an open connection at t (zero: never):
+// it is the authorization expiry meaning of conn.deadline. An open
+// connection's deadline is free for this: the handshake deadline is
+// cleared on upgrade and the close deadline replaces it.
 func (c *conn) setExpiry(t time.Time) {
 	if t.IsZero() {
 		c.deadline.Store(0)
@@ -288,9 +301,21 @@ func (c *conn) SetValue(v any) {
 // String identifies the connection in logs.
 func (c *conn) String() string { return fmt.Sprintf("conn#%d(%s)", c.id, c.RemoteAddr()) }
 
-// HandleEvents serves the socket's events. It implements poller.Handler and
-// runs on a pool worker, one call per connection at a time.
-func (c *conn) HandleEvents(ev poller.Event) {
+// connEvents is a conn as the poller's handler of its descriptor (see
+// events): HandleEvents is on connEvents, not on conn, so that conn's
+// exported methods are the connection's contract only. The conversion
+// costs nothing: a *connEvents is the *conn.
+type connEvents conn
+
+// events returns c as its descriptor's poller.Handler.
+func (c *conn) events() poller.Handler { return (*connEvents)(c) }
+
+// HandleEvents implements poller.Handler (conn.handleEvents).
+func (e *connEvents) HandleEvents(ev poller.Event) { (*conn)(e).handleEvents(ev) }
+
+// handleEvents serves the socket's events. It runs on a pool worker, one
+// call per connection at a time.
+func (c *conn) handleEvents(ev poller.Event) {
 	if c.phaseNow() == phaseClosed {
 		return
 	}
@@ -326,7 +351,7 @@ func (c *conn) settle() {
 	c.mu.Lock()
 	done, cause := c.doneLocked()
 	if !done {
-		_ = c.Rearm(c.out != nil)
+		_ = c.desc.Rearm(c.out != nil)
 	}
 	c.mu.Unlock()
 	if done {
@@ -357,7 +382,7 @@ func (c *conn) terminate(cause error) {
 	}
 	c.wflags |= wfClosed
 	unsent := c.dropQueueLocked()
-	_ = c.Desc.Close()
+	_ = c.desc.Close()
 	c.stopTLSHandshakeLocked()
 	var st closeState
 	if cause != nil || c.extra != nil {

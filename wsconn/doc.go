@@ -85,3 +85,37 @@
 // rate-limited warnings for errors clients can repeat (log.go); nothing is
 // logged per message.
 package wsconn
+
+// Lock order across packages. Conn.mu guards one connection's write side;
+// the locks that nest with it, outermost first, never the other way:
+//
+//   - handler's hub: channel.mu (read), then Conn.mu. A publish reaches
+//     every subscriber through SendPrepared with its channel locked. So
+//     wsconn calls no Handler method with Conn.mu held (OnOpen, OnMessage,
+//     OnPing, OnPong, OnError, OnClose run on the owner with no wsconn
+//     lock held), and SendPrepared compresses (PreparedMessage's Once)
+//     before it takes Conn.mu.
+//   - crypto/tls: a TLS handshake goroutine holds tls.Conn's handshake and
+//     input locks while it reads, and its reads take Conn.mu
+//     (rawConn.readInbox, flushTLS). So nobody calls tls.Conn.Read or
+//     Handshake with Conn.mu held, and tls.Conn.Write only once the
+//     handshake is done (it then takes tls.Conn's output lock alone).
+//   - Conn.mu, then: tls.Conn's output lock and rawConn.mu (sendLocked on
+//     a wss connection); poller's runQueue.mu and the ants pool's lock
+//     (Desc.Wake, from afterFlushLocked and others); easygo's Epoll.mu
+//     (Desc.Rearm in settle and rawSendLocked, Desc.Close in
+//     terminate); the warnings' rate limiters and Config.Logger's
+//     slog.Handler (a slow consumer is warned about under Conn.mu: a
+//     Logger's handler must not call back into the Server or a Conn).
+//     None of them calls back into wsconn: the poller runs a handler with
+//     none of its locks held, and easygo calls its callbacks after
+//     releasing Epoll.mu.
+//   - connTable.mu only serialises the creation of chunks: put takes it
+//     at accept with no other lock held, and takes nothing under it.
+//     Lookups and walks (the sweeper, Shutdown) take no lock; waking a
+//     connection takes runQueue.mu.
+//   - Server.mu: Start holds it while it creates the poller and listens
+//     (the poller's and easygo's locks under it); Shutdown lets it go
+//     before it closes the listener and wakes the connections.
+//   - tlsInFlight.mu: taken by the owner without Conn.mu; it cancels a
+//     handshake's context and warns under it.

@@ -228,13 +228,10 @@ func (c *conn) upgrade(req []byte) bool {
 		c.state.Or(st)
 	}
 	if srv.cfg.ObserveHandshake != nil {
-		// The handshake deadline was set at accept: accept time = deadline
-		// - HandshakeTimeout, so no connection keeps its accept time.
-		accepted := c.deadline.Load() - uint32(srv.cfg.HandshakeTimeout/time.Millisecond)
-		srv.cfg.ObserveHandshake(elapsed(srv.nowExact(), accepted))
+		srv.cfg.ObserveHandshake(elapsed(srv.nowExact(), c.acceptedAt()))
 	}
 	c.rt = rt
-	c.deadline.Store(0)
+	c.endHandshakeDeadline()
 	if auth != nil {
 		c.setExpiry(auth.expires)
 	}

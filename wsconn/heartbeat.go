@@ -44,6 +44,54 @@ func elapsed(now, then uint32) time.Duration {
 // passed reports whether deadline d (0: none) is at or before now.
 func passed(now, d uint32) bool { return d != 0 && int32(now-d) >= 0 }
 
+// Conn.deadline holds a different deadline in each phase (see its
+// declaration). The methods below and setExpiry (conn.go) are the only
+// ones that set it, one per meaning; deadlineNow reads it whatever it
+// means.
+
+// deadlineNow is c's current deadline, or 0: what the sweeper (due) and
+// the owner (wakeEvent) compare with the clock. deadlinePassed tells the
+// meanings apart by phase.
+func (c *conn) deadlineNow() uint32 { return c.deadline.Load() }
+
+// setHandshakeDeadline starts c's HandshakeTimeout. Only accept calls it,
+// before the connection is published.
+func (c *conn) setHandshakeDeadline() {
+	c.deadline.Store(c.srv.after(c.srv.cfg.HandshakeTimeout))
+}
+
+// acceptedAt is when c was accepted, derived from the handshake deadline
+// (accept time + HandshakeTimeout), so that no connection keeps its accept
+// time. It is right only in phaseHandshake while no HTTP answer is out
+// (setLingerDeadline replaces the handshake deadline).
+func (c *conn) acceptedAt() uint32 {
+	return c.deadline.Load() - uint32(c.srv.cfg.HandshakeTimeout/time.Millisecond)
+}
+
+// setLingerDeadline bounds the wait for a refused client to hang up once
+// the HTTP answer is out, replacing the handshake deadline. c.mu must be
+// held (afterFlushLocked).
+func (c *conn) setLingerDeadline() {
+	c.deadline.Store(c.srv.after(min(c.srv.cfg.CloseTimeout, c.srv.cfg.HandshakeTimeout)))
+}
+
+// endHandshakeDeadline clears the handshake deadline at the upgrade: an
+// open connection has a deadline only for an authorization expiry
+// (setExpiry) or an unfinished message (setMessageDeadline).
+func (c *conn) endHandshakeDeadline() { c.deadline.Store(0) }
+
+// setMessageDeadline makes d, the unfinished message's MessageTimeout, the
+// open connection's deadline (armMessageDeadline decides whether it is the
+// nearer one). Only the owner calls it, in phaseOpen.
+func (c *conn) setMessageDeadline(d uint32) { c.deadline.Store(d) }
+
+// setCloseDeadline starts the closing handshake's CloseTimeout, replacing
+// any deadline of the open connection. c.mu must be held
+// (sendCloseLocked).
+func (c *conn) setCloseDeadline() {
+	c.deadline.Store(c.srv.after(c.srv.cfg.CloseTimeout))
+}
+
 // sweep runs until stop is closed.
 func (s *Server) sweep(stop <-chan struct{}, done chan<- struct{}) {
 	defer close(done)
@@ -58,7 +106,7 @@ func (s *Server) sweep(stop <-chan struct{}, done chan<- struct{}) {
 			s.clock.Store(now)
 			s.table.each(func(c *conn) {
 				if c.due(now) {
-					c.Wake()
+					c.desc.Wake()
 				}
 			})
 			s.checkAcceptErrors()
@@ -92,7 +140,7 @@ func (s *Server) checkAcceptErrors() {
 // due reports whether c has a deadline or heartbeat action at now. It runs
 // on the sweeper goroutine and only reads atomics.
 func (c *conn) due(now uint32) bool {
-	if passed(now, c.deadline.Load()) {
+	if passed(now, c.deadlineNow()) {
 		return true
 	}
 	cfg := &c.srv.cfg
@@ -119,7 +167,7 @@ func (c *conn) wakeEvent() {
 	if c.refuseAtOnce() {
 		return
 	}
-	if passed(c.srv.nowExact(), c.deadline.Load()) {
+	if passed(c.srv.nowExact(), c.deadlineNow()) {
 		c.deadlinePassed()
 		return
 	}
@@ -270,7 +318,7 @@ func (c *conn) pongGrace(now uint32) bool {
 	if queued {
 		return false // not all sent, so not all acknowledged
 	}
-	if n, err := c.Unacknowledged(); err != nil || n != 0 {
+	if n, err := c.desc.Unacknowledged(); err != nil || n != 0 {
 		return false
 	}
 	c.graces++
@@ -310,7 +358,7 @@ func (c *conn) authorizationDue() {
 	}
 	c.mu.Unlock()
 	if expires.IsZero() {
-		c.deadline.Store(0)
+		c.setExpiry(expires) // none
 		return
 	}
 	if time.Until(expires) > 0 {

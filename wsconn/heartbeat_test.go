@@ -203,10 +203,10 @@ func TestHeartbeatPongInSocketAtDeadline(t *testing.T) {
 		<-b.blocked // the owner runs (and its descriptor is disarmed) until release
 		// As if a ping had gone unanswered for longer than PongTimeout.
 		sc.pingAt.Store(max(1, srv.now()-uint32(2*cfg.PongTimeout/time.Millisecond)))
-		sc.Wake() // what the sweeper does at the deadline: pending, merged into one run
+		sc.desc.Wake() // what the sweeper does at the deadline: pending, merged into one run
 		c.send(pongFrame(""))
 		eventually(t, ioTimeout, "the pong in the server's socket", func() bool {
-			n, err := unix.IoctlGetInt(sc.Fd(), unix.SIOCINQ)
+			n, err := unix.IoctlGetInt(sc.desc.Fd(), unix.SIOCINQ)
 			return err == nil && n > 0
 		})
 		// One P: the worker goes on to the pending wake before the

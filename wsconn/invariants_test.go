@@ -19,6 +19,8 @@ import (
 	"unsafe"
 
 	"github.com/gobwas/ws"
+
+	"github.com/wsgate/wsgate/poller"
 )
 
 // Tests of the invariants in DESIGN.md that concern a whole server: one
@@ -392,4 +394,18 @@ func TestConnSize(t *testing.T) {
 	if got := unsafe.Sizeof(conn{}); got > 144 {
 		t.Fatalf("conn is %d bytes, want at most 144: keep rare fields in connExtra", got)
 	}
+}
+
+// TestConnHidesDescriptor guards Conn's method set: the poller's
+// descriptor is a field, and its handler is connEvents, so a handler
+// holding a Conn cannot read, write or re-arm its socket.
+func TestConnHidesDescriptor(t *testing.T) {
+	var c any = &conn{}
+	if _, ok := c.(poller.Handler); ok {
+		t.Fatal("*conn implements poller.Handler: HandleEvents belongs on connEvents")
+	}
+	if _, ok := c.(interface{ Wake() }); ok {
+		t.Fatal("*conn has the poller descriptor's methods: keep poller.Desc a field, not embedded")
+	}
+	var _ poller.Handler = (*connEvents)(nil)
 }

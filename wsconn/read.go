@@ -112,7 +112,7 @@ func (c *conn) readEvent() {
 	buf := getBuffer(c.srv.cfg.ReadBufferSize)
 	defer putBuffer(buf)
 	for range maxReadsPerEvent {
-		n, err := c.Read(buf.b)
+		n, err := c.desc.Read(buf.b)
 		if err != nil {
 			if !poller.IsWouldBlock(err) {
 				c.lost(err)
@@ -478,7 +478,7 @@ func (c *conn) putAside(st *inState, p []byte) bool {
 	copy(buf.b, p)
 	st.pending = buf
 	c.srv.stats.yields.Add(1)
-	c.Yield()
+	c.desc.Yield()
 	return true
 }
 
@@ -507,8 +507,8 @@ func (c *conn) armMessageDeadline() {
 		return
 	}
 	d := max(1, st.since+uint32(c.srv.cfg.MessageTimeout/time.Millisecond))
-	if cur := c.deadline.Load(); cur == 0 || int32(d-cur) < 0 {
-		c.deadline.Store(d)
+	if cur := c.deadlineNow(); cur == 0 || int32(d-cur) < 0 {
+		c.setMessageDeadline(d)
 	}
 }
 

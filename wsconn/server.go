@@ -168,7 +168,7 @@ func (s *Server) accept(fd int, remote netip.AddrPort) {
 		c.startTLS(s.cfg.TLS)
 	}
 	c.lastRead.Store(s.now())
-	c.deadline.Store(s.after(s.cfg.HandshakeTimeout))
+	c.setHandshakeDeadline()
 	// The buckets start full at the exact time, not the coarse clock: that
 	// may be a sweep behind, and the first refill would credit the new
 	// connection with time from before it existed (up to
@@ -199,7 +199,7 @@ func (s *Server) accept(fd int, remote netip.AddrPort) {
 		}
 	}
 	s.stats.accepted.Add(1)
-	if err := s.p.Add(&c.Desc, fd, c); err != nil {
+	if err := s.p.Add(&c.desc, fd, c.events()); err != nil {
 		s.stats.registerErrors.Add(1)
 		s.warns.warn(warnRegister, slog.LevelError, "reactor refused a connection's descriptor",
 			func() []any { return []any{"err", err.Error(), "remote", remote.String()} })
@@ -221,7 +221,7 @@ func (s *Server) accept(fd int, remote netip.AddrPort) {
 	case s.shuttingDown.Load():
 		c.request(reqShutdown)
 	case c.reject != rejectNone:
-		c.Wake() // the owner answers at once, without waiting for the request
+		c.desc.Wake() // the owner answers at once, without waiting for the request
 	}
 }
 
@@ -262,7 +262,7 @@ func (s *Server) releaseInput(n int) { s.partial.Add(-int64(n)) }
 
 // connClosed runs once per connection, after its descriptor was closed.
 func (s *Server) connClosed(c *conn, unsent int) {
-	s.table.remove(c.Fd(), c)
+	s.table.remove(c.desc.Fd(), c)
 	s.stats.closed.Add(1)
 	if unsent > 0 {
 		s.stats.unsentBytes.Add(uint64(unsent))

@@ -112,7 +112,7 @@ func (r *rawConn) Read(p []byte) (int, error) {
 	if r.hs != nil {
 		return r.readInbox(p)
 	}
-	n, err := r.c.Desc.Read(p)
+	n, err := r.c.desc.Read(p)
 	if poller.IsWouldBlock(err) {
 		return 0, errWouldBlock
 	}
@@ -173,15 +173,20 @@ func (r *rawConn) SetReadDeadline(time.Time) error  { return nil }
 func (r *rawConn) SetWriteDeadline(time.Time) error { return nil }
 
 // startTLS prepares the TLS session of a new connection. The owner calls it
-// at accept, before the connection is published.
+// at accept, before the connection is published, for every connection of
+// a server with Config.TLS: such a connection has its extra from then on,
+// and extras never replaces it.
 func (c *conn) startTLS(cfg *tls.Config) {
 	raw := &rawConn{c: c}
 	c.extras().tls = &tlsState{conn: tls.Server(raw, cfg), raw: raw}
 }
 
-// tlsState returns the connection's TLS session, or nil for ws://.
+// tlsSession returns the connection's TLS session, or nil for ws://. Any
+// goroutine may call it without c.mu: c.extra, which a close can create
+// under c.mu, is read only on a server with Config.TLS, where startTLS
+// created it before the connection was published.
 func (c *conn) tlsSession() *tlsState {
-	if c.extra == nil {
+	if c.srv.cfg.TLS == nil {
 		return nil
 	}
 	return c.extra.tls
@@ -210,7 +215,7 @@ func (c *conn) tlsHandshakeEvent(st *tlsState) {
 		if c.tlsHandshakeFinished(st) {
 			return
 		}
-		n, err := c.Desc.Read(buf.b)
+		n, err := c.desc.Read(buf.b)
 		if poller.IsWouldBlock(err) {
 			return
 		}
@@ -331,7 +336,7 @@ func (c *conn) startTLSHandshake(st *tlsState) {
 		err := st.conn.HandshakeContext(ctx)
 		c.flushTLS()
 		hs.result <- err
-		c.Wake() // the owner collects the result
+		c.desc.Wake() // the owner collects the result
 	}()
 }
 

@@ -331,3 +331,70 @@ func TestNoteInput(t *testing.T) {
 		})
 	}
 }
+
+// openConn returns the server's side of srv's only connection once it is
+// open.
+func openConn(t *testing.T, srv *Server) *conn {
+	t.Helper()
+	var c *conn
+	eventually(t, 5*time.Second, "the connection open", func() bool {
+		c = nil
+		srv.table.each(func(x *conn) {
+			if x.phaseNow() == phaseOpen {
+				c = x
+			}
+		})
+		return c != nil
+	})
+	return c
+}
+
+// TestTLSSessionWhileClosing: the owner looks up the TLS session (on every
+// event, without Conn.mu) while another goroutine starts the close, which
+// records the closing state in Conn.extra under Conn.mu, creating it if
+// the connection had none. The two goroutines share no lock, so under
+// -race any unlocked access to a word the close writes is reported,
+// whatever the timing. A wss connection has had its extra since accept;
+// a ws one has none until the close, and tlsSession used to read its nil
+// extra there: the ws case was the race.
+func TestTLSSessionWhileClosing(t *testing.T) {
+	for _, wss := range []bool{true, false} {
+		name := map[bool]string{true: "wss", false: "ws"}[wss]
+		t.Run(name, func(t *testing.T) {
+			var srv *Server
+			if wss {
+				var pool *x509.CertPool
+				srv, pool = startTLSServer(t, Config{})
+				wssDial(t, srv, pool)
+			} else {
+				srv = startServer(t, Config{})
+				c := invDial(t, srv, "/echo")
+				t.Cleanup(func() { c.Close() })
+			}
+			c := openConn(t, srv)
+			start := make(chan struct{})
+			var wg sync.WaitGroup
+			wg.Add(2)
+			go func() { // the owner
+				defer wg.Done()
+				<-start
+				for range 1000 {
+					if st := c.tlsSession(); (st != nil) != wss {
+						t.Errorf("tlsSession() = %v on a %s connection", st, name)
+						return
+					}
+				}
+			}()
+			go func() { // a handler on another connection's worker
+				defer wg.Done()
+				<-start
+				if err := c.Close(1000, "bye"); err != nil {
+					t.Errorf("Close: %v", err)
+				}
+			}()
+			close(start)
+			wg.Wait()
+			eventually(t, 5*time.Second, "the connection closing", func() bool { return c.phaseNow() >= phaseClosing })
+		})
+	}
+}

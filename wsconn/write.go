@@ -102,7 +102,7 @@ func (c *conn) rawSendLocked(b []byte, buf *buffer, isClose bool) error {
 		return ErrClosed
 	}
 	if c.out == nil {
-		n, err := c.Write(b)
+		n, err := c.desc.Write(b)
 		c.hot().bytesOut.Add(uint64(n))
 		switch {
 		case err != nil && !poller.IsWouldBlock(err):
@@ -119,7 +119,7 @@ func (c *conn) rawSendLocked(b []byte, buf *buffer, isClose bool) error {
 		c.hot().queued.Add(int64(len(b) - n))
 		// Ask for EPOLLOUT. Safe while a worker runs this connection: a
 		// re-arm only merges one more event into its run.
-		_ = c.Rearm(true)
+		_ = c.desc.Rearm(true)
 		return nil
 	}
 	if !isClose && c.out.cost+len(b) > c.srv.cfg.MaxQueueBytes {
@@ -141,7 +141,7 @@ func (c *conn) flushLocked() {
 	}
 	for !q.empty() {
 		b := q.q[q.head].b
-		n, err := c.Write(b)
+		n, err := c.desc.Write(b)
 		c.hot().bytesOut.Add(uint64(n))
 		c.hot().queued.Add(-int64(n))
 		q.wrote(n)
@@ -169,8 +169,8 @@ func (c *conn) flushLocked() {
 func (c *conn) afterFlushLocked() {
 	if c.wflags&wfCloseSent != 0 && c.wflags&wfShutWr == 0 {
 		c.wflags |= wfShutWr
-		_ = c.ShutdownWrite()
-		c.Wake() // the owner decides whether the descriptor can be closed
+		_ = c.desc.ShutdownWrite()
+		c.desc.Wake() // the owner decides whether the descriptor can be closed
 	}
 	if c.wflags&wfCloseAfter != 0 && c.wflags&wfShutWr == 0 {
 		// The HTTP answer is out: send FIN and read (discarding) until the
@@ -178,8 +178,8 @@ func (c *conn) afterFlushLocked() {
 		// with request bytes unread, which could destroy the answer on
 		// its way. The deadline bounds the wait.
 		c.wflags |= wfShutWr
-		_ = c.ShutdownWrite()
-		c.deadline.Store(c.srv.after(min(c.srv.cfg.CloseTimeout, c.srv.cfg.HandshakeTimeout)))
+		_ = c.desc.ShutdownWrite()
+		c.setLingerDeadline()
 	}
 }
 
@@ -203,7 +203,7 @@ func (c *conn) writeFailedLocked(err error) {
 	if cs := c.closingLocked(); cs.cause == nil {
 		cs.cause = &CloseError{Code: StatusAbnormalClosure, Err: err}
 	}
-	c.Wake()
+	c.desc.Wake()
 }
 
 // slowConsumerLocked closes a connection whose queue passed its bound with
@@ -224,7 +224,7 @@ func (c *conn) slowConsumerLocked() {
 			cs.cause = &CloseError{Code: StatusPolicyViolation, Reason: "slow consumer", Err: ErrSlowConsumer}
 		}
 		c.wflags |= wfWriteFailed
-		c.Wake()
+		c.desc.Wake()
 		return
 	}
 	if q := c.out; q != nil && !q.empty() {
