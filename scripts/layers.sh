@@ -49,9 +49,7 @@ test_up=(
 	"bench test admin"     # attack_test.go runs the admin publish API
 )
 # "importer imported why": tolerated until the named change lands.
-pending=(
-	"wsconn handler the connection contract moving from handler into wsconn"
-)
+pending=()
 
 # group maps an import path inside the module to its row above.
 group() {
