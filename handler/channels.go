@@ -14,7 +14,7 @@ import (
 type ChannelsConfig struct {
 	// MaxSubscriptions is the most channels one connection may be
 	// subscribed to at once; a subscribe past it is answered with
-	// too_many_subscriptions (DESIGN.md invariant 6). Zero means the
+	// too_many_subscriptions (docs/design.md invariant 6). Zero means the
 	// default, 64. Negative is invalid.
 	MaxSubscriptions int
 	// MaxChannelLen is the longest channel name accepted, in bytes. Zero

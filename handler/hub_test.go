@@ -47,7 +47,7 @@ func TestChannelsDelivery(t *testing.T) {
 }
 
 // TestChannelsSerialiseOnce checks that one publish hands the same
-// PreparedMessage to every subscriber (DESIGN.md invariant 7).
+// PreparedMessage to every subscriber (docs/design.md invariant 7).
 func TestChannelsSerialiseOnce(t *testing.T) {
 	h := newTestChannels(t, ChannelsConfig{})
 	conns := make([]*fakeConn, 50)
@@ -140,7 +140,7 @@ func TestChannelsOnClose(t *testing.T) {
 }
 
 // TestChannelsIdleHoldsNothing checks that a connection subscribed to
-// nothing keeps no value (DESIGN.md invariant 3).
+// nothing keeps no value (docs/design.md invariant 3).
 func TestChannelsIdleHoldsNothing(t *testing.T) {
 	tests := []struct {
 		name string

@@ -21,7 +21,7 @@
 // easygo issue #11). SyscallConn on a net.Conn would also keep one descriptor,
 // but every connection would then carry the runtime's poll descriptor and be
 // registered in the runtime's own epoll as well; raw accept4 keeps the memory
-// of an idle connection to what its owner allocates (DESIGN.md invariants 2
+// of an idle connection to what its owner allocates (docs/design.md invariants 2
 // and 3) and lets the listener accept in batches.
 //
 // # Readiness and the one-reader rule

@@ -12,7 +12,7 @@ import (
 
 // Poller is one reactor (an epoll instance and the goroutine that waits on
 // it) and the bounded worker pool it dispatches to. A process normally has
-// exactly one (DESIGN.md invariant 1).
+// exactly one (docs/design.md invariant 1).
 type Poller struct {
 	cfg     Config
 	ep      reactor

@@ -130,7 +130,7 @@ func TestRunQueueFIFOAndGrowth(t *testing.T) {
 
 // TestOneHandlerAtATime hammers one Desc with readiness and wakes from
 // several goroutines: HandleEvents must never run twice at once for it
-// (DESIGN.md invariant 4), and no event may be lost.
+// (docs/design.md invariant 4), and no event may be lost.
 func TestOneHandlerAtATime(t *testing.T) {
 	p := newPoller(t, Config{Workers: 8})
 	a, b := socketPair(t)

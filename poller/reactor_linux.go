@@ -38,7 +38,7 @@ func newReactor() (reactor, error) {
 }
 
 // add registers d.fd with the raw-descriptor API of easygo (Epoll.Add),
-// not netpoll.Handle, which would dup the descriptor (DESIGN.md invariant 2).
+// not netpoll.Handle, which would dup the descriptor (docs/design.md invariant 2).
 // The callback is a method value bound to d: it carries d's generation.
 func (r *epollReactor) add(d *Desc) error {
 	return r.ep.Add(int(d.fd), readMask, d.onEpoll)

@@ -11,7 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Benchmarks of the hot paths (DESIGN.md: zero allocations per operation):
+// Benchmarks of the hot paths (the house style: hot paths aim at zero allocations per operation):
 // reading frames, writing a message, and queueing a broadcast frame.
 //
 //	go test -run '^$' -bench . -benchmem ./wsconn/

@@ -7,7 +7,7 @@ import (
 
 // Buffers come from size-classed pools while a frame is read or a message
 // is queued, and go back afterwards: an idle connection holds none
-// (DESIGN.md invariant 3). Every get has exactly one put, on every path.
+// (docs/design.md invariant 3). Every get has exactly one put, on every path.
 
 const (
 	minClassBits = 8  // 256 B

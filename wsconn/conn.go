@@ -56,7 +56,7 @@ const (
 
 // conn is one client connection. It implements Conn; the poller
 // reaches it through connEvents. An idle conn is one 144-byte allocation
-// and holds no buffer: in and out are nil (DESIGN.md invariant 3).
+// and holds no buffer: in and out are nil (docs/design.md invariant 3).
 //
 // Ownership: the worker that runs handleEvents (one at a time, see
 // package poller) owns in, rt, reject, rate, and the read side; mu guards the

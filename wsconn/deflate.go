@@ -88,7 +88,7 @@ func (c *conn) deliverInflated(st *inState, compressed []byte) {
 // compress). A connection that asked for a window below 32 KiB gets the
 // Huffman-only variant, which has no back-reference (RFC 7692 section
 // 7.1.2.1); the others the full one. Each variant is compressed once for
-// every connection that gets it (DESIGN.md invariant 7).
+// every connection that gets it (docs/design.md invariant 7).
 func (c *conn) deflatedFrame(m *PreparedMessage) []byte {
 	switch s := c.state.Load(); {
 	case s&stDeflate == 0:

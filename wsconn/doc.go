@@ -34,7 +34,7 @@
 // no buffer: reads use a pooled buffer for the length of one event, a
 // partial frame or message is kept in a pooled inState only until it
 // completes, and the outbound queue exists only while the socket has not
-// taken everything (DESIGN.md invariant 3). Statistics cost nothing per
+// taken everything (docs/design.md invariant 3). Statistics cost nothing per
 // connection: per-message counters are striped by connection id (stats.go).
 //
 // # Bounds

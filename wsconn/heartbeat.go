@@ -9,7 +9,7 @@ import (
 	"github.com/wsgate/wsgate/poller"
 )
 
-// Timers without goroutines (DESIGN.md invariant 8), like Java-WebSocket's
+// Timers without goroutines (docs/design.md invariant 8), like Java-WebSocket's
 // connection-lost timer but without a timer per connection: one sweeper
 // goroutine ticks every SweepInterval, refreshes the coarse clock, and
 // walks the connection table reading three atomics per connection. A

@@ -23,7 +23,7 @@ import (
 	"github.com/wsgate/wsgate/poller"
 )
 
-// Tests of the invariants in DESIGN.md that concern a whole server: one
+// Tests of the invariants in docs/design.md that concern a whole server: one
 // descriptor per connection, no goroutine per connection, a worker never
 // waits on one client, slow consumers are cut off, shutdown says 1001.
 // Clients here are raw sockets (one descriptor, no goroutine each), so the
@@ -388,7 +388,7 @@ func rawHandshakeStatus(t testing.TB, srv *Server, path string) int {
 	return resp.StatusCode
 }
 
-// TestConnSize guards the memory of an idle connection (DESIGN.md
+// TestConnSize guards the memory of an idle connection (docs/design.md
 // invariant 3): a conn is one allocation in the 144-byte size class.
 func TestConnSize(t *testing.T) {
 	if got := unsafe.Sizeof(conn{}); got > 144 {

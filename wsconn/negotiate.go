@@ -22,7 +22,7 @@ import (
 // What the server answers, and why:
 //   - server_no_context_takeover and client_no_context_takeover, always:
 //     no compression state is kept between messages either way, so a
-//     connection holds no flate window while idle (DESIGN.md invariant
+//     connection holds no flate window while idle (docs/design.md invariant
 //     3). A server may answer client_no_context_takeover whether or not
 //     the client offered it (section 7.1.1.2), and server_no_context_takeover
 //     is ours to declare (section 7.1.1.1).

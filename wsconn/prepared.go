@@ -12,7 +12,7 @@ var _ = [1]struct{}{}[MessageType(ws.OpText)^Text|MessageType(ws.OpBinary)^Binar
 
 // PreparedMessage is a message framed once, to be sent to many connections:
 // server frames are not masked, so every recipient gets the same bytes
-// (DESIGN.md invariant 7). It is immutable and safe for concurrent use.
+// (docs/design.md invariant 7). It is immutable and safe for concurrent use.
 type PreparedMessage struct {
 	typ   MessageType
 	frame []byte

@@ -6,7 +6,7 @@ import (
 )
 
 // The outbound queue of one connection: what the socket has not taken yet,
-// in order. It exists only while something is queued (DESIGN.md invariant
+// in order. It exists only while something is queued (docs/design.md invariant
 // 3). MaxQueueBytes bounds its cost, the memory it really holds, not only
 // the bytes of its frames (issue 10: 200 subscribers queued 27-byte pushes
 // up to 1 MiB of frames each, and the process grew by 449 MiB, each frame

@@ -14,7 +14,7 @@ import (
 	"github.com/wsgate/wsgate/poller"
 )
 
-// The read path (DESIGN.md invariants 3, 4 and 5). A readable event reads
+// The read path (docs/design.md invariants 3, 4 and 5). A readable event reads
 // what the socket holds into a pooled buffer and feeds it to an incremental
 // parser: complete frames are handled at once, and a partial header,
 // payload or fragmented message is kept in an inState (bounded by the size

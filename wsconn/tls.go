@@ -13,7 +13,7 @@ import (
 	"github.com/wsgate/wsgate/poller"
 )
 
-// wss: TLS over the reactor (DESIGN.md invariants 1, 3 and 5).
+// wss: TLS over the reactor (docs/design.md invariants 1, 3 and 5).
 //
 // crypto/tls works on a net.Conn. Here that net.Conn (rawConn) is a thin
 // view of the connection's non-blocking socket:

@@ -8,7 +8,7 @@ import (
 	"github.com/wsgate/wsgate/poller"
 )
 
-// The write path (DESIGN.md invariant 5): a frame is compiled into one
+// The write path (docs/design.md invariant 5): a frame is compiled into one
 // buffer and written at once without blocking; what the socket does not
 // take is queued, bounded by MaxQueueBytes, and flushed when epoll reports
 // the socket writable. EPOLLOUT is armed only while the queue is not empty
