@@ -50,7 +50,7 @@ func run() int {
 	switch {
 	case err == nil, errors.Is(err, gateway.ErrHelp):
 		return 0
-	case errors.Is(err, gateway.ErrBadConfig):
+	case errors.Is(err, gateway.ErrInvalidConfig):
 		fmt.Fprintf(os.Stderr, "wsgate: %v\n", err)
 		return 2
 	}

@@ -15,8 +15,9 @@ import (
 
 // Errors returned by this package.
 var (
-	// ErrBadConfig wraps the reasons a Config is invalid.
-	ErrBadConfig = errors.New("broker: invalid config")
+	// ErrInvalidConfig wraps the reasons a Config is invalid; NewNATS
+	// returns it.
+	ErrInvalidConfig = errors.New("broker: invalid config")
 	// ErrDisconnected is returned by Publish while NATS is unreachable.
 	ErrDisconnected = errors.New("broker: not connected to NATS")
 )
@@ -68,19 +69,19 @@ func (c Config) withDefaults() Config {
 func (c Config) validate() error {
 	switch {
 	case len(c.URLs) == 0:
-		return fmt.Errorf("%w: no NATS URL", ErrBadConfig)
+		return fmt.Errorf("%w: no NATS URL", ErrInvalidConfig)
 	case c.Dispatchers < 0 || c.Dispatchers > 1024:
-		return fmt.Errorf("%w: dispatchers %d outside 1..1024", ErrBadConfig, c.Dispatchers)
+		return fmt.Errorf("%w: dispatchers %d outside 1..1024", ErrInvalidConfig, c.Dispatchers)
 	case c.QueueLen < 0:
-		return fmt.Errorf("%w: negative queue length", ErrBadConfig)
+		return fmt.Errorf("%w: negative queue length", ErrInvalidConfig)
 	case c.ReconnectWait < 0:
-		return fmt.Errorf("%w: negative reconnect wait", ErrBadConfig)
+		return fmt.Errorf("%w: negative reconnect wait", ErrInvalidConfig)
 	case strings.ContainsAny(c.SubjectPrefix, " *>"):
-		return fmt.Errorf("%w: subject prefix %q has a space or wildcard", ErrBadConfig, c.SubjectPrefix)
+		return fmt.Errorf("%w: subject prefix %q has a space or wildcard", ErrInvalidConfig, c.SubjectPrefix)
 	}
 	for _, u := range c.URLs {
 		if !strings.Contains(u, "://") {
-			return fmt.Errorf("%w: NATS URL %q: want nats://host:port", ErrBadConfig, u)
+			return fmt.Errorf("%w: NATS URL %q: want nats://host:port", ErrInvalidConfig, u)
 		}
 	}
 	return nil

@@ -11,7 +11,7 @@
 // Two calls run a whole wsgate: Load reads and checks the settings from a
 // command line and an environment, Run serves them until its context is
 // done, then drains and returns. Neither exits the process. A
-// configuration problem is an error wrapping ErrBadConfig (wsgate exits 2
+// configuration problem is an error wrapping ErrInvalidConfig (wsgate exits 2
 // on it); -h is ErrHelp; with -print-config, Run prints the effective
 // settings and returns.
 //
@@ -28,7 +28,7 @@
 //		switch {
 //		case err == nil, errors.Is(err, gateway.ErrHelp):
 //			return 0
-//		case errors.Is(err, gateway.ErrBadConfig):
+//		case errors.Is(err, gateway.ErrInvalidConfig):
 //			fmt.Fprintf(os.Stderr, "wsgate: %v\n", err)
 //			return 2
 //		}

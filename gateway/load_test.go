@@ -24,7 +24,7 @@ type loadCase struct {
 }
 
 // runLoadCases checks every case with Load, as a start and with
-// -print-config: the same error, wrapping ErrBadConfig, or none.
+// -print-config: the same error, wrapping ErrInvalidConfig, or none.
 func runLoadCases(t *testing.T, tests []loadCase) {
 	t.Helper()
 	for _, tt := range tests {
@@ -62,8 +62,8 @@ func runLoadCases(t *testing.T, tests []loadCase) {
 					t.Fatalf("got no error, want %q", want)
 				case err.Error() != want:
 					t.Fatalf("got error %q,\n want %q", err, want)
-				case !errors.Is(err, ErrBadConfig):
-					t.Fatalf("error %q does not wrap ErrBadConfig", err)
+				case !errors.Is(err, ErrInvalidConfig):
+					t.Fatalf("error %q does not wrap ErrInvalidConfig", err)
 				}
 			})
 		}

@@ -49,27 +49,27 @@ type options struct {
 	args, env       []string          // what Load read: a supervisor's workers get them
 }
 
-// ErrBadConfig is wrapped by every error that is a configuration problem:
+// ErrInvalidConfig is wrapped by every error that is a configuration problem:
 // a bad flag, environment variable or config file, a check before start
 // that failed (Load), or a setting refused while starting (Run). The
 // error's text is the problem alone, one line; wsgate prints it after
 // "wsgate: " and exits 2.
-var ErrBadConfig = errors.New("gateway: invalid configuration")
+var ErrInvalidConfig = errors.New("gateway: invalid configuration")
 
 // ErrHelp is what Load returns for -h or -help, after it printed the
 // usage to standard error; wsgate exits 0.
 var ErrHelp = flag.ErrHelp
 
 // configError is a configuration problem: its text is err's, and it is
-// ErrBadConfig as well as err.
+// ErrInvalidConfig as well as err.
 type configError struct{ err error }
 
 func (e configError) Error() string   { return e.err.Error() }
-func (e configError) Unwrap() []error { return []error{e.err, ErrBadConfig} }
+func (e configError) Unwrap() []error { return []error{e.err, ErrInvalidConfig} }
 
 // badConfig wraps err, if not nil, as a configuration problem.
 func badConfig(err error) error {
-	if err == nil || errors.Is(err, ErrBadConfig) {
+	if err == nil || errors.Is(err, ErrInvalidConfig) {
 		return err
 	}
 	return configError{err}
@@ -105,7 +105,7 @@ func (c Config) PrintOnly() bool { return c.opts.printConfig }
 // supervisor would refuse, the TLS and JWT files they name, the worker
 // arithmetic. It opens no socket.
 //
-// A configuration problem is one line wrapping ErrBadConfig; -h or -help
+// A configuration problem is one line wrapping ErrInvalidConfig; -h or -help
 // print the usage to standard error and return ErrHelp.
 func Load(args, env []string) (Config, error) {
 	lookup := lookupIn(env)
@@ -142,7 +142,7 @@ func lookupIn(env []string) func(string) (string, bool) {
 // server, a worker of a supervisor, or with -workers the supervisor of
 // worker processes. The "shutting down" log line names ctx's cause: the
 // signal's name when signal.NotifyContext ended it. A setting refused
-// while starting is an error wrapping ErrBadConfig; any other error that
+// while starting is an error wrapping ErrInvalidConfig; any other error that
 // stops Run is logged ("wsgate stopped") and returned.
 func Run(ctx context.Context, cfg Config) error {
 	opts := cfg.opts
@@ -174,7 +174,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if errors.As(err, &workerErr) {
 		return badConfig(err)
 	}
-	if err != nil && !errors.Is(err, ErrBadConfig) {
+	if err != nil && !errors.Is(err, ErrInvalidConfig) {
 		log.Error("wsgate stopped", "err", err)
 	}
 	return err

@@ -43,7 +43,7 @@ import (
 //
 // So a program embedding wsgate gets working -workers only if its main
 // does what wsgate's does: Load(os.Args[1:], os.Environ()), then Run, in
-// the process as it starts, and exit 2 on ErrBadConfig.
+// the process as it starts, and exit 2 on ErrInvalidConfig.
 
 const (
 	// envWorkerAdmin carries a worker's admin address ("off": none).

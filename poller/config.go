@@ -28,17 +28,17 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// Validate reports what New would refuse in c, wrapping ErrBadConfig.
+// Validate reports what New would refuse in c, wrapping ErrInvalidConfig.
 func (c Config) Validate() error { return c.validate() }
 
 func (c Config) validate() error {
 	switch {
 	case c.Workers < 0:
-		return fmt.Errorf("%w: workers %d is negative", ErrBadConfig, c.Workers)
+		return fmt.Errorf("%w: workers %d is negative", ErrInvalidConfig, c.Workers)
 	case c.Workers > 1<<20:
-		return fmt.Errorf("%w: workers %d is more than 1048576", ErrBadConfig, c.Workers)
+		return fmt.Errorf("%w: workers %d is more than 1048576", ErrInvalidConfig, c.Workers)
 	case c.MaxRounds < 0:
-		return fmt.Errorf("%w: max rounds %d is negative", ErrBadConfig, c.MaxRounds)
+		return fmt.Errorf("%w: max rounds %d is negative", ErrInvalidConfig, c.MaxRounds)
 	}
 	return nil
 }

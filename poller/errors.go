@@ -11,6 +11,7 @@ var (
 	// ErrWouldBlock is returned by Desc.Read and Desc.Write when the socket
 	// has nothing to read or no room to write (EAGAIN).
 	ErrWouldBlock = errors.New("poller: operation would block")
-	// ErrBadConfig wraps the reasons a Config or ListenConfig is invalid.
-	ErrBadConfig = errors.New("poller: invalid config")
+	// ErrInvalidConfig wraps the reasons a Config or ListenConfig is invalid;
+	// New, Config.Validate and Listen return it.
+	ErrInvalidConfig = errors.New("poller: invalid config")
 )

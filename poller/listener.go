@@ -55,13 +55,13 @@ func (c ListenConfig) withDefaults() ListenConfig {
 func (c ListenConfig) validate() error {
 	switch {
 	case c.Addr == "":
-		return fmt.Errorf("%w: listen address is empty", ErrBadConfig)
+		return fmt.Errorf("%w: listen address is empty", ErrInvalidConfig)
 	case c.OnAccept == nil:
-		return fmt.Errorf("%w: OnAccept is nil", ErrBadConfig)
+		return fmt.Errorf("%w: OnAccept is nil", ErrInvalidConfig)
 	case c.Backlog < 0 || c.Batch < 0 || c.MinBackoff < 0 || c.MaxBackoff < 0:
-		return fmt.Errorf("%w: negative listener setting", ErrBadConfig)
+		return fmt.Errorf("%w: negative listener setting", ErrInvalidConfig)
 	case c.MaxBackoff != 0 && c.MinBackoff > c.MaxBackoff:
-		return fmt.Errorf("%w: min backoff %v is above max backoff %v", ErrBadConfig, c.MinBackoff, c.MaxBackoff)
+		return fmt.Errorf("%w: min backoff %v is above max backoff %v", ErrInvalidConfig, c.MinBackoff, c.MaxBackoff)
 	}
 	return nil
 }

@@ -30,8 +30,8 @@ const (
 	EnvReadyFD = "WSGATE_READY_FD"
 )
 
-// ErrBadConfig wraps the reasons a Config is invalid.
-var ErrBadConfig = errors.New("prefork: invalid config")
+// ErrInvalidConfig wraps the reasons a Config is invalid; Start returns it.
+var ErrInvalidConfig = errors.New("prefork: invalid config")
 
 // Config configures a Supervisor.
 type Config struct {
@@ -84,11 +84,11 @@ func (c Config) withDefaults() Config {
 func (c Config) validate() error {
 	switch {
 	case c.Workers < 1 || c.Workers > 4096:
-		return fmt.Errorf("%w: workers %d outside 1..4096", ErrBadConfig, c.Workers)
+		return fmt.Errorf("%w: workers %d outside 1..4096", ErrInvalidConfig, c.Workers)
 	case c.Path == "":
-		return fmt.Errorf("%w: no executable", ErrBadConfig)
+		return fmt.Errorf("%w: no executable", ErrInvalidConfig)
 	case c.MinBackoff < 0 || c.MaxBackoff < c.MinBackoff || c.StartTimeout < 0:
-		return fmt.Errorf("%w: bad backoff or timeout", ErrBadConfig)
+		return fmt.Errorf("%w: bad backoff or timeout", ErrInvalidConfig)
 	}
 	return nil
 }

@@ -275,7 +275,7 @@ func (c Config) withDefaults() Config {
 }
 
 // Validate reports what New would refuse in c (after its defaults), with
-// one line wrapping ErrBadConfig: for a caller that checks its settings
+// one line wrapping ErrInvalidConfig: for a caller that checks its settings
 // before it does anything else.
 func (c Config) Validate() error {
 	return c.withDefaults().validate()
@@ -284,7 +284,7 @@ func (c Config) Validate() error {
 // validate checks a Config after withDefaults.
 func (c Config) validate() error {
 	bad := func(format string, a ...any) error {
-		return fmt.Errorf("%w: "+format, append([]any{ErrBadConfig}, a...)...)
+		return fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, a...)...)
 	}
 	limit := poller.DescriptorLimit()
 	switch {

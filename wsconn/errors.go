@@ -26,8 +26,9 @@ var (
 // Errors reported by this package. The ones a Handler sees through OnError
 // are wrapped in a *CloseError that carries the close code the server sent.
 var (
-	// ErrBadConfig wraps every reason Config.validate rejects a Config.
-	ErrBadConfig = errors.New("wsconn: invalid config")
+	// ErrInvalidConfig wraps every reason a Config is rejected; New and
+	// Config.Validate return it, naming the field.
+	ErrInvalidConfig = errors.New("wsconn: invalid config")
 	// ErrServerClosed is returned by Start and Serve after Shutdown.
 	ErrServerClosed = errors.New("wsconn: server closed")
 	// ErrMessageTooBig: a frame or message passed MaxFrameSize or
