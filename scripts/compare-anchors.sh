@@ -54,8 +54,8 @@ start() {
 	case "$1" in
 	wsgate) "$bin/wsgate" -addr "127.0.0.1:$PORT" -admin off -log-level warn \
 		-max-msg-rate -1 -max-byte-rate -1 -max-conns-per-ip -1 & ;;
-	uws) "$ANCHORS/uws" "$PORT" >/dev/null & ;;
-	*) "$bin/$1" -addr "127.0.0.1:$PORT" >/dev/null & ;;
+	uws) "$ANCHORS/uws" "$PORT" >/dev/null 2>&1 & ;;
+	*) "$bin/$1" -addr "127.0.0.1:$PORT" >/dev/null 2>&1 & ;;
 	esac
 	pid=$!
 	for _ in $(seq 100); do
@@ -95,6 +95,7 @@ for round in $(seq "$ROUNDS"); do
 done
 
 echo
+{
 echo "| server | CPU µs/msg C=100 | C=1000 | p99 ms C=1000 | msg/s C=100 | idle KiB/conn at $IDLE_N |"
 echo "|---|---:|---:|---:|---:|---:|"
 for s in "${servers[@]}"; do
@@ -106,4 +107,5 @@ for s in "${servers[@]}"; do
 	kib=$(best 'map(select(.open_conns > 0)|.server.kib_per_conn)|min*100|round/100' idle)
 	echo "| $s | $c100 | $c1k | $p99 | $mps | $kib |"
 done
+} | tee "$OUT/table.md"
 echo "results: $OUT"
