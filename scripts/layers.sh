@@ -162,4 +162,11 @@ for entry in "${pending[@]}"; do
 		status=1
 	fi
 done
+# main is the command line only: of this module it imports gateway alone.
+for imp in $(go list -f '{{join .Imports " "}}' .); do
+	if [[ "$imp" == "$module"/* && "$imp" != "$module/gateway" ]]; then
+		echo "layers: main imports $(name "$imp") (main calls gateway only; the rest belongs there)"
+		status=1
+	fi
+done
 exit "$status"
