@@ -123,12 +123,18 @@ func testEmptyContinuations(t *testing.T) {
 }
 
 // testEndlessMessage: fifteen 64 KiB fragments without FIN, then an empty
-// continuation every 100 ms (which also keeps the heartbeat satisfied),
-// used to pin about 1 MiB per connection forever. MessageTimeout closes
-// each with 1008 once the message is that old, whatever keeps coming.
+// continuation every 100 ms, used to pin about 1 MiB per connection
+// forever. MessageTimeout closes each with 1008 once the message is that
+// old, whatever keeps coming.
 func testEndlessMessage(t *testing.T) {
 	cfg := attackConfig()
 	cfg.MessageTimeout = time.Second
+	// The heartbeat counts from the server's last read, the upgrade
+	// request, and this client's clock starts once it has read the 101: a
+	// client starved between the two (40 dial at once) was dropped by the
+	// heartbeat, 1006 without a close frame, before its first fragment.
+	// Only MessageTimeout may end these connections.
+	cfg.PingInterval = time.Minute
 	srv := startServer(t, cfg)
 	a := underAttack(t, srv, wsEchoOpener(srv.Addr().String(), "/echo"), false)
 	n := attackN(40)
