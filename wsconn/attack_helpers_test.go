@@ -112,7 +112,41 @@ func (a *attackers) closeAll() {
 // passes since its start, one goroutine per connection, and returns how
 // each ended.
 func (a *attackers) awaitEnds(limit time.Duration) []ending {
+	return a.awaitEndsOnce(limit, nil)
+}
+
+// maxAwait bounds awaitEndsOnce's wait for a server that never says done.
+const maxAwait = 30 * time.Second
+
+// awaitEndsOnce is awaitEnds for ends the server counts: until done
+// reports true (polled), the wait goes on past limit, up to maxAwait; once
+// it does, each connection gets at least endLimit more, since the server
+// closes a socket right after counting it. The bound is then on what the
+// test means, the server closing what it counted, not on how soon a busy
+// server gets round to it. A nil done is awaitEnds.
+func (a *attackers) awaitEndsOnce(limit time.Duration, done func() bool) []ending {
 	ends := make([]ending, len(a.conns))
+	if done != nil {
+		for i, c := range a.conns {
+			_ = c.SetReadDeadline(a.starts[i].Add(maxAwait))
+		}
+		stop := make(chan struct{})
+		defer close(stop)
+		go func() {
+			tick := time.NewTicker(5 * time.Millisecond)
+			defer tick.Stop()
+			for !done() {
+				select {
+				case <-stop:
+					return
+				case <-tick.C:
+				}
+			}
+			for i, c := range a.conns {
+				_ = c.SetReadDeadline(later(a.starts[i].Add(limit), time.Now().Add(endLimit)))
+			}
+		}()
+	}
 	var wg sync.WaitGroup
 	for i, c := range a.conns {
 		wg.Add(1)
@@ -122,7 +156,9 @@ func (a *attackers) awaitEnds(limit time.Duration) []ending {
 			if a.readers[i] != nil {
 				src = a.readers[i]
 			}
-			_ = c.SetReadDeadline(a.starts[i].Add(limit))
+			if done == nil {
+				_ = c.SetReadDeadline(a.starts[i].Add(limit))
+			}
 			buf := make([]byte, 512)
 			e := &ends[i]
 			for {
@@ -139,6 +175,14 @@ func (a *attackers) awaitEnds(limit time.Duration) []ending {
 	}
 	wg.Wait()
 	return ends
+}
+
+// later returns the later of a and b.
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // endSummary counts the connections that were closed and the span of their
