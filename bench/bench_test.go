@@ -272,8 +272,11 @@ func TestBenchCountsEnds(t *testing.T) {
 	if err := json.Unmarshal(out, &r); err != nil {
 		t.Fatalf("bench output is not a Result: %v\n%s", err, out)
 	}
-	if r.PeakOpen != 50 || r.Ends["server_close_4000"] != 50 || len(r.Ends) != 1 {
-		t.Errorf("peak open %d, ends %v; want 50 and 50 server_close_4000", r.PeakOpen, r.Ends)
+	// Not PeakOpen: the server closes all 50 once it has opened the 50th,
+	// and a client may read its close frame before the 50th client has
+	// read its 101. A close frame read is an open connection counted.
+	if r.Ends["server_close_4000"] != 50 || len(r.Ends) != 1 || len(r.Failures) != 0 {
+		t.Errorf("ends %v, failures %v; want 50 server_close_4000 and no failure", r.Ends, r.Failures)
 	}
 }
 
