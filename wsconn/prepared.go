@@ -72,6 +72,10 @@ func (m *PreparedMessage) HuffmanOnlyFrame() []byte {
 // Type is the message type given to NewPreparedMessage.
 func (m *PreparedMessage) Type() MessageType { return m.typ }
 
+// Payload returns the message as given to NewPreparedMessage, without its
+// frame header. It is shared: callers must not modify it.
+func (m *PreparedMessage) Payload() []byte { return m.data }
+
 // Frame returns the complete wire frame. It is shared: callers must not
 // modify it. It is nil for an invalid message.
 func (m *PreparedMessage) Frame() []byte { return m.frame }

@@ -26,6 +26,19 @@ const (
 	CodeNotSubscribed        = "not_subscribed"
 	CodeForbidden            = "forbidden"
 	CodeInvalidToken         = "invalid_token"
+	CodeHistoryOff           = "history_off"
+	CodeEpochChanged         = "epoch_changed"
+	CodeOffsetTooOld         = "offset_too_old"
+)
+
+// Reasons a subscribe's recovery failed, sent as "reason" beside
+// "recovered":false. The client should reload its state from its backend.
+const (
+	ReasonHistoryOff   = "history_off"    // the channel keeps no history
+	ReasonEpochChanged = "epoch_changed"  // the history was lost since (a restart, an expiry)
+	ReasonOffsetTooOld = "offset_too_old" // publications after the offset were evicted (size, TTL)
+	ReasonTooMany      = "too_many"       // more publications since than one recovery may replay
+	ReasonOffsetAhead  = "offset_ahead"   // the offset is past the channel's last publication
 )
 
 // Operations of a Request.
@@ -34,6 +47,7 @@ const (
 	OpUnsubscribe = "unsubscribe"
 	OpPublish     = "publish"
 	OpRefresh     = "refresh"
+	OpHistory     = "history"
 )
 
 // errorCodes lists every error code with its human text, in a fixed order:
@@ -44,12 +58,15 @@ const (
 var errorCodes = [...]struct{ code, message string }{
 	{CodeBadJSON, "message must be a JSON object with string op and channel, an id that is a string or number, and data on publish"},
 	{CodeBinaryNotSupported, "binary messages are not supported; send JSON as text"},
-	{CodeUnknownOp, "op must be subscribe, unsubscribe or publish, or refresh where tokens are checked"},
+	{CodeUnknownOp, "op must be subscribe, unsubscribe, publish or history, or refresh where tokens are checked"},
 	{CodeBadChannel, "channel must be non-empty, within the length limit, and made of A-Z a-z 0-9 _ . : @ / -"},
 	{CodeTooManySubscriptions, "too many subscriptions on this connection"},
 	{CodeNotSubscribed, "not subscribed to this channel"},
 	{CodeForbidden, "not allowed on this channel"},
 	{CodeInvalidToken, "token refused; the current authorization still holds until it expires"},
+	{CodeHistoryOff, "this channel keeps no history"},
+	{CodeEpochChanged, "the channel's history was lost since that position (other epoch); reload"},
+	{CodeOffsetTooOld, "publications after that offset are no longer in the history; reload"},
 }
 
 // NumCodes is the number of error codes.
@@ -89,6 +106,15 @@ func ErrorMessage(code string) string {
 	return ""
 }
 
+// Position is a place in a channel's history: the offset of a publication
+// within an epoch. Offsets start at 1 and increase by at least one per
+// publication; the epoch changes whenever the history could have been
+// lost, and offsets of different epochs are not comparable.
+type Position struct {
+	Offset uint64 `json:"offset"`
+	Epoch  string `json:"epoch"`
+}
+
 // Request is one client message. ID and Data keep their raw JSON: the id
 // is echoed verbatim and the data is pushed as it was sent.
 type Request struct {
@@ -96,7 +122,10 @@ type Request struct {
 	Channel string          `json:"channel"`
 	ID      json.RawMessage `json:"id"`
 	Data    json.RawMessage `json:"data"`
-	Token   string          `json:"token"` // refresh
+	Token   string          `json:"token"`   // refresh
+	Recover *Position       `json:"recover"` // subscribe: replay what came after
+	After   *Position       `json:"after"`   // history: publications after this
+	Limit   int             `json:"limit"`   // history: at most this many
 }
 
 // ParseRequest decodes one client message. On failure it returns the
@@ -168,6 +197,91 @@ func AppendPush(dst []byte, channel string, data []byte) []byte {
 	dst = append(dst, `","data":`...)
 	dst = append(dst, data...)
 	return append(dst, '}')
+}
+
+// AppendPushAt appends the push {"channel":…,"offset":N,"data":…} of a
+// publication kept in history, or AppendPush's push when offset is 0.
+// channel and data are as for AppendPush.
+func AppendPushAt(dst []byte, channel string, offset uint64, data []byte) []byte {
+	if offset == 0 {
+		return AppendPush(dst, channel, data)
+	}
+	dst = append(dst, `{"channel":"`...)
+	dst = append(dst, channel...)
+	dst = append(dst, `","offset":`...)
+	dst = strconv.AppendUint(dst, offset, 10)
+	dst = append(dst, `,"data":`...)
+	dst = append(dst, data...)
+	return append(dst, '}')
+}
+
+// Ack is what an ack reports beside its id; the zero value reports
+// nothing, and each field is written only when set.
+type Ack struct {
+	// Delivered, when not negative, is written as "delivered" (publish).
+	Delivered int
+	// Position, when its epoch is not empty, is written as "offset" and
+	// "epoch": the channel's last publication, or the one just published.
+	Position Position
+	// Recovery, when not empty, is written as "recovered": "ok" as true,
+	// anything else as false with that "reason" (a Reason constant).
+	Recovery string
+}
+
+// RecoveryOK is the Ack.Recovery of a recovery that replayed everything.
+const RecoveryOK = "ok"
+
+// AppendAckWith appends {"op":"ack","id":…} with the fields a reports. id
+// must be valid JSON and the epoch and reason need no JSON escaping
+// (servers make them of letters, digits, '-' and '_').
+func AppendAckWith(dst []byte, id json.RawMessage, a Ack) []byte {
+	dst = append(dst, `{"op":"ack","id":`...)
+	dst = append(dst, id...)
+	dst = appendAckFields(dst, a)
+	return append(dst, '}')
+}
+
+// appendAckFields appends a's fields, each with its leading comma.
+func appendAckFields(dst []byte, a Ack) []byte {
+	if a.Delivered >= 0 {
+		dst = append(dst, `,"delivered":`...)
+		dst = strconv.AppendInt(dst, int64(a.Delivered), 10)
+	}
+	if a.Position.Epoch != "" {
+		dst = append(dst, `,"offset":`...)
+		dst = strconv.AppendUint(dst, a.Position.Offset, 10)
+		dst = append(dst, `,"epoch":"`...)
+		dst = append(dst, a.Position.Epoch...)
+		dst = append(dst, '"')
+	}
+	switch a.Recovery {
+	case "":
+	case RecoveryOK:
+		dst = append(dst, `,"recovered":true`...)
+	default:
+		dst = append(dst, `,"recovered":false,"reason":"`...)
+		dst = append(dst, a.Recovery...)
+		dst = append(dst, '"')
+	}
+	return dst
+}
+
+// AppendHistory appends the answer to a history request,
+// {"op":"ack","id":…,"offset":N,"epoch":…,"publications":[…]}, where
+// pushes are the publications' pushes (AppendPushAt), oldest first, and pos
+// is the channel's last publication. id must be valid JSON.
+func AppendHistory(dst []byte, id json.RawMessage, pos Position, pushes [][]byte) []byte {
+	dst = append(dst, `{"op":"ack","id":`...)
+	dst = append(dst, id...)
+	dst = appendAckFields(dst, Ack{Delivered: -1, Position: pos})
+	dst = append(dst, `,"publications":[`...)
+	for i, p := range pushes {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, p...)
+	}
+	return append(dst, "]}"...)
 }
 
 // AppendAck appends {"op":"ack","id":…}, with ,"delivered":N when
