@@ -13,6 +13,7 @@ import (
 
 	"github.com/wsgate/wsgate/admin"
 	"github.com/wsgate/wsgate/auth"
+	"github.com/wsgate/wsgate/handler"
 	"github.com/wsgate/wsgate/wsconn"
 )
 
@@ -157,6 +158,10 @@ func newFlagSet(t *flagTargets) *flag.FlagSet {
 // that cannot work.
 func finishFlags(o options, jwtCfg auth.Config, jwtSecret string) (options, error) {
 	w := &o.ws
+	// The binary keeps no channel history yet: its flags, config section
+	// and shared (JetStream) storage are the rest of issue 12. An empty,
+	// non-nil rule list turns handler.Channels' default history off.
+	o.channels.Rules = []handler.ChannelRule{}
 	if o.origins != "" {
 		w.AllowedOrigins = strings.Split(o.origins, ",")
 	}

@@ -24,6 +24,30 @@ type ChannelsConfig struct {
 	// is split into; it need not be a power of two. Zero means the
 	// default, 64. Negative or more than 65536 is invalid.
 	Shards int
+
+	// Rules choose each channel's options (ChannelOptions: its history)
+	// by the longest matching name prefix. Nil means DefaultChannelRules,
+	// history for every channel; an empty, non-nil slice, or rules that
+	// match nothing, turn history off.
+	Rules []ChannelRule
+	// MaxReplay is the most publications one recovering subscribe
+	// replays; a client that missed more gets none, and recovered:false
+	// with reason too_many. Zero means DefaultMaxReplay.
+	MaxReplay int
+	// MaxReplayBytes is the most framed bytes one recovery replays (past
+	// it, too_many) and one history answer holds (past it, the answer is
+	// cut short; the client asks again after its last offset). It keeps
+	// both well under a connection's outbound queue. Zero means
+	// DefaultMaxReplayBytes.
+	MaxReplayBytes int
+	// MaxHistoryLimit is the most publications one history request
+	// returns, whatever its limit. Zero means DefaultMaxHistoryLimit.
+	MaxHistoryLimit int
+	// HistoryMetaTTL is how long a channel's epoch and last offset are
+	// kept after its history TTL once nothing is published: a client back
+	// within it learns offset_too_old rather than epoch_changed. Zero
+	// means DefaultHistoryMetaTTL.
+	HistoryMetaTTL time.Duration
 }
 
 // Defaults and limits of ChannelsConfig.
@@ -45,6 +69,18 @@ func (cfg ChannelsConfig) withDefaults() ChannelsConfig {
 	if cfg.Shards == 0 {
 		cfg.Shards = defaultShards
 	}
+	if cfg.MaxReplay == 0 {
+		cfg.MaxReplay = DefaultMaxReplay
+	}
+	if cfg.MaxReplayBytes == 0 {
+		cfg.MaxReplayBytes = DefaultMaxReplayBytes
+	}
+	if cfg.MaxHistoryLimit == 0 {
+		cfg.MaxHistoryLimit = DefaultMaxHistoryLimit
+	}
+	if cfg.HistoryMetaTTL == 0 {
+		cfg.HistoryMetaTTL = DefaultHistoryMetaTTL
+	}
 	return cfg
 }
 
@@ -57,6 +93,14 @@ func (cfg ChannelsConfig) validate() error {
 		return fmt.Errorf("%w: MaxChannelLen is %d, must not be negative", ErrInvalidConfig, cfg.MaxChannelLen)
 	case cfg.Shards < 0 || cfg.Shards > maxShards:
 		return fmt.Errorf("%w: Shards is %d, must be 0 to %d", ErrInvalidConfig, cfg.Shards, maxShards)
+	case cfg.MaxReplay < 0:
+		return fmt.Errorf("%w: MaxReplay is %d, must not be negative", ErrInvalidConfig, cfg.MaxReplay)
+	case cfg.MaxReplayBytes < 0:
+		return fmt.Errorf("%w: MaxReplayBytes is %d, must not be negative", ErrInvalidConfig, cfg.MaxReplayBytes)
+	case cfg.MaxHistoryLimit < 0:
+		return fmt.Errorf("%w: MaxHistoryLimit is %d, must not be negative", ErrInvalidConfig, cfg.MaxHistoryLimit)
+	case cfg.HistoryMetaTTL < 0:
+		return fmt.Errorf("%w: HistoryMetaTTL is %v, must not be negative", ErrInvalidConfig, cfg.HistoryMetaTTL)
 	}
 	return nil
 }
@@ -96,6 +140,8 @@ type Channels struct {
 
 	cfg     ChannelsConfig
 	hub     *hub
+	rules   rules
+	history *history
 	broker  Broker                                  // nil: this process only; set by SetBroker before use
 	refresh func(c wsconn.Conn, token string) error // nil: no refresh op; set by SetRefresh before use
 	observe func(time.Duration, int)                // nil: none; set by SetFanoutObserver before use
@@ -105,6 +151,9 @@ type Channels struct {
 	dropped      atomic.Uint64
 	remote       atomic.Uint64
 	brokerFailed atomic.Uint64
+	recoveries   atomic.Uint64
+	unrecovered  atomic.Uint64
+	replayed     atomic.Uint64
 	// rejected counts error replies by code, indexed by wsproto.CodeIndex.
 	rejected [wsproto.NumCodes]atomic.Uint64
 }
@@ -137,6 +186,15 @@ type ChannelsStats struct {
 	// BrokerFailures counts publishes the broker could not send to other
 	// processes (it was disconnected); local delivery still happened.
 	BrokerFailures uint64
+	// Recoveries counts subscribes with recover that replayed everything
+	// the client missed; Unrecovered those answered recovered:false.
+	Recoveries, Unrecovered uint64
+	// Replayed counts publications queued by recoveries.
+	Replayed uint64
+	// HistoryChannels is the number of channels with a history now,
+	// HistoryEntries the publications they hold and HistoryBytes their
+	// framed size.
+	HistoryChannels, HistoryEntries, HistoryBytes int64
 }
 
 // subscriptions is one connection's channels, kept with Conn.SetValue. It
@@ -177,8 +235,13 @@ func NewChannels(cfg ChannelsConfig) (*Channels, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("failed to create channels: %w", err)
 	}
-	h := &Channels{cfg: cfg}
+	rs, err := compileRules(cfg.Rules)
+	if err != nil {
+		return nil, fmt.Errorf("failed to create channels: %w", err)
+	}
+	h := &Channels{cfg: cfg, rules: rs}
 	h.hub = newHub(cfg.Shards, h.interest)
+	h.history = newHistory(cfg.Shards, cfg.HistoryMetaTTL)
 	return h, nil
 }
 
@@ -194,7 +257,26 @@ func (h *Channels) SetFanoutObserver(observe func(d time.Duration, recipients in
 // learns which channels have local subscribers, every publish is also
 // handed to b, and b hands publishes from elsewhere to DeliverRemote. Call
 // it before h serves any connection.
+//
+// A history kept in one process's memory cannot give positions that every
+// process agrees on, so a Channels with a broker keeps none: its channels
+// answer as with history off.
 func (h *Channels) SetBroker(b Broker) { h.broker = b }
+
+// options returns the options of channel.
+func (h *Channels) options(channel string) ChannelOptions {
+	if h.broker != nil {
+		return ChannelOptions{}
+	}
+	return h.rules.match(channel)
+}
+
+// Sweep drops the publications whose history TTL has passed at now, and
+// the histories left empty for HistoryMetaTTL. Publishing and recovering
+// evict a channel's expired publications too, so Sweep only bounds the
+// memory of channels nobody touches; call it every few seconds (the
+// gateway does, every second).
+func (h *Channels) Sweep(now time.Time) { h.history.sweep(now) }
 
 // SetRefresh turns on the refresh op of the /ws protocol: fn is called
 // with the connection and the token of each refresh request, from the
@@ -227,16 +309,24 @@ func (h *Channels) OnMessage(c wsconn.Conn, t wsconn.MessageType, data []byte) {
 		h.replyError(c, req.ID, code)
 		return
 	}
-	delivered := -1 // no "delivered" in the ack
+	ack := wsproto.Ack{Delivered: -1} // no "delivered" in the ack
 	var err error
 	switch req.Op {
 	case wsproto.OpSubscribe:
-		err = h.subscribe(c, req.Channel)
+		if err = h.subscribe(c, &req); err == nil {
+			return // subscribe acks itself, before any replay
+		}
 	case wsproto.OpUnsubscribe:
 		err = h.unsubscribe(c, req.Channel)
 	case wsproto.OpPublish:
 		if err = h.mayPublish(c, req.Channel); err == nil {
-			delivered, err = h.Publish(req.Channel, req.Data)
+			var p Published
+			p, err = h.PublishWithPosition(req.Channel, req.Data)
+			ack.Delivered, ack.Position = p.Delivered, wsproto.Position(p.Position)
+		}
+	case wsproto.OpHistory:
+		if err = h.historyOp(c, &req); err == nil {
+			return
 		}
 	case wsproto.OpRefresh:
 		if h.refresh == nil {
@@ -254,7 +344,7 @@ func (h *Channels) OnMessage(c wsconn.Conn, t wsconn.MessageType, data []byte) {
 		h.replyError(c, req.ID, codeOf(err))
 		return
 	}
-	h.replyAck(c, req.ID, delivered)
+	h.replyAck(c, req.ID, ack)
 }
 
 // OnClose removes all of c's subscriptions.
@@ -269,29 +359,73 @@ func (h *Channels) OnClose(c wsconn.Conn, _ wsconn.StatusCode, _ string) {
 	c.SetValue(nil)
 }
 
-// Publish sends data to every subscriber of channel on this process and
-// returns how many it was queued to. data must be one valid JSON value; it
-// is pushed as it is, in {"channel":…,"data":…}. It returns ErrBadChannel
-// or ErrBadData for bad arguments. Subscribers that refuse the push (they
-// are closing or too slow) are counted in Stats().Dropped.
+// Position is a place in a channel's history: the offset of a
+// publication, within an epoch. Offsets start at 1 and grow by at least
+// one per publication; the epoch changes whenever the history could have
+// been lost (a restart, an expiry), and offsets of different epochs are
+// not comparable. The zero Position (no epoch) is a channel with history
+// off.
+type Position struct {
+	Offset uint64
+	Epoch  string
+}
+
+// Published is the outcome of a publish.
+type Published struct {
+	// Delivered is the number of subscribers on this process the push was
+	// queued to.
+	Delivered int
+	// Position is the publication's place in the channel's history, or
+	// zero when the channel keeps none.
+	Position Position
+}
+
+// Publish is PublishWithPosition without the position: it returns how
+// many subscribers on this process the push was queued to.
 func (h *Channels) Publish(channel string, data json.RawMessage) (delivered int, err error) {
+	p, err := h.PublishWithPosition(channel, data)
+	return p.Delivered, err
+}
+
+// PublishWithPosition sends data to every subscriber of channel on this
+// process, keeps it in the channel's history if its options ask for one,
+// and returns the publication's position and how many subscribers it was
+// queued to. data must be one valid JSON value; it is pushed as it is, in
+// {"channel":…,"offset":N,"data":…} ("offset" only with history). It
+// returns ErrBadChannel or ErrBadData for bad arguments. Subscribers that
+// refuse the push (they are closing or too slow) are counted in
+// Stats().Dropped.
+//
+// The publications of one channel with history are numbered and delivered
+// one at a time, so every subscriber gets them in offset order.
+func (h *Channels) PublishWithPosition(channel string, data json.RawMessage) (Published, error) {
 	if !wsproto.ValidChannel(channel, h.cfg.MaxChannelLen) {
-		return 0, ErrBadChannel
+		return Published{}, ErrBadChannel
 	}
 	if !json.Valid(data) {
-		return 0, ErrBadData
+		return Published{}, ErrBadData
 	}
 	h.published.Add(1)
 	buf := getBuf()
 	defer putBuf(buf)
-	*buf = wsproto.AppendPush(*buf, channel, data)
-	delivered = h.deliverLocal(channel, wsconn.NewPreparedMessage(wsconn.Text, *buf)) // framed once; copies
-	if h.broker != nil {
-		if err := h.broker.Publish(channel, *buf); err != nil {
-			h.brokerFailed.Add(1)
+	opts := h.options(channel)
+	if opts.HistorySize == 0 {
+		*buf = wsproto.AppendPush(*buf, channel, data)
+		delivered := h.deliverLocal(channel, wsconn.NewPreparedMessage(wsconn.Text, *buf)) // framed once; copies
+		if h.broker != nil {
+			if err := h.broker.Publish(channel, *buf); err != nil {
+				h.brokerFailed.Add(1)
+			}
 		}
+		return Published{Delivered: delivered}, nil
 	}
-	return delivered, nil
+	now := time.Now()
+	st := h.history.lock(channel, opts, true, now)
+	defer st.mu.Unlock()
+	*buf = wsproto.AppendPushAt(*buf, channel, st.top+1, data)
+	pm := wsconn.NewPreparedMessage(wsconn.Text, *buf)
+	offset := h.history.append(st, pm, now)
+	return Published{Delivered: h.deliverLocal(channel, pm), Position: Position{offset, st.epoch}}, nil
 }
 
 // DeliverRemote delivers a push that another process published (the JSON
@@ -343,6 +477,13 @@ func (h *Channels) Stats() ChannelsStats {
 		Channels:       h.hub.channels.Load(),
 		Remote:         h.remote.Load(),
 		BrokerFailures: h.brokerFailed.Load(),
+
+		Recoveries:      h.recoveries.Load(),
+		Unrecovered:     h.unrecovered.Load(),
+		Replayed:        h.replayed.Load(),
+		HistoryChannels: h.history.streams.Load(),
+		HistoryEntries:  h.history.entries.Load(),
+		HistoryBytes:    h.history.bytes.Load(),
 	}
 	for i := range h.rejected {
 		n := h.rejected[i].Load()
@@ -352,10 +493,15 @@ func (h *Channels) Stats() ChannelsStats {
 	return s
 }
 
-// subscribe adds channel to c's subscriptions, if c's principal allows
-// it; subscribing again to the same channel is a no-op. Called only from
-// c's handler calls.
-func (h *Channels) subscribe(c wsconn.Conn, channel string) error {
+// subscribe adds req.Channel to c's subscriptions, if c's principal
+// allows it, and acks (when req has an id) with the channel's position and
+// the outcome of req.Recover; subscribing again to a channel is only
+// acked. With a recovery, the ack is followed by the publications the
+// client missed, and then by the live ones, with nothing between them
+// lost or doubled: both happen with the channel's history locked. On an
+// error nothing is sent. Called only from c's handler calls.
+func (h *Channels) subscribe(c wsconn.Conn, req *wsproto.Request) error {
+	channel := req.Channel
 	if !wsproto.ValidChannel(channel, h.cfg.MaxChannelLen) {
 		return ErrBadChannel
 	}
@@ -365,17 +511,183 @@ func (h *Channels) subscribe(c wsconn.Conn, channel string) error {
 	subs, _ := c.Value().(*subscriptions)
 	if subs == nil {
 		subs = &subscriptions{}
-	} else if subs.find(channel) >= 0 {
+	}
+	already := subs.find(channel) >= 0
+	if !already && len(subs.list) >= h.cfg.MaxSubscriptions {
+		return ErrTooManySubscriptions
+	}
+	ack := wsproto.Ack{Delivered: -1}
+	opts := h.options(channel)
+	if opts.HistorySize == 0 {
+		if req.Recover != nil && !already {
+			ack.Recovery = wsproto.ReasonHistoryOff
+			h.unrecovered.Add(1)
+		}
+		h.join(c, subs, channel, already)
+		h.replyAck(c, req.ID, ack)
 		return nil
 	}
-	if len(subs.list) >= h.cfg.MaxSubscriptions {
-		return ErrTooManySubscriptions
+	now := time.Now()
+	st := h.history.lock(channel, opts, true, now)
+	defer st.mu.Unlock()
+	h.history.evict(st, now.UnixNano())
+	var replay []entry
+	if req.Recover != nil && !already {
+		ack.Recovery, replay = h.recovery(st, *req.Recover)
+	}
+	h.join(c, subs, channel, already)
+	ack.Position = wsproto.Position{Offset: st.top, Epoch: st.epoch}
+	h.replyAck(c, req.ID, ack)
+	for i := range replay {
+		if c.SendPrepared(replay[i].pm) != nil {
+			break // closing; OnClose follows
+		}
+		h.replayed.Add(1)
+	}
+	return nil
+}
+
+// join adds channel to c's subscriptions unless already there.
+func (h *Channels) join(c wsconn.Conn, subs *subscriptions, channel string, already bool) {
+	if already {
+		return
 	}
 	if len(subs.list) == 0 {
 		c.SetValue(subs)
 	}
 	subs.list = append(subs.list, h.hub.subscribe(channel, c))
+}
+
+// recovery decides a recovery from position p in st, which is locked: it
+// returns wsproto.RecoveryOK and the publications after p, or the reason
+// it cannot, and nothing.
+func (h *Channels) recovery(st *stream, p wsproto.Position) (string, []entry) {
+	reason := ""
+	var replay []entry
+	switch {
+	case p.Epoch != st.epoch:
+		reason = wsproto.ReasonEpochChanged
+	case p.Offset > st.top:
+		reason = wsproto.ReasonOffsetAhead
+	case p.Offset+1 < st.first():
+		reason = wsproto.ReasonOffsetTooOld
+	default:
+		replay = st.since(p.Offset)
+		if len(replay) > h.cfg.MaxReplay || framedSize(replay) > h.cfg.MaxReplayBytes {
+			reason, replay = wsproto.ReasonTooMany, nil
+		}
+	}
+	if reason != "" {
+		h.unrecovered.Add(1)
+		return reason, nil
+	}
+	h.recoveries.Add(1)
+	return wsproto.RecoveryOK, replay
+}
+
+// framedSize returns the framed bytes of es.
+func framedSize(es []entry) int {
+	n := 0
+	for i := range es {
+		n += len(es[i].pm.Frame())
+	}
+	return n
+}
+
+// historyOp answers a history request with the channel's last
+// publications, or those after req.After, at most req.Limit (or
+// MaxHistoryLimit, whichever is less) and MaxReplayBytes (at least one).
+// The answer needs an id to be sent. Called only from c's handler calls.
+func (h *Channels) historyOp(c wsconn.Conn, req *wsproto.Request) error {
+	channel := req.Channel
+	if !wsproto.ValidChannel(channel, h.cfg.MaxChannelLen) {
+		return ErrBadChannel
+	}
+	if p, ok := c.Principal().(Permissions); ok && !p.CanSubscribe(channel) {
+		return errForbidden
+	}
+	if req.Limit < 0 {
+		return ErrBadData
+	}
+	pos, pushes, err := h.History(channel, req.After, req.Limit)
+	if err != nil {
+		return err
+	}
+	if len(req.ID) == 0 {
+		return nil
+	}
+	buf := getBuf()
+	*buf = wsproto.AppendHistory(*buf, req.ID, wsproto.Position(pos), pushes)
+	_ = c.Send(wsconn.Text, *buf) // Send copies
+	putBuf(buf)
 	return nil
+}
+
+// History returns the position of channel's last publication and the
+// pushes of its kept publications, oldest first: the last ones, or, when
+// after is not nil, those that follow it. At most limit are returned (zero
+// or more than MaxHistoryLimit: MaxHistoryLimit), and no more than
+// MaxReplayBytes of them framed, but always one if there is one. A
+// channel that has never been published to (or whose history expired)
+// has the zero Position. The errors are ErrBadChannel, ErrHistoryOff for
+// a channel that keeps no history, and ErrEpochChanged or ErrOffsetTooOld
+// when the publications after after are not all kept. The pushes are
+// shared and must not be modified.
+func (h *Channels) History(channel string, after *wsproto.Position, limit int) (Position, [][]byte, error) {
+	if !wsproto.ValidChannel(channel, h.cfg.MaxChannelLen) {
+		return Position{}, nil, ErrBadChannel
+	}
+	opts := h.options(channel)
+	if opts.HistorySize == 0 {
+		return Position{}, nil, ErrHistoryOff
+	}
+	if limit <= 0 || limit > h.cfg.MaxHistoryLimit {
+		limit = h.cfg.MaxHistoryLimit
+	}
+	now := time.Now()
+	st := h.history.lock(channel, opts, false, now)
+	if st == nil {
+		if after != nil && (after.Epoch != "" || after.Offset != 0) {
+			return Position{}, nil, ErrEpochChanged
+		}
+		return Position{}, [][]byte{}, nil
+	}
+	defer st.mu.Unlock()
+	h.history.evict(st, now.UnixNano())
+	var es []entry
+	if after == nil {
+		es = st.entries[st.start:]
+		n := 0 // newest first, within limit and bytes
+		for size := 0; n < len(es) && n < limit; n++ {
+			if size += len(es[len(es)-1-n].pm.Frame()); size > h.cfg.MaxReplayBytes && n > 0 {
+				break
+			}
+		}
+		es = es[len(es)-n:]
+	} else {
+		switch {
+		case after.Epoch != st.epoch:
+			return Position{}, nil, ErrEpochChanged
+		case after.Offset >= st.top:
+			es = nil // nothing after it
+		case after.Offset+1 < st.first():
+			return Position{}, nil, ErrOffsetTooOld
+		default:
+			es = st.since(after.Offset)
+		}
+		n := 0
+		for size := 0; n < len(es) && n < limit; n++ {
+			if size += len(es[n].pm.Frame()); size > h.cfg.MaxReplayBytes && n > 0 {
+				break
+			}
+		}
+		es = es[:n]
+	}
+	pushes := make([][]byte, len(es))
+	for i := range es {
+		pushes[i] = es[i].pm.Payload()
+	}
+	return Position{st.top, st.epoch}, pushes, nil
 }
 
 // mayPublish checks a client's publish before Publish: a valid channel
@@ -413,14 +725,14 @@ func (h *Channels) unsubscribe(c wsconn.Conn, channel string) error {
 	return nil
 }
 
-// replyAck sends an ack if the request had an id; delivered < 0 leaves out
-// "delivered". A send error means c is closing and OnClose will follow.
-func (h *Channels) replyAck(c wsconn.Conn, id json.RawMessage, delivered int) {
+// replyAck sends an ack with what a reports if the request had an id. A
+// send error means c is closing and OnClose will follow.
+func (h *Channels) replyAck(c wsconn.Conn, id json.RawMessage, a wsproto.Ack) {
 	if len(id) == 0 {
 		return
 	}
 	buf := getBuf()
-	*buf = wsproto.AppendAck(*buf, id, delivered)
+	*buf = wsproto.AppendAckWith(*buf, id, a)
 	_ = c.Send(wsconn.Text, *buf) // Send copies
 	putBuf(buf)
 }

@@ -12,7 +12,8 @@ import (
 // FuzzChannelsProtocol feeds arbitrary text to Channels, one message per
 // line, and checks that it never panics, that every reply and push is
 // valid JSON in valid UTF-8, that each message gets at most one reply, and
-// that closing the connection leaves the hub empty.
+// that closing the connection leaves the hub empty. Channels starting with
+// "a" keep a history of 4, and a recovery replays at most 3.
 func FuzzChannelsProtocol(f *testing.F) {
 	for _, seed := range []string{
 		`{"op":"subscribe","channel":"news","id":"1"}` + "\n" + `{"op":"publish","channel":"news","data":{"a":1},"id":2}`,
@@ -22,11 +23,19 @@ func FuzzChannelsProtocol(f *testing.F) {
 		`{"op":1,"id":"x"}`,
 		`{"op":"subscribe","channel":"a b","id":"\u00e9"}`,
 		`[1,2]`, `null`, `{`, ``, `{"id":true}`, `{"op":"shout"}`,
+		`{"op":"publish","channel":"a","data":1}` + "\n" + `{"op":"subscribe","channel":"a","id":1,"recover":{"offset":0,"epoch":""}}`,
+		`{"op":"subscribe","channel":"a","id":1,"recover":{"offset":-1,"epoch":"x"}}`,
+		`{"op":"subscribe","channel":"a","id":1,"recover":{"offset":18446744073709551615,"epoch":"x"}}`,
+		`{"op":"subscribe","channel":"a","recover":7}`,
+		`{"op":"history","channel":"a","id":1,"limit":1000000}`,
+		`{"op":"history","channel":"a","id":1,"after":{"offset":1,"epoch":"y"},"limit":-5}`,
+		`{"op":"history","channel":"nohist","id":1}`,
 	} {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
-		h := newTestChannels(t, ChannelsConfig{MaxSubscriptions: 2, MaxChannelLen: 8, Shards: 2})
+		h := newTestChannels(t, ChannelsConfig{MaxSubscriptions: 2, MaxChannelLen: 8, Shards: 2,
+			Rules: []ChannelRule{{Prefix: "a", ChannelOptions: ChannelOptions{HistorySize: 4}}}, MaxReplay: 3})
 		c := newFakeConn()
 		for _, msg := range bytes.Split(in, []byte("\n")) {
 			if !utf8.Valid(msg) {
@@ -45,6 +54,9 @@ func FuzzChannelsProtocol(f *testing.F) {
 			}
 		}
 		h.OnClose(c, 1000, "")
+		if s := h.Stats(); s.HistoryEntries > 4*int64(s.HistoryChannels) || s.Replayed > 3*(s.Recoveries) {
+			t.Fatalf("history past its bounds: %+v", s)
+		}
 		if s := h.Stats(); s.Subscriptions != 0 || s.Channels != 0 {
 			t.Fatalf("after close: got stats %+v, want no subscriptions or channels", s)
 		}

@@ -3,6 +3,7 @@ package handler
 import (
 	"encoding/json"
 	"errors"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -14,8 +15,14 @@ import (
 )
 
 // newTestChannels returns a Channels configured by cfg or fails the test.
+//
+// Nil Rules mean no history here, unlike in NewChannels: most tests check
+// the protocol's shape without positions; the history tests set rules.
 func newTestChannels(t testing.TB, cfg ChannelsConfig) *Channels {
 	t.Helper()
+	if cfg.Rules == nil {
+		cfg.Rules = []ChannelRule{}
+	}
 	h, err := NewChannels(cfg)
 	if err != nil {
 		t.Fatalf("NewChannels(%+v): %v", cfg, err)
@@ -28,6 +35,13 @@ func errReply(id, code string) string {
 	return string(wsproto.AppendError(nil, json.RawMessage(id), code))
 }
 
+// withHistoryDefaults sets cfg's history limits to their defaults.
+func withHistoryDefaults(cfg ChannelsConfig) ChannelsConfig {
+	cfg.MaxReplay, cfg.MaxReplayBytes = DefaultMaxReplay, DefaultMaxReplayBytes
+	cfg.MaxHistoryLimit, cfg.HistoryMetaTTL = DefaultMaxHistoryLimit, DefaultHistoryMetaTTL
+	return cfg
+}
+
 func TestChannelsConfig(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -35,9 +49,19 @@ func TestChannelsConfig(t *testing.T) {
 		want    ChannelsConfig // after defaults, when valid
 		wantErr bool
 	}{
-		{name: "zero means defaults", cfg: ChannelsConfig{}, want: ChannelsConfig{64, 128, 64}},
-		{name: "explicit values kept", cfg: ChannelsConfig{1, 2, 3}, want: ChannelsConfig{1, 2, 3}},
-		{name: "largest shard count", cfg: ChannelsConfig{Shards: 65536}, want: ChannelsConfig{64, 128, 65536}},
+		{name: "zero means defaults", cfg: ChannelsConfig{}, want: withHistoryDefaults(ChannelsConfig{MaxSubscriptions: 64, MaxChannelLen: 128, Shards: 64})},
+		{name: "explicit values kept", cfg: ChannelsConfig{MaxSubscriptions: 1, MaxChannelLen: 2, Shards: 3, MaxReplay: 4, MaxReplayBytes: 5, MaxHistoryLimit: 6, HistoryMetaTTL: 7},
+			want: ChannelsConfig{MaxSubscriptions: 1, MaxChannelLen: 2, Shards: 3, MaxReplay: 4, MaxReplayBytes: 5, MaxHistoryLimit: 6, HistoryMetaTTL: 7}},
+		{name: "largest shard count", cfg: ChannelsConfig{Shards: 65536}, want: withHistoryDefaults(ChannelsConfig{MaxSubscriptions: 64, MaxChannelLen: 128, Shards: 65536})},
+		{name: "negative MaxReplay", cfg: ChannelsConfig{MaxReplay: -1}, wantErr: true},
+		{name: "negative MaxReplayBytes", cfg: ChannelsConfig{MaxReplayBytes: -1}, wantErr: true},
+		{name: "negative MaxHistoryLimit", cfg: ChannelsConfig{MaxHistoryLimit: -1}, wantErr: true},
+		{name: "negative HistoryMetaTTL", cfg: ChannelsConfig{HistoryMetaTTL: -1}, wantErr: true},
+		{name: "negative HistorySize", cfg: ChannelsConfig{Rules: []ChannelRule{{Prefix: "a", ChannelOptions: ChannelOptions{HistorySize: -1}}}}, wantErr: true},
+		{name: "huge HistorySize", cfg: ChannelsConfig{Rules: []ChannelRule{{ChannelOptions: ChannelOptions{HistorySize: 1<<20 + 1}}}}, wantErr: true},
+		{name: "negative HistoryBytes", cfg: ChannelsConfig{Rules: []ChannelRule{{ChannelOptions: ChannelOptions{HistorySize: 1, HistoryBytes: -1}}}}, wantErr: true},
+		{name: "negative HistoryTTL", cfg: ChannelsConfig{Rules: []ChannelRule{{ChannelOptions: ChannelOptions{HistorySize: 1, HistoryTTL: -1}}}}, wantErr: true},
+		{name: "prefix twice", cfg: ChannelsConfig{Rules: []ChannelRule{{Prefix: "a"}, {Prefix: "a"}}}, wantErr: true},
 		{name: "negative MaxSubscriptions", cfg: ChannelsConfig{MaxSubscriptions: -1}, wantErr: true},
 		{name: "negative MaxChannelLen", cfg: ChannelsConfig{MaxChannelLen: -1}, wantErr: true},
 		{name: "negative Shards", cfg: ChannelsConfig{Shards: -1}, wantErr: true},
@@ -55,7 +79,9 @@ func TestChannelsConfig(t *testing.T) {
 			if err != nil {
 				t.Fatalf("got error %v, want nil", err)
 			}
-			if h.cfg != tt.want {
+			got := h.cfg
+			got.Rules = nil
+			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("got config %+v, want %+v", h.cfg, tt.want)
 			}
 			if len(h.hub.shards) != tt.want.Shards {
@@ -190,7 +216,8 @@ func TestErrorReplyShape(t *testing.T) {
 // with a message, and that other strings have no slot.
 func TestErrorCodes(t *testing.T) {
 	want := []string{CodeBadJSON, CodeBinaryNotSupported, CodeUnknownOp, CodeBadChannel,
-		CodeTooManySubscriptions, CodeNotSubscribed, CodeForbidden, CodeInvalidToken}
+		CodeTooManySubscriptions, CodeNotSubscribed, CodeForbidden, CodeInvalidToken,
+		CodeHistoryOff, CodeEpochChanged, CodeOffsetTooOld}
 	got := ErrorCodes()
 	if !slices.Equal(slices.Sorted(slices.Values(got)), slices.Sorted(slices.Values(want))) {
 		t.Fatalf("got codes %q, want %q in some order", got, want)
@@ -221,6 +248,7 @@ func TestChannelsRejectedByCode(t *testing.T) {
 		refresh   bool
 		before    []string // sent first; they must succeed
 		in        string
+		inFn      func(h *Channels) string // instead of in, after before
 		binary    bool
 	}{
 		{code: CodeBadJSON, in: `{"op":"subscribe",`},
@@ -234,6 +262,20 @@ func TestChannelsRejectedByCode(t *testing.T) {
 		{code: CodeNotSubscribed, in: `{"op":"unsubscribe","channel":"news"}`},
 		{code: CodeForbidden, principal: reader, in: `{"op":"subscribe","channel":"secret"}`},
 		{code: CodeInvalidToken, refresh: true, in: `{"op":"refresh","token":"bad"}`},
+		{code: CodeHistoryOff, in: `{"op":"history","channel":"news"}`},
+		{
+			code: CodeEpochChanged, cfg: ChannelsConfig{Rules: []ChannelRule{{ChannelOptions: ChannelOptions{HistorySize: 2}}}},
+			before: []string{`{"op":"publish","channel":"news","data":1}`},
+			in:     `{"op":"history","channel":"news","after":{"offset":1,"epoch":"other"}}`,
+		},
+		{
+			code: CodeOffsetTooOld, cfg: ChannelsConfig{Rules: []ChannelRule{{ChannelOptions: ChannelOptions{HistorySize: 1}}}},
+			before: []string{`{"op":"publish","channel":"news","data":1}`, `{"op":"publish","channel":"news","data":2}`},
+			inFn: func(h *Channels) string {
+				pos, _, _ := h.History("news", nil, 0)
+				return `{"op":"history","channel":"news","after":{"offset":0,"epoch":"` + pos.Epoch + `"}}`
+			},
+		},
 	}
 	covered := map[string]bool{}
 	for _, tt := range tests {
@@ -256,7 +298,11 @@ func TestChannelsRejectedByCode(t *testing.T) {
 			if tt.binary {
 				typ = wsconn.Binary
 			}
-			h.OnMessage(c, typ, []byte(tt.in))
+			in := tt.in
+			if tt.inFn != nil {
+				in = tt.inFn(h)
+			}
+			h.OnMessage(c, typ, []byte(in))
 			if got, want := c.replies(), []string{errReply("", tt.code)}; !slices.Equal(got, want) {
 				t.Fatalf("got replies %q, want %q", got, want)
 			}
@@ -364,7 +410,7 @@ func TestChannelsPublishAPI(t *testing.T) {
 			if !errors.Is(err, tt.wantErr) {
 				t.Fatalf("got error %v, want %v", err, tt.wantErr)
 			}
-			if got != tt.want {
+			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("got delivered %d, want %d", got, tt.want)
 			}
 			wantPublished := uint64(1)

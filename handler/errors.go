@@ -19,6 +19,17 @@ var (
 	// ErrNotSubscribed is the answer to an unsubscribe from a channel the
 	// connection is not subscribed to. Protocol code: not_subscribed.
 	ErrNotSubscribed = errors.New("handler: not subscribed")
+	// ErrHistoryOff is returned by Channels.History for a channel whose
+	// options keep no history. Protocol code: history_off.
+	ErrHistoryOff = errors.New("handler: channel keeps no history")
+	// ErrEpochChanged is returned by Channels.History for a position of
+	// another epoch: the history it was in is gone. Protocol code:
+	// epoch_changed.
+	ErrEpochChanged = errors.New("handler: history epoch changed")
+	// ErrOffsetTooOld is returned by Channels.History for a position
+	// whose next publications were evicted (size or TTL). Protocol code:
+	// offset_too_old.
+	ErrOffsetTooOld = errors.New("handler: offset no longer in history")
 	// ErrInvalidConfig is wrapped by NewChannels when a ChannelsConfig
 	// field is out of range; the message names the field.
 	ErrInvalidConfig = errors.New("handler: invalid config")

@@ -18,12 +18,20 @@ import (
 //	{"op":"unsubscribe","channel":"news","id":2}
 //	{"op":"publish","channel":"news","data":<any JSON value>,"id":"3"}
 //	{"op":"refresh","token":"<a new token>","id":4}
+//	{"op":"subscribe","channel":"news","id":5,"recover":{"offset":41,"epoch":"k3x9"}}
+//	{"op":"history","channel":"news","id":6,"limit":20}
+//	{"op":"history","channel":"news","id":7,"after":{"offset":41,"epoch":"k3x9"}}
 //
 // Server to client:
 //
 //	{"channel":"news","data":<data exactly as published>}      push
+//	{"channel":"news","offset":42,"data":<data>}                push, channel with history
 //	{"op":"ack","id":"1"}                                       subscribe, unsubscribe, refresh
 //	{"op":"ack","id":"3","delivered":2}                         publish
+//	{"op":"ack","id":"3","delivered":2,"offset":42,"epoch":"k3x9"}  publish, with history
+//	{"op":"ack","id":5,"offset":42,"epoch":"k3x9","recovered":true}  subscribe, with history
+//	{"op":"ack","id":5,"recovered":false,"reason":"history_off"}     recovery refused
+//	{"op":"ack","id":6,"offset":42,"epoch":"k3x9","publications":[<push>,…]}  history
 //	{"op":"error","id":"1","code":"bad_channel","message":"…"}  any failure
 //
 // An ack is sent only when the request had an id; the id is echoed
@@ -31,6 +39,24 @@ import (
 // "id" only when the request had a usable one. Errors never close the
 // connection. "delivered" counts the subscribers on this process the push
 // was queued to, the publisher included if it is subscribed.
+//
+// History and recovery. A channel whose options (ChannelRule) keep a
+// history numbers its publications: each push carries its "offset", and
+// the acks of subscribe and publish carry the channel's last (or the new)
+// offset and its "epoch". A client that loses its connection subscribes
+// again with "recover" set to the last position it processed; the ack
+// says "recovered":true and is followed by every publication after that
+// offset, in order, then by the live ones, with none lost or doubled
+// across the switch. Or it says "recovered":false with a "reason" (the
+// Reason constants of wsproto: history_off, epoch_changed, offset_too_old,
+// too_many past MaxReplay or MaxReplayBytes, offset_ahead), nothing is
+// replayed, and the client should reload its state; it is subscribed
+// either way. A subscribe needs an id for its ack to be sent, so a
+// recovering client should give one. "history" returns the last "limit"
+// publications, or those after "after", at most MaxHistoryLimit and
+// MaxReplayBytes at once (ask again after the last offset for more); with
+// "after" of another epoch or evicted it fails with epoch_changed or
+// offset_too_old. History follows the subscribe permission.
 //
 // Refresh exists only when the server authenticates (Channels.SetRefresh):
 // it replaces the connection's principal and expiry with those of a new
@@ -56,6 +82,13 @@ import (
 //	forbidden               subscribe or publish to a channel the
 //	                        connection's principal does not allow
 //	invalid_token           refresh with a token the hook refused
+//	history_off             history on a channel that keeps none
+//	epoch_changed           history after a position of another epoch
+//	offset_too_old          history after a position whose next
+//	                        publications were evicted (size, TTL)
+//
+// A negative limit, or a recover or after that is not an object with a
+// non-negative integer offset below 2^64 and a string epoch, is bad_json.
 const (
 	CodeBadJSON              = wsproto.CodeBadJSON
 	CodeBinaryNotSupported   = wsproto.CodeBinaryNotSupported
@@ -65,6 +98,9 @@ const (
 	CodeNotSubscribed        = wsproto.CodeNotSubscribed
 	CodeForbidden            = wsproto.CodeForbidden
 	CodeInvalidToken         = wsproto.CodeInvalidToken
+	CodeHistoryOff           = wsproto.CodeHistoryOff
+	CodeEpochChanged         = wsproto.CodeEpochChanged
+	CodeOffsetTooOld         = wsproto.CodeOffsetTooOld
 )
 
 // ErrorCodes returns every error code of the protocol, in a fixed order:
@@ -97,6 +133,12 @@ func codeOf(err error) string {
 		return CodeForbidden
 	case errors.Is(err, errInvalidToken):
 		return CodeInvalidToken
+	case errors.Is(err, ErrHistoryOff):
+		return CodeHistoryOff
+	case errors.Is(err, ErrEpochChanged):
+		return CodeEpochChanged
+	case errors.Is(err, ErrOffsetTooOld):
+		return CodeOffsetTooOld
 	default:
 		return CodeBadJSON
 	}
