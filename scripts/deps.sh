@@ -39,8 +39,11 @@ done
 if [ "${#missing[@]}" -gt 0 ]; then
 	say "installing ${missing[*]} with apt-get"
 	export DEBIAN_FRONTEND=noninteractive
-	as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
-	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+	# Two test runs at once (a flakiness check) must not fail on each
+	# other's apt lock: apt-get update does not wait for it, so take ours.
+	as_root flock /tmp/wsgate-deps-apt.lock env DEBIAN_FRONTEND=noninteractive apt-get update -q
+	as_root flock /tmp/wsgate-deps-apt.lock env DEBIAN_FRONTEND=noninteractive \
+		apt-get -o DPkg::Lock::Timeout=300 install -y -q --no-install-recommends "${missing[@]}"
 fi
 /usr/bin/python3 -c 'import websockets; print("deps.sh: python websockets", websockets.__version__)'
 
