@@ -2,6 +2,7 @@ package admin_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -43,19 +44,24 @@ func Example() {
 	if err != nil {
 		panic(err)
 	}
-	body, _ := io.ReadAll(resp.Body)
+	var published struct {
+		Delivered int    `json:"delivered"`
+		Offset    uint64 `json:"offset"` // the publication's place in the channel's history
+		Epoch     string `json:"epoch"`  // random, per history
+	}
+	err = json.NewDecoder(resp.Body).Decode(&published)
 	resp.Body.Close()
-	fmt.Print(resp.StatusCode, " ", string(body))
+	fmt.Println(resp.StatusCode, err, published.Delivered, published.Offset, published.Epoch != "")
 
 	resp, err = http.Get(base + "/readyz")
 	if err != nil {
 		panic(err)
 	}
-	body, _ = io.ReadAll(resp.Body)
+	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	fmt.Print(resp.StatusCode, " ", string(body))
 	http.DefaultClient.CloseIdleConnections()
 	// Output:
-	// 200 {"delivered":0}
+	// 200 <nil> 0 1 true
 	// 200 ready
 }

@@ -77,7 +77,14 @@ type env struct {
 // is started.
 func newEnv(t testing.TB, cfg Config, withBroker bool) *env {
 	t.Helper()
-	ch, err := handler.NewChannels(handler.ChannelsConfig{})
+	// No history: most tests compare answers and pushes byte for byte.
+	return newEnvWith(t, handler.ChannelsConfig{Rules: []handler.ChannelRule{}}, cfg, withBroker)
+}
+
+// newEnvWith is newEnv with the hub configured by chCfg.
+func newEnvWith(t testing.TB, chCfg handler.ChannelsConfig, cfg Config, withBroker bool) *env {
+	t.Helper()
+	ch, err := handler.NewChannels(chCfg)
 	if err != nil {
 		t.Fatalf("NewChannels: %v", err)
 	}

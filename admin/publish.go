@@ -47,6 +47,8 @@ type publishRequest struct {
 // result is one message's outcome, in a batch answer.
 type result struct {
 	Delivered *int   `json:"delivered,omitempty"`
+	Offset    uint64 `json:"offset,omitempty"` // with history: the publication's position
+	Epoch     string `json:"epoch,omitempty"`
 	Error     string `json:"error,omitempty"`
 }
 
@@ -96,16 +98,18 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
 	if req.Channel != nil {
 		channel = *req.Channel
 	}
-	n, err := s.cfg.Channels.Publish(channel, req.Data)
+	p, err := s.cfg.Channels.PublishWithPosition(channel, req.Data)
 	if err != nil {
 		code := codeOf(err)
 		writeError(w, http.StatusBadRequest, code, codeMessages[code])
 		return
 	}
-	s.cfg.Logger.Debug("admin: published", "channel", channel, "delivered", n)
+	s.cfg.Logger.Debug("admin: published", "channel", channel, "delivered", p.Delivered, "offset", p.Position.Offset)
 	writeJSON(w, http.StatusOK, struct {
-		Delivered int `json:"delivered"`
-	}{n})
+		Delivered int    `json:"delivered"`
+		Offset    uint64 `json:"offset,omitempty"` // with history: the publication's position
+		Epoch     string `json:"epoch,omitempty"`
+	}{p.Delivered, p.Position.Offset, p.Position.Epoch})
 }
 
 // publishBatch publishes msgs in order and answers each one's outcome; a
@@ -114,12 +118,13 @@ func (s *Server) publishBatch(w http.ResponseWriter, msgs []message) {
 	results := make([]result, len(msgs))
 	ok := 0
 	for i, m := range msgs {
-		n, err := s.cfg.Channels.Publish(m.Channel, m.Data)
+		p, err := s.cfg.Channels.PublishWithPosition(m.Channel, m.Data)
 		if err != nil {
 			results[i].Error = codeOf(err)
 			continue
 		}
-		results[i].Delivered = &n
+		results[i].Delivered = &p.Delivered
+		results[i].Offset, results[i].Epoch = p.Position.Offset, p.Position.Epoch
 		ok++
 	}
 	s.cfg.Logger.Debug("admin: published a batch", "messages", len(msgs), "accepted", ok)

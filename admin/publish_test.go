@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/wsgate/wsgate/handler"
 )
 
 func TestPublishAuth(t *testing.T) {
@@ -287,5 +289,39 @@ func checkError(t *testing.T, rec *httptest.ResponseRecorder, code string) {
 	}
 	if body.Error != code || body.Message == "" {
 		t.Errorf("got error %q message %q, want code %q and a message", body.Error, body.Message, code)
+	}
+}
+
+// TestPublishAnswersPosition publishes to a hub that keeps history: each
+// answer, single or batched, carries the publication's offset and epoch.
+func TestPublishAnswersPosition(t *testing.T) {
+	e := newEnvWith(t, handler.ChannelsConfig{}, Config{APIKey: testKey}, false) // default rules: history on
+	type answer struct {
+		Delivered *int   `json:"delivered"`
+		Offset    uint64 `json:"offset"`
+		Epoch     string `json:"epoch"`
+		Results   []struct {
+			Offset uint64 `json:"offset"`
+			Epoch  string `json:"epoch"`
+			Error  string `json:"error"`
+		} `json:"results"`
+	}
+	post := func(body string) answer {
+		t.Helper()
+		rec := e.serve(newPublishRequest(testKey, body))
+		var a answer
+		if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &a) != nil {
+			t.Fatalf("got %d %s, want 200 and JSON", rec.Code, rec.Body)
+		}
+		return a
+	}
+	first := post(`{"channel":"news","data":1}`)
+	if first.Delivered == nil || first.Offset != 1 || first.Epoch == "" {
+		t.Fatalf("got %+v, want delivered, offset 1 and an epoch", first)
+	}
+	batch := post(`{"messages":[{"channel":"news","data":2},{"channel":"bad channel","data":3},{"channel":"news","data":4}]}`)
+	if len(batch.Results) != 3 || batch.Results[0].Offset != 2 || batch.Results[0].Epoch != first.Epoch ||
+		batch.Results[1].Error != "bad_channel" || batch.Results[1].Offset != 0 || batch.Results[2].Offset != 3 {
+		t.Fatalf("got %+v, want offsets 2 and 3 in epoch %s around a bad_channel", batch.Results, first.Epoch)
 	}
 }
