@@ -77,7 +77,12 @@ func TestMetrics(t *testing.T) {
 	if err := gone.Close(websocket.StatusNormalClosure, "bye"); err != nil {
 		t.Fatalf("close: %v", err)
 	}
-	eventually(t, "a connection closed with 1000", func() bool { return e.ws.Stats().Closes[1000] == 1 })
+	// The close code is counted before the connection's OnClose has
+	// dropped its subscription and the open count: wait for all of it.
+	eventually(t, "a connection closed with 1000 and gone", func() bool {
+		ws, ch := e.ws.Stats(), e.ch.Stats()
+		return ws.Closes[1000] == 1 && ws.Conns == 1 && ch.Subscriptions == 1 && ch.Channels == 1
+	})
 
 	families := scrape(t, client, base)
 	for _, name := range []string{
