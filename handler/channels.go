@@ -274,9 +274,16 @@ func (h *Channels) options(channel string) ChannelOptions {
 // Sweep drops the publications whose history TTL has passed at now, and
 // the histories left empty for HistoryMetaTTL. Publishing and recovering
 // evict a channel's expired publications too, so Sweep only bounds the
-// memory of channels nobody touches; call it every few seconds (the
-// gateway does, every second).
+// memory of channels nobody touches. A wsconn.Server serving h does this
+// by itself (OnTick); Sweep is for a Channels used without one, and sweeps
+// everything at once.
 func (h *Channels) Sweep(now time.Time) { h.history.sweep(now) }
+
+// OnTick sweeps one shard of the histories, without waiting on a lock: a
+// wsconn.Server calls it every SweepInterval (wsconn.TickHandler), so
+// every history is swept once every Shards ticks (64 s with the
+// defaults).
+func (h *Channels) OnTick(now time.Time) { h.history.sweepNext(now) }
 
 // SetRefresh turns on the refresh op of the /ws protocol: fn is called
 // with the connection and the token of each refresh request, from the

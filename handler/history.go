@@ -31,9 +31,10 @@ type history struct {
 	shards  []historyShard
 	metaTTL time.Duration
 
-	streams atomic.Int64 // entries of all shards' maps
-	entries atomic.Int64 // publications held, all streams
-	bytes   atomic.Int64 // their framed bytes
+	next    atomic.Uint64 // sweepNext's last shard
+	streams atomic.Int64  // entries of all shards' maps
+	entries atomic.Int64  // publications held, all streams
+	bytes   atomic.Int64  // their framed bytes
 }
 
 // historyShard is one lock's worth of streams.
@@ -203,20 +204,40 @@ func (st *stream) first() uint64 {
 // sweep evicts expired entries from every stream and removes the streams
 // that are empty and untouched for their TTL plus metaTTL at now.
 func (h *history) sweep(now time.Time) {
-	at := now.UnixNano()
 	for i := range h.shards {
-		sh := &h.shards[i]
+		h.sweepShard(&h.shards[i], now.UnixNano(), false)
+	}
+}
+
+// sweepNext is sweep for the timer tick: one shard per call, round robin,
+// and without waiting: a shard or stream whose lock is taken is skipped
+// until the next round (whoever holds a stream's lock evicts it anyway).
+func (h *history) sweepNext(now time.Time) {
+	i := h.next.Add(1) % uint64(len(h.shards))
+	h.sweepShard(&h.shards[i], now.UnixNano(), true)
+}
+
+// sweepShard is sweep's work on one shard; with try, it skips what is
+// locked instead of waiting.
+func (h *history) sweepShard(sh *historyShard, at int64, try bool) {
+	if !try {
 		sh.mu.Lock()
-		for name, st := range sh.streams {
+	} else if !sh.mu.TryLock() {
+		return
+	}
+	defer sh.mu.Unlock()
+	for name, st := range sh.streams {
+		if !try {
 			st.mu.Lock()
-			h.evict(st, at)
-			if st.start == len(st.entries) && at-st.touched > int64(st.opts.HistoryTTL+h.metaTTL) {
-				st.dead = true
-				delete(sh.streams, name)
-				h.streams.Add(-1)
-			}
-			st.mu.Unlock()
+		} else if !st.mu.TryLock() {
+			continue
 		}
-		sh.mu.Unlock()
+		h.evict(st, at)
+		if st.start == len(st.entries) && at-st.touched > int64(st.opts.HistoryTTL+h.metaTTL) {
+			st.dead = true
+			delete(sh.streams, name)
+			h.streams.Add(-1)
+		}
+		st.mu.Unlock()
 	}
 }

@@ -282,6 +282,39 @@ func TestHistoryEviction(t *testing.T) {
 	}
 }
 
+// TestOnTick: the timer tick sweeps one shard at a time, every shard once
+// in Shards ticks, and skips a stream whose lock is held instead of
+// waiting for it.
+func TestOnTick(t *testing.T) {
+	cfg := historyConfig(10)
+	cfg.Shards = 4
+	cfg.Rules[0].HistoryTTL = time.Hour
+	h := newTestChannels(t, cfg)
+	for i := range 40 {
+		publishN(t, h, fmt.Sprint("ch", i), 1, 3)
+	}
+	held := h.history.lookup("ch0")
+	held.mu.Lock()
+	later := time.Now().Add(90 * time.Minute)
+	h.OnTick(later) // one shard of four
+	if n := h.Stats().HistoryEntries; n == 0 || n == 80 {
+		t.Errorf("after one tick: %d entries kept, want one shard's swept", n)
+	}
+	for range cfg.Shards - 1 {
+		h.OnTick(later)
+	}
+	if n := h.Stats().HistoryEntries; n != 2 {
+		t.Errorf("after a tick per shard, with ch0 locked: %d entries kept, want ch0's 2", n)
+	}
+	held.mu.Unlock()
+	for range cfg.Shards {
+		h.OnTick(later)
+	}
+	if n := h.Stats().HistoryEntries; n != 0 {
+		t.Errorf("after another round: %d entries kept, want none", n)
+	}
+}
+
 func TestHistoryOp(t *testing.T) {
 	cfg := historyConfig(100)
 	cfg.MaxHistoryLimit = 5

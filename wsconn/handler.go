@@ -121,6 +121,16 @@ type PongHandler interface {
 	OnPong(c Conn, data []byte)
 }
 
+// TickHandler is implemented by a Handler that has its own housekeeping
+// to do on the server's timer tick, such as expiring what it stores.
+// OnTick is called on the sweeper goroutine once every SweepInterval (once
+// per handler, however many routes it serves), with the time of the tick.
+// It delays every connection timer while it runs: it must do a bounded
+// amount of work and never wait on a lock a client can hold up.
+type TickHandler interface {
+	OnTick(now time.Time)
+}
+
 // Base implements every Handler method as a no-op, for embedding in a
 // Handler that needs only some of them.
 type Base struct{}

@@ -110,6 +110,9 @@ func (s *Server) sweep(stop <-chan struct{}, done chan<- struct{}) {
 				}
 			})
 			s.checkAcceptErrors()
+			for _, h := range s.tickers {
+				h.OnTick(time.Now())
+			}
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,6 +25,7 @@ type Server struct {
 	p         *poller.Poller
 	ownPoller bool
 	routes    map[string]*route
+	tickers   []TickHandler   // the routes' handlers that are TickHandlers, each once
 	origins   map[string]bool // lower-cased Config.AllowedOrigins
 	table     *connTable
 
@@ -70,6 +72,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	for path, h := range cfg.Routes {
 		s.routes[path] = newRoute(path, h)
+		if t, ok := h.(TickHandler); ok && !hasTicker(s.tickers, t) {
+			s.tickers = append(s.tickers, t)
+		}
 	}
 	if cfg.MaxConnsPerIP > 0 {
 		s.perIP = newIPCounter()
@@ -368,4 +373,18 @@ func (s *Server) Routes() map[string]Handler {
 		m[p] = r.h
 	}
 	return m
+}
+
+// hasTicker reports whether ts holds t already. A handler of a type that
+// Go cannot compare (a func or a struct holding a slice) counts as new.
+func hasTicker(ts []TickHandler, t TickHandler) bool {
+	if !reflect.ValueOf(t).Comparable() {
+		return false
+	}
+	for _, u := range ts {
+		if reflect.TypeOf(u) == reflect.TypeOf(t) && u == t {
+			return true
+		}
+	}
+	return false
 }
