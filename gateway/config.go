@@ -59,8 +59,10 @@ func applyEnv(fs *flag.FlagSet, lookupEnv func(string) (string, bool), sources m
 // the file's name (-config or WSGATE_CONFIG), for the error when it cannot
 // be read. Unknown keys,
 // keys given twice, values that are not scalars and values the flag
-// refuses are errors naming the file, line and key.
-func applyConfigFile(fs *flag.FlagSet, file, from string, sources map[string]source, lines map[string]int) error {
+// refuses are errors naming the file, line and key. The one nested
+// section, channels: (channelconf.go), is read into *channels.
+func applyConfigFile(fs *flag.FlagSet, file, from string, sources map[string]source, lines map[string]int,
+	channels *[]prefixRule) error {
 	data, err := os.ReadFile(file)
 	if err != nil {
 		return fmt.Errorf("failed to read the config file (%s): %w", from, err)
@@ -91,6 +93,16 @@ func applyConfigFile(fs *flag.FlagSet, file, from string, sources map[string]sou
 		switch {
 		case k.Kind != yaml.ScalarNode:
 			return fmt.Errorf("%s: a key must be a setting name", at)
+		case name == "channels" && seen[name] != 0:
+			return fmt.Errorf("%s: key %q given twice (first on line %d)", at, name, seen[name])
+		case name == "channels":
+			seen[name] = k.Line
+			rs, err := parseChannels(file, v)
+			if err != nil {
+				return err
+			}
+			*channels = rs
+			continue
 		case f == nil:
 			return fmt.Errorf("%s: unknown key %q%s", at, name, suggest(fs, name))
 		case cliOnly[name]:

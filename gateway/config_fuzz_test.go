@@ -28,6 +28,9 @@ func FuzzConfigFile(f *testing.F) {
 		"max-message: 1e3\n",
 		"origins: \"a\\nb\"\n",
 		"api-key: \"0123456789abcdef0123\"\n",
+		"history-size: 10\nchannels:\n  \"news.\": {history-size: 1000, history-ttl: 1h}\n  t.: {}\n",
+		"channels:\n  a.:\n    history-bytes: 4M\n  b.: {history-size: 0}\n",
+		"channels: [a]\n",
 	} {
 		f.Add([]byte(seed))
 	}

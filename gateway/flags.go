@@ -76,7 +76,7 @@ func parseFlags(args []string, lookupEnv func(string) (string, bool)) (options, 
 		configFrom = envName("config")
 	}
 	if configFile != "" {
-		if err := applyConfigFile(fs, configFile, configFrom, sources, lines); err != nil {
+		if err := applyConfigFile(fs, configFile, configFrom, sources, lines, &t.o.prefixRules); err != nil {
 			return options{}, err
 		}
 	}
@@ -92,7 +92,7 @@ func parseFlags(args []string, lookupEnv func(string) (string, bool)) (options, 
 	o := t.o
 	o.configFile, o.sources, o.fileLines = configFile, sources, lines
 	if o.printConfig {
-		o.effective = formatConfig(fs, sources, configFile, autoWorkers(o.ws.MaxConns))
+		o.effective = formatConfig(fs, sources, configFile, autoWorkers(o.ws.MaxConns)) + formatChannels(o.prefixRules)
 	}
 	return finishFlags(o, t.jwt, t.jwtSecret)
 }
@@ -136,6 +136,11 @@ func newFlagSet(t *flagTargets) *flag.FlagSet {
 	fs.Var(intSizeFlag{&w.MaxByteRate, true}, "max-byte-rate", "bytes per second per connection, 1008 past it (0: 4M; negative: no cap)")
 	fs.IntVar(&o.channels.MaxSubscriptions, "max-subs", 64, "channel subscriptions per connection")
 	fs.IntVar(&o.channels.MaxChannelLen, "max-channel-len", 128, "longest channel name, bytes")
+	fs.IntVar(&o.history.size, "history-size", handler.DefaultHistorySize,
+		"publications each channel keeps for recovery on reconnect and the history op (0: none; per prefix: the config file's channels: section)")
+	o.history.bytes = handler.DefaultHistoryBytes
+	fs.Var(sizeFlag{&o.history.bytes}, "history-bytes", "framed bytes each channel's history keeps at most, oldest dropped first")
+	fs.DurationVar(&o.history.ttl, "history-ttl", handler.DefaultHistoryTTL, "how long a channel keeps a publication in its history")
 	fs.StringVar(&o.admin, "admin", admin.DefaultAddr, "admin listener (API, /metrics, health), host:port; \"\" or off: none. "+
 		"With -workers, worker i listens on this port + 1 + i, the supervisor on none")
 	fs.StringVar(&o.apiKey, "api-key", "", "bearer key for POST /api/publish on -admin, at least 16 bytes; empty: publishing disabled "+
@@ -158,10 +163,11 @@ func newFlagSet(t *flagTargets) *flag.FlagSet {
 // that cannot work.
 func finishFlags(o options, jwtCfg auth.Config, jwtSecret string) (options, error) {
 	w := &o.ws
-	// The binary keeps no channel history yet: its flags, config section
-	// and shared (JetStream) storage are the rest of issue 12. An empty,
-	// non-nil rule list turns handler.Channels' default history off.
-	o.channels.Rules = []handler.ChannelRule{}
+	rules, err := channelRules(&o)
+	if err != nil {
+		return o, err
+	}
+	o.channels.Rules = rules
 	if o.origins != "" {
 		w.AllowedOrigins = strings.Split(o.origins, ",")
 	}

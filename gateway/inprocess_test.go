@@ -206,12 +206,38 @@ func TestWholeGatewayInProcess(t *testing.T) {
 	if code, body := do(http.MethodPost, "/api/publish", `{"channel":"news","data":"hello"}`, false); code != http.StatusUnauthorized {
 		t.Errorf("publish without the key: %d %s, want 401", code, body)
 	}
-	if code, body := do(http.MethodPost, "/api/publish", `{"channel":"news","data":"hello"}`, true); code != http.StatusOK ||
-		body != `{"delivered":1}` {
-		t.Fatalf("publish: %d %s, want 200 {\"delivered\":1}", code, body)
+	publish := func(data string) (offset uint64, epoch string) {
+		t.Helper()
+		code, body := do(http.MethodPost, "/api/publish", `{"channel":"news","data":`+data+`}`, true)
+		var a struct {
+			Delivered *int
+			Offset    uint64
+			Epoch     string
+		}
+		if err := json.Unmarshal([]byte(body), &a); code != http.StatusOK || err != nil || a.Delivered == nil ||
+			a.Offset == 0 || a.Epoch == "" {
+			t.Fatalf("publish: %d %s, want 200 with delivered, offset and epoch (history is on by default)", code, body)
+		}
+		return a.Offset, a.Epoch
 	}
-	if got, want := sub.next(5*time.Second), `{"channel":"news","data":"hello"}`; got != want {
+	offset, epoch := publish(`"hello"`)
+	if got, want := sub.next(5*time.Second), fmt.Sprintf(`{"channel":"news","offset":%d,"data":"hello"}`, offset); got != want {
 		t.Fatalf("subscriber got %q, want %q", got, want)
+	}
+	// A client that drops and comes back recovers what it missed.
+	_ = sub.c.Close(websocket.StatusNormalClosure, "")
+	publish(`"missed 1"`)
+	last, _ := publish(`"missed 2"`)
+	sub = dial(t, g.addr, "/ws")
+	sub.send(t, fmt.Sprintf(`{"op":"subscribe","channel":"news","id":1,"recover":{"offset":%d,"epoch":"%s"}}`, offset, epoch))
+	for _, want := range []string{
+		fmt.Sprintf(`{"op":"ack","id":1,"offset":%d,"epoch":"%s","recovered":true}`, last, epoch),
+		fmt.Sprintf(`{"channel":"news","offset":%d,"data":"missed 1"}`, offset+1),
+		fmt.Sprintf(`{"channel":"news","offset":%d,"data":"missed 2"}`, offset+2),
+	} {
+		if got := sub.next(5 * time.Second); got != want {
+			t.Fatalf("recovering: got %q, want %q", got, want)
+		}
 	}
 
 	echo := dial(t, g.addr, "/echo")

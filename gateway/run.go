@@ -28,6 +28,8 @@ import (
 type options struct {
 	ws              wsconn.Config
 	channels        handler.ChannelsConfig
+	history         historyFlags                            // -history-*: every channel's options
+	prefixRules     []prefixRule                            // the config file's channels: section
 	tlsCert, tlsKey string                                  // wss with both
 	jwt             *auth.Config                            // nil: no authentication
 	refresh         func(c wsconn.Conn, token string) error // the /ws refresh op, with jwt
