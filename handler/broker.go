@@ -1,5 +1,7 @@
 package handler
 
+import "context"
+
 // Broker carries publishes between wsgate processes: the workers of one
 // machine and the nodes of a cluster. Channels tells it which channels have
 // subscribers on this process and hands it every publish; the broker hands
@@ -20,4 +22,53 @@ type Broker interface {
 	// push after it returns. An error means the other processes will not
 	// get it (the broker is disconnected); Channels counts it.
 	Publish(channel string, push []byte) error
+}
+
+// StoreBroker is a Broker that also stores the publications of the
+// channels that keep a history (NATS JetStream, in package broker), so
+// that every process agrees on their positions and a client recovers on
+// any of them. For those channels Channels publishes through
+// PublishStored instead of delivering locally, acks a publish only once
+// it is stored, and delivers what the broker hands DeliverStored, which
+// includes this process's own publications, in their order.
+type StoreBroker interface {
+	Broker
+	// Stored reports whether channel's publications are stored.
+	Stored(channel string) bool
+	// Acquire makes the broker receive channel's stored publications
+	// (DeliverStored) until the matching Release, and returns once the
+	// subscription is in place, with its generation: every subscription
+	// the broker makes for a channel has a new one. Interest(channel,
+	// true) and (…, false) count as an Acquire and a Release without the
+	// wait. It blocks on the network: never call it from a handler call.
+	Acquire(ctx context.Context, channel string) (gen uint64, err error)
+	// Release ends an Acquire.
+	Release(channel string)
+	// Generation returns the generation of channel's subscription, 0
+	// when there is none.
+	Generation(channel string) uint64
+	// PublishStored stores data (one JSON value) as channel's next
+	// publication and returns its position once stored.
+	PublishStored(ctx context.Context, channel string, data []byte) (Position, error)
+	// PublishStoredAsync is PublishStored without the wait: done is
+	// called once, from another goroutine, with the outcome. An error
+	// from PublishStoredAsync itself (too many publications in flight)
+	// means done is never called.
+	PublishStoredAsync(channel string, data []byte, done func(Position, error)) error
+	// Fetch returns channel's stored publications after offset, oldest
+	// first, at most max of them and about maxBytes of data (at least
+	// one), the channel's epoch, and whether more follow.
+	Fetch(ctx context.Context, channel string, after uint64, max, maxBytes int) (msgs []StoredMessage, epoch string, more bool, err error)
+	// Last returns the position of channel's last stored publication:
+	// offset 0 when there is none, with the epoch all the same.
+	Last(ctx context.Context, channel string) (Position, error)
+	// Epoch returns the current epoch of channel's store, "" while it is
+	// unknown (the store is unreachable).
+	Epoch(channel string) string
+}
+
+// StoredMessage is one publication a StoreBroker returned.
+type StoredMessage struct {
+	Offset uint64
+	Data   []byte // one JSON value
 }

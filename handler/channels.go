@@ -3,6 +3,8 @@ package handler
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -48,6 +50,16 @@ type ChannelsConfig struct {
 	// within it learns offset_too_old rather than epoch_changed. Zero
 	// means DefaultHistoryMetaTTL.
 	HistoryMetaTTL time.Duration
+	// MaxStoreJobs is how many subscribes and history requests may wait
+	// for a StoreBroker at once (SetBroker; stored.go), off the
+	// connections' workers; the rest queue. Zero means
+	// DefaultMaxStoreJobs.
+	MaxStoreJobs int
+	// MaxStoreQueue bounds the queue behind MaxStoreJobs; a request past
+	// it is answered busy at once, so that a reconnect storm costs memory
+	// in proportion to this, not to the storm. Zero means
+	// DefaultMaxStoreQueue.
+	MaxStoreQueue int
 }
 
 // Defaults and limits of ChannelsConfig.
@@ -78,6 +90,12 @@ func (cfg ChannelsConfig) withDefaults() ChannelsConfig {
 	if cfg.MaxHistoryLimit == 0 {
 		cfg.MaxHistoryLimit = DefaultMaxHistoryLimit
 	}
+	if cfg.MaxStoreJobs == 0 {
+		cfg.MaxStoreJobs = DefaultMaxStoreJobs
+	}
+	if cfg.MaxStoreQueue == 0 {
+		cfg.MaxStoreQueue = DefaultMaxStoreQueue
+	}
 	if cfg.HistoryMetaTTL == 0 {
 		cfg.HistoryMetaTTL = DefaultHistoryMetaTTL
 	}
@@ -101,6 +119,8 @@ func (cfg ChannelsConfig) validate() error {
 		return fmt.Errorf("%w: MaxHistoryLimit is %d, must not be negative", ErrInvalidConfig, cfg.MaxHistoryLimit)
 	case cfg.HistoryMetaTTL < 0:
 		return fmt.Errorf("%w: HistoryMetaTTL is %v, must not be negative", ErrInvalidConfig, cfg.HistoryMetaTTL)
+	case cfg.MaxStoreJobs < 0 || cfg.MaxStoreQueue < 0:
+		return fmt.Errorf("%w: MaxStoreJobs and MaxStoreQueue must not be negative", ErrInvalidConfig)
 	}
 	return nil
 }
@@ -143,6 +163,8 @@ type Channels struct {
 	rules   rules
 	history *history
 	broker  Broker                                  // nil: this process only; set by SetBroker before use
+	store   StoreBroker                             // broker, if it stores histories (stored.go)
+	jobs    jobQueue                                // the requests waiting for store
 	refresh func(c wsconn.Conn, token string) error // nil: no refresh op; set by SetRefresh before use
 	observe func(time.Duration, int)                // nil: none; set by SetFanoutObserver before use
 
@@ -154,6 +176,9 @@ type Channels struct {
 	recoveries   atomic.Uint64
 	unrecovered  atomic.Uint64
 	replayed     atomic.Uint64
+	storeFailed  atomic.Uint64 // publishes the store did not take
+	gaps         atomic.Uint64 // stored publications this process missed and fetched
+	gapsLost     atomic.Uint64 // ... and failed to fetch
 	// rejected counts error replies by code, indexed by wsproto.CodeIndex.
 	rejected [wsproto.NumCodes]atomic.Uint64
 }
@@ -195,6 +220,14 @@ type ChannelsStats struct {
 	// HistoryEntries the publications they hold and HistoryBytes their
 	// framed size.
 	HistoryChannels, HistoryEntries, HistoryBytes int64
+	// With a StoreBroker: StoreFailures counts publishes the store did not
+	// take (answered unavailable); StoreGaps the times this process
+	// found it had missed stored publications, fetched and delivered
+	// them; StoreGapsLost the times that fetch failed; StoreJobs the
+	// subscribes and history requests running or waiting for the store
+	// now.
+	StoreFailures, StoreGaps, StoreGapsLost uint64
+	StoreJobs                               int
 }
 
 // subscriptions is one connection's channels, kept with Conn.SetValue. It
@@ -204,10 +237,31 @@ type ChannelsStats struct {
 // a one-entry slice costs 32 bytes where a map costs ten times that, for
 // every connection of a push gateway.
 //
-// It is touched only from the connection's own handler calls, which the
-// server makes one at a time, so it needs no lock.
+// It is changed from the connection's own handler calls, which the server
+// makes one at a time, and by the store jobs of stored.go, which finish a
+// subscribe off the connection's worker; mu orders the two.
 type subscriptions struct {
-	list []*channel
+	mu      sync.Mutex
+	list    []*channel
+	pending []string // channels a store job is joining (stored.go)
+	closed  bool     // OnClose ran: no job joins anything more
+}
+
+// has reports whether c is subscribed to name or joining it, and how many
+// channels it has or joins. s.mu is held.
+func (s *subscriptions) has(name string) (bool, int) {
+	return s.find(name) >= 0 || slices.Contains(s.pending, name), len(s.list) + len(s.pending)
+}
+
+// dropPending removes name from the pending joins and reports whether it
+// was there. s.mu is held.
+func (s *subscriptions) dropPending(name string) bool {
+	i := slices.Index(s.pending, name)
+	if i < 0 {
+		return false
+	}
+	s.pending = slices.Delete(s.pending, i, i+1)
+	return true
 }
 
 // find returns the position of the channel called name, or -1.
@@ -242,6 +296,7 @@ func NewChannels(cfg ChannelsConfig) (*Channels, error) {
 	h := &Channels{cfg: cfg, rules: rs}
 	h.hub = newHub(cfg.Shards, h.interest)
 	h.history = newHistory(cfg.Shards, cfg.HistoryMetaTTL)
+	h.jobs = jobQueue{max: cfg.MaxStoreJobs, maxQueue: cfg.MaxStoreQueue}
 	return h, nil
 }
 
@@ -261,7 +316,10 @@ func (h *Channels) SetFanoutObserver(observe func(d time.Duration, recipients in
 // A history kept in one process's memory cannot give positions that every
 // process agrees on, so a Channels with a broker keeps none: its channels
 // answer as with history off.
-func (h *Channels) SetBroker(b Broker) { h.broker = b }
+func (h *Channels) SetBroker(b Broker) {
+	h.broker = b
+	h.store, _ = b.(StoreBroker)
+}
 
 // options returns the options of channel.
 func (h *Channels) options(channel string) ChannelOptions {
@@ -327,6 +385,12 @@ func (h *Channels) OnMessage(c wsconn.Conn, t wsconn.MessageType, data []byte) {
 		err = h.unsubscribe(c, req.Channel)
 	case wsproto.OpPublish:
 		if err = h.mayPublish(c, req.Channel); err == nil {
+			if store := h.storeFor(req.Channel); store != nil {
+				if err = h.publishStoredOp(c, store, &req); err == nil {
+					return // acked once stored
+				}
+				break
+			}
 			var p Published
 			p, err = h.PublishWithPosition(req.Channel, req.Data)
 			ack.Delivered, ack.Position = p.Delivered, wsproto.Position(p.Position)
@@ -360,7 +424,12 @@ func (h *Channels) OnClose(c wsconn.Conn, _ wsconn.StatusCode, _ string) {
 	if subs == nil {
 		return
 	}
-	for _, ch := range subs.list {
+	subs.mu.Lock()
+	subs.closed = true
+	list := subs.list
+	subs.list, subs.pending = nil, nil
+	subs.mu.Unlock()
+	for _, ch := range list {
 		h.hub.unsubscribe(ch, c)
 	}
 	c.SetValue(nil)
@@ -411,6 +480,13 @@ func (h *Channels) PublishWithPosition(channel string, data json.RawMessage) (Pu
 	}
 	if !json.Valid(data) {
 		return Published{}, ErrBadData
+	}
+	if store := h.storeFor(channel); store != nil {
+		p, err := h.publishStored(store, channel, data)
+		if err == nil {
+			h.published.Add(1)
+		}
+		return p, err
 	}
 	h.published.Add(1)
 	buf := getBuf()
@@ -491,6 +567,11 @@ func (h *Channels) Stats() ChannelsStats {
 		HistoryChannels: h.history.streams.Load(),
 		HistoryEntries:  h.history.entries.Load(),
 		HistoryBytes:    h.history.bytes.Load(),
+
+		StoreFailures: h.storeFailed.Load(),
+		StoreGaps:     h.gaps.Load(),
+		StoreGapsLost: h.gapsLost.Load(),
+		StoreJobs:     h.jobs.waiting(),
 	}
 	for i := range h.rejected {
 		n := h.rejected[i].Load()
@@ -519,17 +600,25 @@ func (h *Channels) unsubscribe(c wsconn.Conn, channel string) error {
 		return ErrBadChannel
 	}
 	subs, _ := c.Value().(*subscriptions)
-	i := -1
-	if subs != nil {
-		i = subs.find(channel)
+	if subs == nil {
+		return ErrNotSubscribed
 	}
+	subs.mu.Lock()
+	if subs.dropPending(channel) { // its store job will not join it
+		subs.mu.Unlock()
+		return nil
+	}
+	i := subs.find(channel)
 	if i < 0 {
+		subs.mu.Unlock()
 		return ErrNotSubscribed
 	}
 	ch := subs.list[i]
 	subs.removeAt(i)
+	empty := len(subs.list) == 0 && len(subs.pending) == 0
+	subs.mu.Unlock()
 	h.hub.unsubscribe(ch, c)
-	if len(subs.list) == 0 {
+	if empty {
 		c.SetValue(nil) // an idle connection holds nothing
 	}
 	return nil

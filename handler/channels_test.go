@@ -37,6 +37,7 @@ func errReply(id, code string) string {
 
 // withHistoryDefaults sets cfg's history limits to their defaults.
 func withHistoryDefaults(cfg ChannelsConfig) ChannelsConfig {
+	cfg.MaxStoreJobs, cfg.MaxStoreQueue = DefaultMaxStoreJobs, DefaultMaxStoreQueue
 	cfg.MaxReplay, cfg.MaxReplayBytes = DefaultMaxReplay, DefaultMaxReplayBytes
 	cfg.MaxHistoryLimit, cfg.HistoryMetaTTL = DefaultMaxHistoryLimit, DefaultHistoryMetaTTL
 	return cfg
@@ -51,7 +52,16 @@ func TestChannelsConfig(t *testing.T) {
 	}{
 		{name: "zero means defaults", cfg: ChannelsConfig{}, want: withHistoryDefaults(ChannelsConfig{MaxSubscriptions: 64, MaxChannelLen: 128, Shards: 64})},
 		{name: "explicit values kept", cfg: ChannelsConfig{MaxSubscriptions: 1, MaxChannelLen: 2, Shards: 3, MaxReplay: 4, MaxReplayBytes: 5, MaxHistoryLimit: 6, HistoryMetaTTL: 7},
-			want: ChannelsConfig{MaxSubscriptions: 1, MaxChannelLen: 2, Shards: 3, MaxReplay: 4, MaxReplayBytes: 5, MaxHistoryLimit: 6, HistoryMetaTTL: 7}},
+			want: ChannelsConfig{MaxSubscriptions: 1, MaxChannelLen: 2, Shards: 3, MaxReplay: 4, MaxReplayBytes: 5, MaxHistoryLimit: 6, HistoryMetaTTL: 7,
+				MaxStoreJobs: DefaultMaxStoreJobs, MaxStoreQueue: DefaultMaxStoreQueue}},
+		{name: "explicit store bounds kept", cfg: ChannelsConfig{MaxStoreJobs: 2, MaxStoreQueue: 3},
+			want: func() ChannelsConfig {
+				c := withHistoryDefaults(ChannelsConfig{MaxSubscriptions: 64, MaxChannelLen: 128, Shards: 64})
+				c.MaxStoreJobs, c.MaxStoreQueue = 2, 3
+				return c
+			}()},
+		{name: "negative MaxStoreJobs", cfg: ChannelsConfig{MaxStoreJobs: -1}, wantErr: true},
+		{name: "negative MaxStoreQueue", cfg: ChannelsConfig{MaxStoreQueue: -1}, wantErr: true},
 		{name: "largest shard count", cfg: ChannelsConfig{Shards: 65536}, want: withHistoryDefaults(ChannelsConfig{MaxSubscriptions: 64, MaxChannelLen: 128, Shards: 65536})},
 		{name: "negative MaxReplay", cfg: ChannelsConfig{MaxReplay: -1}, wantErr: true},
 		{name: "negative MaxReplayBytes", cfg: ChannelsConfig{MaxReplayBytes: -1}, wantErr: true},
@@ -217,7 +227,7 @@ func TestErrorReplyShape(t *testing.T) {
 func TestErrorCodes(t *testing.T) {
 	want := []string{CodeBadJSON, CodeBinaryNotSupported, CodeUnknownOp, CodeBadChannel,
 		CodeTooManySubscriptions, CodeNotSubscribed, CodeForbidden, CodeInvalidToken,
-		CodeHistoryOff, CodeEpochChanged, CodeOffsetTooOld}
+		CodeHistoryOff, CodeEpochChanged, CodeOffsetTooOld, CodeUnavailable, CodeBusy}
 	got := ErrorCodes()
 	if !slices.Equal(slices.Sorted(slices.Values(got)), slices.Sorted(slices.Values(want))) {
 		t.Fatalf("got codes %q, want %q in some order", got, want)
@@ -250,8 +260,23 @@ func TestChannelsRejectedByCode(t *testing.T) {
 		in        string
 		inFn      func(h *Channels) string // instead of in, after before
 		binary    bool
+		setup     func(t *testing.T, h *Channels) // after NewChannels
 	}{
 		{code: CodeBadJSON, in: `{"op":"subscribe",`},
+		{
+			code: CodeUnavailable, cfg: historyConfig(10), in: `{"op":"publish","channel":"news","data":1}`,
+			setup: func(t *testing.T, h *Channels) { newFakeStore(t, h, 10).set(func(s *fakeStore) { s.down = true }) },
+		},
+		{
+			code: CodeBusy, cfg: ChannelsConfig{Rules: historyConfig(10).Rules, MaxStoreJobs: 1, MaxStoreQueue: 1},
+			before: []string{`{"op":"subscribe","channel":"a"}`, `{"op":"subscribe","channel":"b"}`},
+			in:     `{"op":"subscribe","channel":"c"}`,
+			setup: func(t *testing.T, h *Channels) {
+				hold := make(chan struct{})
+				newFakeStore(t, h, 10).set(func(s *fakeStore) { s.hold = hold })
+				t.Cleanup(func() { close(hold) }) // before the store's cleanup waits for the jobs
+			},
+		},
 		{code: CodeBinaryNotSupported, in: `{"op":"subscribe","channel":"news"}`, binary: true},
 		{code: CodeUnknownOp, in: `{"op":"shout","channel":"news"}`},
 		{code: CodeBadChannel, cfg: ChannelsConfig{MaxChannelLen: 4}, in: `{"op":"subscribe","channel":"abcde"}`},
@@ -282,6 +307,9 @@ func TestChannelsRejectedByCode(t *testing.T) {
 		covered[tt.code] = true
 		t.Run(tt.code, func(t *testing.T) {
 			h := newTestChannels(t, tt.cfg)
+			if tt.setup != nil {
+				tt.setup(t, h)
+			}
 			if tt.refresh {
 				var seen []string
 				h.SetRefresh(refreshHook(&seen))

@@ -30,6 +30,14 @@ var (
 	// whose next publications were evicted (size or TTL). Protocol code:
 	// offset_too_old.
 	ErrOffsetTooOld = errors.New("handler: offset no longer in history")
+	// ErrUnavailable is wrapped by Channels.Publish and Channels.History
+	// when the StoreBroker keeping the channel's history did not answer: a
+	// publish was not stored, and so not delivered. Protocol code:
+	// unavailable.
+	ErrUnavailable = errors.New("handler: history store unavailable")
+	// ErrBusy answers a subscribe or history request that would wait for
+	// the StoreBroker behind MaxStoreQueue others. Protocol code: busy.
+	ErrBusy = errors.New("handler: too many requests waiting for the history store")
 	// ErrInvalidConfig is wrapped by NewChannels when a ChannelsConfig
 	// field is out of range; the message names the field.
 	ErrInvalidConfig = errors.New("handler: invalid config")

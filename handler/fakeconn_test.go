@@ -49,6 +49,7 @@ type fakeConn struct {
 	expires   time.Time
 	sent      []sentMsg                 // guarded by mu
 	prepared  []*wsconn.PreparedMessage // guarded by mu
+	all       []string                  // guarded by mu: every text sent either way, in order
 }
 
 // newFakeConn returns a fakeConn with a fresh ID.
@@ -81,6 +82,7 @@ func (c *fakeConn) Send(t wsconn.MessageType, p []byte) error {
 	}
 	c.mu.Lock()
 	c.sent = append(c.sent, sentMsg{typ: t, data: string(p)})
+	c.all = append(c.all, string(p))
 	c.mu.Unlock()
 	return nil
 }
@@ -99,8 +101,24 @@ func (c *fakeConn) SendPrepared(m *wsconn.PreparedMessage) error {
 	}
 	c.mu.Lock()
 	c.prepared = append(c.prepared, m)
+	if r := bytes.NewReader(m.Frame()); true {
+		if _, err := ws.ReadHeader(r); err == nil {
+			p, _ := io.ReadAll(r)
+			c.all = append(c.all, string(p))
+		}
+	}
 	c.mu.Unlock()
 	return nil
+}
+
+// log returns and forgets every text message sent, Send and SendPrepared
+// alike, in the order sent.
+func (c *fakeConn) log() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := c.all
+	c.all = nil
+	return out
 }
 
 func (c *fakeConn) Close(wsconn.StatusCode, string) error { return nil }

@@ -59,6 +59,12 @@ type stream struct {
 	bytes   int   // framed bytes of entries[start:]
 	touched int64 // unix nanoseconds of the last publication or creation
 	dead    bool  // removed from its shard; look it up again
+	// With a StoreBroker (stored.go) the entries stay empty: the store
+	// keeps the publications, and top is the last one this process
+	// delivered, valid while synced, for the broker subscription of
+	// generation gen.
+	gen    uint64
+	synced bool
 }
 
 // entry is one kept publication. The push is stored framed, as it went to

@@ -51,6 +51,11 @@ const (
 	// DefaultHistoryMetaTTL is how long a channel's epoch and last offset
 	// outlive its last publication's TTL.
 	DefaultHistoryMetaTTL = time.Hour
+	// DefaultMaxStoreJobs is how many requests wait for a StoreBroker at
+	// once.
+	DefaultMaxStoreJobs = 16
+	// DefaultMaxStoreQueue is how many more may queue behind them.
+	DefaultMaxStoreQueue = 10000
 
 	maxHistorySize = 1 << 20
 )

@@ -86,6 +86,11 @@ import (
 //	epoch_changed           history after a position of another epoch
 //	offset_too_old          history after a position whose next
 //	                        publications were evicted (size, TTL)
+//	unavailable             with a StoreBroker (JetStream): the store did
+//	                        not answer; a publish was not stored, and so
+//	                        not delivered; a subscribe did not happen
+//	busy                    with a StoreBroker: too many subscribes and
+//	                        history requests wait for the store already
 //
 // A negative limit, or a recover or after that is not an object with a
 // non-negative integer offset below 2^64 and a string epoch, is bad_json.
@@ -101,6 +106,8 @@ const (
 	CodeHistoryOff           = wsproto.CodeHistoryOff
 	CodeEpochChanged         = wsproto.CodeEpochChanged
 	CodeOffsetTooOld         = wsproto.CodeOffsetTooOld
+	CodeUnavailable          = wsproto.CodeUnavailable
+	CodeBusy                 = wsproto.CodeBusy
 )
 
 // ErrorCodes returns every error code of the protocol, in a fixed order:
@@ -139,6 +146,10 @@ func codeOf(err error) string {
 		return CodeEpochChanged
 	case errors.Is(err, ErrOffsetTooOld):
 		return CodeOffsetTooOld
+	case errors.Is(err, ErrUnavailable):
+		return CodeUnavailable
+	case errors.Is(err, ErrBusy):
+		return CodeBusy
 	default:
 		return CodeBadJSON
 	}

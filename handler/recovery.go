@@ -30,9 +30,25 @@ func (h *Channels) subscribe(c wsconn.Conn, req *wsproto.Request) error {
 	if subs == nil {
 		subs = &subscriptions{}
 	}
-	already := subs.find(channel) >= 0
-	if !already && len(subs.list) >= h.cfg.MaxSubscriptions {
+	subs.mu.Lock()
+	already, n := subs.has(channel)
+	subs.mu.Unlock()
+	if !already && n >= h.cfg.MaxSubscriptions {
 		return ErrTooManySubscriptions
+	}
+	if h.storeFor(channel) != nil {
+		if !already {
+			return h.subscribeStored(c, subs, req)
+		}
+		ack := wsproto.Ack{Delivered: -1}
+		if st := h.history.lock(channel, h.rules.match(channel), false, time.Now()); st != nil {
+			if st.synced {
+				ack.Position = wsproto.Position{Offset: st.top, Epoch: st.epoch}
+			}
+			st.mu.Unlock()
+		}
+		h.replyAck(c, req.ID, ack)
+		return nil
 	}
 	ack := wsproto.Ack{Delivered: -1}
 	opts := h.options(channel)
@@ -70,10 +86,13 @@ func (h *Channels) join(c wsconn.Conn, subs *subscriptions, channel string, alre
 	if already {
 		return
 	}
-	if len(subs.list) == 0 {
+	subs.mu.Lock()
+	first := len(subs.list) == 0 && len(subs.pending) == 0
+	subs.list = append(subs.list, h.hub.subscribe(channel, c))
+	subs.mu.Unlock()
+	if first {
 		c.SetValue(subs)
 	}
-	subs.list = append(subs.list, h.hub.subscribe(channel, c))
 }
 
 // recovery decides a recovery from position p in st, which is locked: it
@@ -127,7 +146,10 @@ func (h *Channels) historyOp(c wsconn.Conn, req *wsproto.Request) error {
 	if req.Limit < 0 {
 		return ErrBadData
 	}
-	pos, pushes, err := h.History(channel, req.After, req.Limit)
+	if h.storeFor(channel) != nil {
+		return h.historyStoredOp(c, req)
+	}
+	pos, pushes, err := h.History(channel, (*Position)(req.After), req.Limit)
 	if err != nil {
 		return err
 	}
@@ -151,16 +173,19 @@ func (h *Channels) historyOp(c wsconn.Conn, req *wsproto.Request) error {
 // a channel that keeps no history, and ErrEpochChanged or ErrOffsetTooOld
 // when the publications after after are not all kept. The pushes are
 // shared and must not be modified.
-func (h *Channels) History(channel string, after *wsproto.Position, limit int) (Position, [][]byte, error) {
+func (h *Channels) History(channel string, after *Position, limit int) (Position, [][]byte, error) {
 	if !wsproto.ValidChannel(channel, h.cfg.MaxChannelLen) {
 		return Position{}, nil, ErrBadChannel
+	}
+	if limit <= 0 || limit > h.cfg.MaxHistoryLimit {
+		limit = h.cfg.MaxHistoryLimit
+	}
+	if h.storeFor(channel) != nil {
+		return h.historyStored(channel, after, limit)
 	}
 	opts := h.options(channel)
 	if opts.HistorySize == 0 {
 		return Position{}, nil, ErrHistoryOff
-	}
-	if limit <= 0 || limit > h.cfg.MaxHistoryLimit {
-		limit = h.cfg.MaxHistoryLimit
 	}
 	now := time.Now()
 	st := h.history.lock(channel, opts, false, now)

@@ -29,6 +29,8 @@ const (
 	CodeHistoryOff           = "history_off"
 	CodeEpochChanged         = "epoch_changed"
 	CodeOffsetTooOld         = "offset_too_old"
+	CodeUnavailable          = "unavailable"
+	CodeBusy                 = "busy"
 )
 
 // Reasons a subscribe's recovery failed, sent as "reason" beside
@@ -67,6 +69,8 @@ var errorCodes = [...]struct{ code, message string }{
 	{CodeHistoryOff, "this channel keeps no history"},
 	{CodeEpochChanged, "the channel's history was lost since that position (other epoch); reload"},
 	{CodeOffsetTooOld, "publications after that offset are no longer in the history; reload"},
+	{CodeUnavailable, "the history store is unreachable: nothing was stored or published; retry"},
+	{CodeBusy, "too many requests waiting for the history store; retry"},
 }
 
 // NumCodes is the number of error codes.
