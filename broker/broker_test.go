@@ -21,6 +21,7 @@ func TestMain(m *testing.M) {
 // recConn is a wsconn.Conn that records pushes.
 type recConn struct {
 	id    uint64
+	acks  bool // record Send too (acks, errors, replays), in order with the pushes
 	mu    sync.Mutex
 	got   []string
 	value any
@@ -31,13 +32,22 @@ func (c *recConn) RemoteAddr() netip.AddrPort { return netip.AddrPort{} }
 func (c *recConn) Path() string               { return "/ws" }
 func (c *recConn) Query() string              { return "" }
 func (c *recConn) Subprotocol() string        { return "" }
-func (c *recConn) Send(wsconn.MessageType, []byte) error {
-	return nil // acks and errors: not under test here
+func (c *recConn) Send(_ wsconn.MessageType, p []byte) error {
+	if c.acks {
+		c.mu.Lock()
+		c.got = append(c.got, string(p))
+		c.mu.Unlock()
+	}
+	return nil
 }
 func (c *recConn) SendPrepared(m *wsconn.PreparedMessage) error {
 	f := m.Frame()
 	c.mu.Lock()
-	c.got = append(c.got, string(f[2:])) // small frames: 2-byte header
+	n := 2 // header of a small frame
+	if f[1]&0x7f == 126 {
+		n = 4
+	}
+	c.got = append(c.got, string(f[n:]))
 	c.mu.Unlock()
 	return nil
 }

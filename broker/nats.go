@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Errors returned by this package.
@@ -45,6 +47,31 @@ type Config struct {
 	// the error, if any) or comes back. It runs on a NATS goroutine and
 	// must not block.
 	OnStateChange func(connected bool, err error)
+
+	// Histories are the channels whose publications are stored in
+	// JetStream (jetstream.go), one stream per rule. None: no JetStream.
+	Histories []HistoryRule
+	// DeliverStored receives the stored publications of the channels this
+	// process acquired (handler.Channels.DeliverStored), in stream order
+	// for each channel. Required with Histories.
+	DeliverStored func(channel string, gen, offset, prev uint64, epoch string, data []byte)
+	// Storage of the streams: "memory" (the default; lost when NATS
+	// restarts) or "file".
+	Storage string
+	// Replicas of each stream, on a JetStream cluster. Default: 1.
+	Replicas int
+	// StreamMaxBytes caps each stream; past it the oldest publications go
+	// first, whatever their channel. Default: 1 GiB.
+	StreamMaxBytes int64
+	// RequestTimeout bounds one JetStream request: a publication's
+	// acknowledgement, a fetch. Default: 5s.
+	RequestTimeout time.Duration
+	// MaxPendingPublishes bounds the publications PublishStoredAsync has
+	// waiting for their acknowledgement; past it, ErrBusy. Default: 4096.
+	MaxPendingPublishes int
+	// OnStreamError, if set, is told when a stream cannot be created or
+	// updated (it is retried every RequestTimeout). It must not block.
+	OnStreamError func(err error)
 }
 
 func (c Config) withDefaults() Config {
@@ -63,6 +90,21 @@ func (c Config) withDefaults() Config {
 	if c.ReconnectWait == 0 {
 		c.ReconnectWait = time.Second
 	}
+	if c.Storage == "" {
+		c.Storage = "memory"
+	}
+	if c.Replicas == 0 {
+		c.Replicas = 1
+	}
+	if c.StreamMaxBytes == 0 {
+		c.StreamMaxBytes = 1 << 30
+	}
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = 5 * time.Second
+	}
+	if c.MaxPendingPublishes == 0 {
+		c.MaxPendingPublishes = 4096
+	}
 	return c
 }
 
@@ -78,6 +120,24 @@ func (c Config) validate() error {
 		return fmt.Errorf("%w: negative reconnect wait", ErrInvalidConfig)
 	case strings.ContainsAny(c.SubjectPrefix, " *>"):
 		return fmt.Errorf("%w: subject prefix %q has a space or wildcard", ErrInvalidConfig, c.SubjectPrefix)
+	case len(c.Histories) > 0 && c.DeliverStored == nil:
+		return fmt.Errorf("%w: histories without DeliverStored", ErrInvalidConfig)
+	case c.Storage != "" && c.Storage != "memory" && c.Storage != "file":
+		return fmt.Errorf("%w: storage %q: want memory or file", ErrInvalidConfig, c.Storage)
+	case c.Replicas < 0 || c.Replicas > 5:
+		return fmt.Errorf("%w: replicas %d outside 1..5", ErrInvalidConfig, c.Replicas)
+	case c.StreamMaxBytes < 0 || c.RequestTimeout < 0 || c.MaxPendingPublishes < 0:
+		return fmt.Errorf("%w: negative stream bytes, request timeout or pending publishes", ErrInvalidConfig)
+	}
+	seen := map[string]bool{}
+	for _, r := range c.Histories {
+		switch {
+		case seen[r.Prefix]:
+			return fmt.Errorf("%w: two history rules for prefix %q", ErrInvalidConfig, r.Prefix)
+		case r.Size < 0 || r.TTL < 0:
+			return fmt.Errorf("%w: history rule %q: negative size or TTL", ErrInvalidConfig, r.Prefix)
+		}
+		seen[r.Prefix] = true
 	}
 	for _, u := range c.URLs {
 		if !strings.Contains(u, "://") {
@@ -94,13 +154,22 @@ type NATS struct {
 	deliver func(channel string, push []byte) int
 	seed    maphash.Seed
 
-	// mu guards subs. Interest holds it while it subscribes or
+	// mu guards subs and gen. Interest holds it while it subscribes or
 	// unsubscribes with the NATS client, and the Channels handler calls
 	// Interest with one of its hub's shard locks held (shard.mu, then
 	// mu, then the client's locks). So nothing under mu calls into the
 	// handler: dispatch delivers with mu not held.
 	mu   sync.Mutex
-	subs map[string]*nats.Subscription // by channel; only channels with local subscribers
+	subs map[string]*subscription // by channel; only channels with local subscribers
+	gen  uint64                   // the last generation given to a subscription
+
+	// JetStream, with Config.Histories (jetstream.go).
+	js             jetstream.JetStream
+	streams        []*jsStream   // longest prefix first
+	kick           chan struct{} // (re)connected: ensure the streams
+	stop           context.CancelFunc
+	inflight       chan struct{} // a token per PublishStoredAsync in flight
+	streamFailures atomic.Uint64
 
 	queues []chan *nats.Msg
 	wg     sync.WaitGroup // dispatchers
@@ -114,6 +183,15 @@ type NATS struct {
 	subFailures atomic.Uint64
 }
 
+// subscription is one channel's NATS subscription, counted: the hub's
+// interest is one reference, each Acquire another.
+type subscription struct {
+	sub    *nats.Subscription // nil: NATS refused it; retried on the next Acquire
+	refs   int
+	gen    uint64    // its generation, for StoreBroker.Acquire
+	stream *jsStream // the channel's stream, nil for a channel not stored
+}
+
 // Stats is a snapshot of a broker's counters.
 type Stats struct {
 	Connected      bool   // connected to NATS now
@@ -123,6 +201,7 @@ type Stats struct {
 	Received       uint64 // publishes received from other processes
 	Dropped        uint64 // publishes NATS dropped because the dispatchers were behind
 	SubscribeFails uint64 // subscriptions NATS refused
+	StreamFailures uint64 // failed attempts to create or update the history streams
 }
 
 // NewNATS connects to NATS (in the background: it does not fail if NATS is
@@ -133,7 +212,10 @@ func NewNATS(cfg Config, deliver func(channel string, push []byte) int) (*NATS, 
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	b := &NATS{cfg: cfg, deliver: deliver, seed: maphash.MakeSeed(), subs: map[string]*nats.Subscription{}}
+	b := &NATS{cfg: cfg, deliver: deliver, seed: maphash.MakeSeed(), subs: map[string]*subscription{}}
+	b.streams = newStreams(cfg.SubjectPrefix, cfg.Histories)
+	b.kick = make(chan struct{}, 1)
+	b.inflight = make(chan struct{}, cfg.MaxPendingPublishes)
 	b.queues = make([]chan *nats.Msg, cfg.Dispatchers)
 	for i := range b.queues {
 		b.queues[i] = make(chan *nats.Msg, cfg.QueueLen)
@@ -161,6 +243,21 @@ func NewNATS(cfg Config, deliver func(channel string, push []byte) int) (*NATS, 
 		return nil, fmt.Errorf("broker: failed to set up NATS connection: %w", err)
 	}
 	b.nc = nc
+	ctx, stop := context.WithCancel(context.Background())
+	b.stop = stop
+	if len(b.streams) > 0 {
+		// Twice the bound PublishStoredAsync keeps: the client's own
+		// bound is never what stops a publish.
+		b.js, err = jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(2*cfg.MaxPendingPublishes),
+			jetstream.WithPublishAsyncTimeout(cfg.RequestTimeout))
+		if err != nil {
+			nc.Close()
+			b.stopDispatchers()
+			return nil, fmt.Errorf("broker: failed to set up JetStream: %w", err)
+		}
+		b.wg.Add(1)
+		go b.keepStreams(ctx)
+	}
 	if nc.IsConnected() {
 		b.setState(true, nil)
 	}
@@ -168,6 +265,12 @@ func NewNATS(cfg Config, deliver func(channel string, push []byte) int) (*NATS, 
 }
 
 func (b *NATS) setState(up bool, err error) {
+	if up {
+		select { // ensure the streams: NATS may have lost them
+		case b.kick <- struct{}{}:
+		default:
+		}
+	}
 	if b.connected.Swap(up) == up || b.closing.Load() {
 		return
 	}
@@ -196,23 +299,82 @@ func (b *NATS) channelOf(subject string) (string, bool) {
 func (b *NATS) Interest(channel string, on bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if !on {
-		if sub := b.subs[channel]; sub != nil {
-			_ = sub.Unsubscribe()
-			delete(b.subs, channel)
-		}
-		return
+	if on {
+		b.acquireLocked(channel)
+	} else {
+		b.releaseLocked(channel)
 	}
-	if b.subs[channel] != nil {
-		return
+}
+
+// Acquire takes a reference to channel's subscription and waits until
+// NATS has it. It implements handler.StoreBroker.
+func (b *NATS) Acquire(ctx context.Context, channel string) (uint64, error) {
+	b.mu.Lock()
+	e := b.acquireLocked(channel)
+	gen, ok := e.gen, e.sub != nil
+	b.mu.Unlock()
+	if !ok {
+		b.Release(channel)
+		return 0, fmt.Errorf("%w: NATS refused the subscription", ErrUnavailable)
+	}
+	ctx, cancel := context.WithTimeout(ctx, b.cfg.RequestTimeout)
+	defer cancel()
+	if err := b.nc.FlushWithContext(ctx); err != nil {
+		b.Release(channel)
+		return 0, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	return gen, nil
+}
+
+// Release drops a reference Acquire took. It implements
+// handler.StoreBroker.
+func (b *NATS) Release(channel string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.releaseLocked(channel)
+}
+
+// acquireLocked adds a reference to channel's subscription, subscribing
+// if it is the first or NATS refused the last try. b.mu is held.
+func (b *NATS) acquireLocked(channel string) *subscription {
+	e := b.subs[channel]
+	if e == nil {
+		e = &subscription{stream: b.streamOf(channel)}
+		b.subs[channel] = e
+	}
+	e.refs++
+	if e.sub != nil {
+		return e
 	}
 	q := b.queues[maphash.String(b.seed, channel)%uint64(len(b.queues))]
-	sub, err := b.nc.ChanSubscribe(b.subject(channel), q)
+	subject := b.subject(channel)
+	if e.stream != nil {
+		subject = e.stream.repub + encode(channel)
+	}
+	sub, err := b.nc.ChanSubscribe(subject, q)
 	if err != nil {
 		b.subFailures.Add(1)
+		return e
+	}
+	b.gen++
+	e.sub, e.gen = sub, b.gen
+	return e
+}
+
+// releaseLocked drops a reference, unsubscribing with the last. b.mu is
+// held.
+func (b *NATS) releaseLocked(channel string) {
+	e := b.subs[channel]
+	if e == nil {
 		return
 	}
-	b.subs[channel] = sub
+	if e.refs--; e.refs > 0 {
+		return
+	}
+	if e.sub != nil {
+		_ = e.sub.Unsubscribe()
+	}
+	delete(b.subs, channel)
 }
 
 // Publish hands push to NATS for the other processes. It implements
@@ -234,6 +396,10 @@ func (b *NATS) Publish(channel string, push []byte) error {
 func (b *NATS) dispatch(q chan *nats.Msg) {
 	defer b.wg.Done()
 	for m := range q {
+		if m.Header != nil { // only the stream's republished copies have headers
+			b.stored(m)
+			continue
+		}
 		channel, ok := b.channelOf(m.Subject)
 		if !ok {
 			continue
@@ -255,6 +421,7 @@ func (b *NATS) Stats() Stats {
 		Connected: b.Connected(), Subjects: n,
 		Published: b.published.Load(), PublishFailed: b.pubFailed.Load(),
 		Received: b.received.Load(), Dropped: b.slow.Load(), SubscribeFails: b.subFailures.Load(),
+		StreamFailures: b.streamFailures.Load(),
 	}
 }
 
@@ -262,12 +429,13 @@ func (b *NATS) Stats() Stats {
 // dispatchers.
 func (b *NATS) Close() error {
 	b.closing.Store(true)
+	b.stop()
 	if b.nc.IsConnected() {
 		_ = b.nc.FlushTimeout(time.Second)
 	}
 	b.nc.Close()
 	b.mu.Lock()
-	b.subs = map[string]*nats.Subscription{}
+	b.subs = map[string]*subscription{}
 	b.mu.Unlock()
 	b.stopDispatchers()
 	return nil
