@@ -50,7 +50,7 @@ type Server struct {
 
 	draining atomic.Bool // /readyz answers 503 once set
 
-	// Publishes refused for their API key, from any request goroutine.
+	// Requests refused for their API key, from any request goroutine.
 	unauthorized   atomic.Uint64 // all of them
 	keyWarn        *rate.Limiter // one warning per cfg.WarnInterval
 	keyWarnSkipped atomic.Uint64 // not logged since the last warning
@@ -58,8 +58,8 @@ type Server struct {
 
 // Stats is a snapshot of the Server's own counters.
 type Stats struct {
-	// Unauthorized counts POST /api/publish requests refused with 401: no
-	// API key, or a wrong one.
+	// Unauthorized counts POST /api/publish and GET /api/history requests
+	// refused with 401: no API key, or a wrong one.
 	Unauthorized uint64
 }
 
@@ -99,6 +99,7 @@ func New(cfg Config) (*Server, error) {
 func (s *Server) routes(metrics http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/api/publish", s.handlePublish)
+	mux.HandleFunc("/api/history", s.handleHistory)
 	mux.HandleFunc("/api/channels", s.handleChannels)
 	mux.HandleFunc("/api/stats", s.handleStats)
 	mux.HandleFunc("/healthz", s.handleHealth)

@@ -43,9 +43,9 @@ type Config struct {
 	// Addr is the listen address, host:port. Empty means DefaultAddr,
 	// "127.0.0.1:8081". Port 0 picks a free port; Server.Addr tells which.
 	Addr string
-	// APIKey is the key POST /api/publish requires, sent as
-	// "Authorization: Bearer <APIKey>". Empty means publishing is disabled:
-	// the endpoint answers 403. Otherwise it must be at least
+	// APIKey is the key POST /api/publish and GET /api/history require,
+	// sent as "Authorization: Bearer <APIKey>". Empty means both are
+	// disabled: they answer 403. Otherwise it must be at least
 	// MinAPIKeyLen (16) bytes.
 	APIKey string
 	// Pprof mounts net/http/pprof under /debug/pprof/, except cmdline (the
@@ -63,8 +63,8 @@ type Config struct {
 	// Required. It may be started after the admin Server; until it is,
 	// /readyz answers 503.
 	WS *wsconn.Server
-	// Channels is the hub /api/publish publishes to and /api/channels
-	// lists. Required.
+	// Channels is the hub /api/publish publishes to, /api/history reads
+	// and /api/channels lists. Required.
 	Channels *handler.Channels
 	// Broker, when set, is checked by /readyz and reported in /api/stats
 	// and /metrics. Nil means this process runs alone (no NATS); the

@@ -108,8 +108,20 @@ var wsMetrics = []metric{
 		func(s *snapshot) float64 { return float64(s.Channels.Delivered) }),
 	counter("channel_pushes_dropped_total", "Pushes a subscriber refused: closing, or its queue full.",
 		func(s *snapshot) float64 { return float64(s.Channels.Dropped) }),
+	counter("recoveries_total", "Subscribes with recover that replayed everything the client missed.",
+		func(s *snapshot) float64 { return float64(s.Channels.Recoveries) }),
+	counter("recoveries_failed_total", "Subscribes with recover answered recovered:false (history off, epoch changed, offset too old or ahead, too many to replay).",
+		func(s *snapshot) float64 { return float64(s.Channels.Unrecovered) }),
+	counter("replayed_total", "Publications queued to subscribers by recoveries.",
+		func(s *snapshot) float64 { return float64(s.Channels.Replayed) }),
+	gauge("history_channels", "Channels with a history kept now.",
+		func(s *snapshot) float64 { return float64(s.Channels.HistoryChannels) }),
+	gauge("history_entries", "Publications kept in channel histories now.",
+		func(s *snapshot) float64 { return float64(s.Channels.HistoryEntries) }),
+	gauge("history_bytes", "Framed bytes of the publications kept in channel histories now.",
+		func(s *snapshot) float64 { return float64(s.Channels.HistoryBytes) }),
 
-	counter("api_unauthorized_total", "POST /api/publish requests refused with 401: no API key, or a wrong one.",
+	counter("api_unauthorized_total", "POST /api/publish and GET /api/history requests refused with 401: no API key, or a wrong one.",
 		func(s *snapshot) float64 { return float64(s.Admin.Unauthorized) }),
 }
 

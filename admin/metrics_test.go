@@ -95,6 +95,8 @@ func TestMetrics(t *testing.T) {
 		"wsgate_broker_connected", "wsgate_broker_publish_failures_total", "wsgate_channels",
 		"wsgate_subscriptions", "wsgate_tls_handshake_failures_total",
 		"wsgate_channel_requests_rejected_total", "wsgate_api_unauthorized_total",
+		"wsgate_recoveries_total", "wsgate_recoveries_failed_total", "wsgate_replayed_total",
+		"wsgate_history_channels", "wsgate_history_entries", "wsgate_history_bytes",
 		"go_goroutines", "process_open_fds",
 	} {
 		if families[name] == nil {

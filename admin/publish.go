@@ -16,11 +16,16 @@ import (
 )
 
 // Error codes of the JSON error bodies; the package comment says when each
-// is sent. bad_json and bad_channel are the /ws protocol's codes for the
-// same conditions.
+// is sent. bad_json, bad_channel and the history codes are the /ws
+// protocol's codes for the same conditions.
 const (
 	codeBadJSON              = handler.CodeBadJSON
 	codeBadChannel           = handler.CodeBadChannel
+	codeHistoryOff           = handler.CodeHistoryOff
+	codeEpochChanged         = handler.CodeEpochChanged
+	codeOffsetTooOld         = handler.CodeOffsetTooOld
+	codeBadQuery             = "bad_query"
+	codeInternal             = "internal_error"
 	codeBadData              = "bad_data"
 	codeBadBatch             = "bad_batch"
 	codeUnauthorized         = "unauthorized"
@@ -71,14 +76,7 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusMethodNotAllowed, codeMethodNotAllowed, "use POST")
 		return
 	}
-	if s.cfg.APIKey == "" {
-		writeError(w, http.StatusForbidden, codePublishingDisabled, "publishing disabled: no API key")
-		return
-	}
-	if !s.authorized(r) {
-		s.refusedKey(r)
-		w.Header().Set("WWW-Authenticate", `Bearer realm="wsgate-admin"`)
-		writeError(w, http.StatusUnauthorized, codeUnauthorized, "missing or bad API key: send Authorization: Bearer <key>")
+	if !s.keyed(w, r, "publishing") {
 		return
 	}
 	if !isJSON(r.Header.Get("Content-Type")) {
@@ -133,6 +131,24 @@ func (s *Server) publishBatch(w http.ResponseWriter, msgs []message) {
 	}{results})
 }
 
+// keyed reports whether r may use an endpoint that needs the API key
+// (POST /api/publish, GET /api/history). If not, it answers: 403
+// publishing_disabled, "<what> disabled", when no key is configured, and
+// 401 to a request without the key.
+func (s *Server) keyed(w http.ResponseWriter, r *http.Request, what string) bool {
+	if s.cfg.APIKey == "" {
+		writeError(w, http.StatusForbidden, codePublishingDisabled, what+" disabled: no API key")
+		return false
+	}
+	if !s.authorized(r) {
+		s.refusedKey(r)
+		w.Header().Set("WWW-Authenticate", `Bearer realm="wsgate-admin"`)
+		writeError(w, http.StatusUnauthorized, codeUnauthorized, "missing or bad API key: send Authorization: Bearer <key>")
+		return false
+	}
+	return true
+}
+
 // authorized reports whether r carries "Authorization: Bearer <APIKey>".
 // Both keys are hashed first, so the comparison takes the same time
 // whatever the length or content of the key sent.
@@ -145,7 +161,7 @@ func (s *Server) authorized(r *http.Request) bool {
 	return subtle.ConstantTimeCompare(got[:], s.keyHash[:]) == 1
 }
 
-// refusedKey counts a publish refused for its API key and logs it at warn
+// refusedKey counts a request refused for its API key and logs it at warn
 // level, at most once per Config.WarnInterval: anyone who reaches the port
 // can send bad keys as fast as it answers. A warning carries "suppressed",
 // how many refusals were left out since the previous one, when there were
@@ -157,11 +173,11 @@ func (s *Server) refusedKey(r *http.Request) {
 		s.keyWarnSkipped.Add(1)
 		return
 	}
-	args := []any{"remote", r.RemoteAddr}
+	args := []any{"remote", r.RemoteAddr, "path", r.URL.Path}
 	if n := s.keyWarnSkipped.Swap(0); n > 0 {
 		args = append(args, "suppressed", n)
 	}
-	s.cfg.Logger.Warn("admin: publish refused: missing or bad API key", args...)
+	s.cfg.Logger.Warn("admin: API request refused: missing or bad API key", args...)
 }
 
 // isJSON reports whether a Content-Type header names application/json
