@@ -26,7 +26,7 @@ var historyParams = []string{"channel", "limit", "after", "epoch"}
 type historyQuery struct {
 	channel string
 	limit   int               // 0: MaxHistoryLimit
-	after   *wsproto.Position // nil: the last publications
+	after   *handler.Position // nil: the last publications
 }
 
 // historyAnswer is the body of a 200 from GET /api/history: the channel's
@@ -100,7 +100,7 @@ func parseHistoryQuery(raw string) (historyQuery, *requestError) {
 		if err != nil {
 			return bad("after must be an offset, an integer from 0 to 2^64-1")
 		}
-		q.after = &wsproto.Position{Offset: offset, Epoch: vals.Get("epoch")}
+		q.after = &handler.Position{Offset: offset, Epoch: vals.Get("epoch")}
 	}
 	return q, nil
 }

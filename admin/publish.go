@@ -33,6 +33,7 @@ const (
 	codeMethodNotAllowed     = "method_not_allowed"
 	codeBodyTooLarge         = "body_too_large"
 	codeUnsupportedMediaType = "unsupported_media_type"
+	codeUnavailable          = handler.CodeUnavailable
 )
 
 // message is one publish: a channel and the JSON value pushed to it.
@@ -98,16 +99,26 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
 	}
 	p, err := s.cfg.Channels.PublishWithPosition(channel, req.Data)
 	if err != nil {
-		code := codeOf(err)
-		writeError(w, http.StatusBadRequest, code, codeMessages[code])
+		code, status := codeOf(err), http.StatusBadRequest
+		if code == codeUnavailable {
+			status = http.StatusServiceUnavailable
+			w.Header().Set("Retry-After", "1")
+		}
+		writeError(w, status, code, codeMessages[code])
 		return
 	}
 	s.cfg.Logger.Debug("admin: published", "channel", channel, "delivered", p.Delivered, "offset", p.Position.Offset)
-	writeJSON(w, http.StatusOK, struct {
-		Delivered int    `json:"delivered"`
-		Offset    uint64 `json:"offset,omitempty"` // with history: the publication's position
-		Epoch     string `json:"epoch,omitempty"`
-	}{p.Delivered, p.Position.Offset, p.Position.Epoch})
+	writeJSON(w, http.StatusOK, result{Delivered: delivered(p), Offset: p.Position.Offset, Epoch: p.Position.Epoch})
+}
+
+// delivered is the "delivered" of an answer: the local subscribers
+// reached, or none when the publication was stored and reaches them
+// through the store (handler.Published).
+func delivered(p handler.Published) *int {
+	if p.Delivered < 0 {
+		return nil
+	}
+	return &p.Delivered
 }
 
 // publishBatch publishes msgs in order and answers each one's outcome; a
@@ -121,7 +132,7 @@ func (s *Server) publishBatch(w http.ResponseWriter, msgs []message) {
 			results[i].Error = codeOf(err)
 			continue
 		}
-		results[i].Delivered = &p.Delivered
+		results[i].Delivered = delivered(p)
 		results[i].Offset, results[i].Epoch = p.Position.Offset, p.Position.Epoch
 		ok++
 	}
@@ -229,16 +240,20 @@ func decodePublish(w http.ResponseWriter, r *http.Request) (publishRequest, *req
 
 // codeOf maps an error of Channels.Publish to its error code.
 func codeOf(err error) string {
-	if errors.Is(err, handler.ErrBadChannel) {
+	switch {
+	case errors.Is(err, handler.ErrBadChannel):
 		return codeBadChannel
+	case errors.Is(err, handler.ErrUnavailable):
+		return codeUnavailable
 	}
 	return codeBadData
 }
 
 // codeMessages holds the text of the per-message error codes.
 var codeMessages = map[string]string{
-	codeBadChannel: "channel must be non-empty, within the length limit, and made of A-Z a-z 0-9 _ . : @ / -",
-	codeBadData:    `"data" must be one JSON value`,
+	codeBadChannel:  "channel must be non-empty, within the length limit, and made of A-Z a-z 0-9 _ . : @ / -",
+	codeBadData:     `"data" must be one JSON value`,
+	codeUnavailable: "the history store (NATS JetStream) did not store the publication, so it was not published; retry",
 }
 
 // writeError answers status with {"error":code,"message":message}.

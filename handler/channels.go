@@ -449,7 +449,9 @@ type Position struct {
 // Published is the outcome of a publish.
 type Published struct {
 	// Delivered is the number of subscribers on this process the push was
-	// queued to.
+	// queued to, or -1 for a channel whose history a StoreBroker keeps:
+	// its publications reach every process's subscribers, this one's
+	// included, through the store, after the publish returns.
 	Delivered int
 	// Position is the publication's place in the channel's history, or
 	// zero when the channel keeps none.
