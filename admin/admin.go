@@ -249,6 +249,8 @@ func (s *Server) notReady() string {
 		return "WebSocket listener not started"
 	case s.cfg.Broker != nil && !s.cfg.Broker.Connected():
 		return "broker not connected: publishes would not reach other processes"
+	case s.cfg.Broker != nil && !s.cfg.Broker.Stats().StoreReady:
+		return "history store (NATS JetStream) not ready: publishes to channels with history would fail"
 	}
 	return ""
 }

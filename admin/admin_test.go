@@ -161,6 +161,9 @@ func TestHealthAndReady(t *testing.T) {
 		{name: "serving", do: func(*testing.T) { e.startWS(outer) }, wantStatus: http.StatusOK, wantBody: "ready"},
 		{name: "broker down", do: func(*testing.T) { e.broker.connected.Store(false) }, wantStatus: http.StatusServiceUnavailable, wantBody: "broker not connected"},
 		{name: "broker back", do: func(*testing.T) { e.broker.connected.Store(true) }, wantStatus: http.StatusOK, wantBody: "ready"},
+		{name: "history store not ready", do: func(*testing.T) { e.broker.storeDown.Store(true) }, wantStatus: http.StatusServiceUnavailable,
+			wantBody: "history store (NATS JetStream) not ready"},
+		{name: "history store ready", do: func(*testing.T) { e.broker.storeDown.Store(false) }, wantStatus: http.StatusOK, wantBody: "ready"},
 		{name: "draining", do: func(*testing.T) { e.adm.Drain() }, wantStatus: http.StatusServiceUnavailable, wantBody: "shutting down"},
 	}
 	for _, st := range steps { // in order: each step builds on the last

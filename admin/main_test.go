@@ -35,6 +35,7 @@ const testKey = "test-key-0123456789abcdef"
 // reports the connection state the test sets.
 type fakeBroker struct {
 	connected atomic.Bool
+	storeDown atomic.Bool // Stats: the history store is not ready
 	failed    atomic.Uint64
 	mu        sync.Mutex
 	published []string // channels, in order
@@ -54,7 +55,8 @@ func (b *fakeBroker) Connected() bool { return b.connected.Load() }
 func (b *fakeBroker) Stats() broker.Stats {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return broker.Stats{Connected: b.connected.Load(), Published: uint64(len(b.published)), PublishFailed: b.failed.Load()}
+	return broker.Stats{Connected: b.connected.Load(), Published: uint64(len(b.published)), PublishFailed: b.failed.Load(),
+		StoreReady: !b.storeDown.Load()}
 }
 
 func (b *fakeBroker) channels() []string {

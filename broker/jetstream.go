@@ -131,7 +131,11 @@ func (b *NATS) keepStreams(ctx context.Context) {
 		case <-b.kick:
 		case <-retry.C:
 		}
-		if err := b.ensureStreams(ctx); err != nil && ctx.Err() == nil {
+		err := b.ensureStreams(ctx)
+		if err == nil {
+			b.readyOnce.Do(func() { close(b.ready) })
+		}
+		if err != nil && ctx.Err() == nil {
 			b.streamFailures.Add(1)
 			if b.cfg.OnStreamError != nil {
 				b.cfg.OnStreamError(err)
@@ -166,6 +170,33 @@ func (b *NATS) ensureStreams(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// storeReady reports whether every stream has been created.
+func (b *NATS) storeReady() bool {
+	select {
+	case <-b.ready:
+		return true
+	default:
+		return false
+	}
+}
+
+// waitReady waits until every stream has been created, up to ctx and
+// RequestTimeout: a request made just after the start waits for the
+// streams rather than failing.
+func (b *NATS) waitReady(ctx context.Context) error {
+	if b.storeReady() {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, b.cfg.RequestTimeout)
+	defer cancel()
+	select {
+	case <-b.ready:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("%w: the history streams do not exist yet", ErrUnavailable)
+	}
 }
 
 // streamConfig is the configuration of st's stream.
@@ -217,6 +248,10 @@ func (b *NATS) Generation(channel string) uint64 {
 // PublishStored stores data as channel's next publication and returns its
 // position. It implements handler.StoreBroker.
 func (b *NATS) PublishStored(ctx context.Context, channel string, data []byte) (handler.Position, error) {
+	if err := b.waitReady(ctx); err != nil {
+		b.pubFailed.Add(1)
+		return handler.Position{}, err
+	}
 	st := b.streamOf(channel)
 	epoch := ""
 	if st != nil {
@@ -287,6 +322,9 @@ type directGet struct {
 // JetStream batch direct get: at most max, about maxBytes of data (at
 // least one). It implements handler.StoreBroker.
 func (b *NATS) Fetch(ctx context.Context, channel string, after uint64, max, maxBytes int) ([]handler.StoredMessage, string, bool, error) {
+	if err := b.waitReady(ctx); err != nil {
+		return nil, "", false, err
+	}
 	st := b.streamOf(channel)
 	if st == nil || st.epoch.Load() == "" {
 		return nil, "", false, ErrUnavailable
@@ -335,6 +373,9 @@ func (b *NATS) Fetch(ctx context.Context, channel string, after uint64, max, max
 // Last returns the position of channel's last stored publication. It
 // implements handler.StoreBroker.
 func (b *NATS) Last(ctx context.Context, channel string) (handler.Position, error) {
+	if err := b.waitReady(ctx); err != nil {
+		return handler.Position{}, err
+	}
 	st := b.streamOf(channel)
 	if st == nil || st.epoch.Load() == "" {
 		return handler.Position{}, ErrUnavailable

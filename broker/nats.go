@@ -169,6 +169,8 @@ type NATS struct {
 	kick           chan struct{} // (re)connected: ensure the streams
 	stop           context.CancelFunc
 	inflight       chan struct{} // a token per PublishStoredAsync in flight
+	ready          chan struct{} // closed once every stream exists (at once without Histories)
+	readyOnce      sync.Once
 	streamFailures atomic.Uint64
 
 	queues []chan *nats.Msg
@@ -202,6 +204,7 @@ type Stats struct {
 	Dropped        uint64 // publishes NATS dropped because the dispatchers were behind
 	SubscribeFails uint64 // subscriptions NATS refused
 	StreamFailures uint64 // failed attempts to create or update the history streams
+	StoreReady     bool   // the history streams exist (true without Histories)
 }
 
 // NewNATS connects to NATS (in the background: it does not fail if NATS is
@@ -216,6 +219,10 @@ func NewNATS(cfg Config, deliver func(channel string, push []byte) int) (*NATS, 
 	b.streams = newStreams(cfg.SubjectPrefix, cfg.Histories)
 	b.kick = make(chan struct{}, 1)
 	b.inflight = make(chan struct{}, cfg.MaxPendingPublishes)
+	b.ready = make(chan struct{})
+	if len(cfg.Histories) == 0 {
+		close(b.ready)
+	}
 	b.queues = make([]chan *nats.Msg, cfg.Dispatchers)
 	for i := range b.queues {
 		b.queues[i] = make(chan *nats.Msg, cfg.QueueLen)
@@ -309,6 +316,11 @@ func (b *NATS) Interest(channel string, on bool) {
 // Acquire takes a reference to channel's subscription and waits until
 // NATS has it. It implements handler.StoreBroker.
 func (b *NATS) Acquire(ctx context.Context, channel string) (uint64, error) {
+	if b.streamOf(channel) != nil {
+		if err := b.waitReady(ctx); err != nil {
+			return 0, err
+		}
+	}
 	b.mu.Lock()
 	e := b.acquireLocked(channel)
 	gen, ok := e.gen, e.sub != nil
@@ -421,7 +433,7 @@ func (b *NATS) Stats() Stats {
 		Connected: b.Connected(), Subjects: n,
 		Published: b.published.Load(), PublishFailed: b.pubFailed.Load(),
 		Received: b.received.Load(), Dropped: b.slow.Load(), SubscribeFails: b.subFailures.Load(),
-		StreamFailures: b.streamFailures.Load(),
+		StreamFailures: b.streamFailures.Load(), StoreReady: b.storeReady(),
 	}
 }
 

@@ -141,6 +141,9 @@ func newFlagSet(t *flagTargets) *flag.FlagSet {
 	o.history.bytes = handler.DefaultHistoryBytes
 	fs.Var(sizeFlag{&o.history.bytes}, "history-bytes", "framed bytes each channel's history keeps at most, oldest dropped first")
 	fs.DurationVar(&o.history.ttl, "history-ttl", handler.DefaultHistoryTTL, "how long a channel keeps a publication in its history")
+	fs.StringVar(&o.historyStore, "history-store", "memory", "where histories live: memory (lost on restart), or file "+
+		"(NATS JetStream file storage: kept across restarts; needs -history-dir without -nats)")
+	fs.StringVar(&o.historyDir, "history-dir", "", "directory of the embedded NATS's JetStream, for -history-store file")
 	fs.StringVar(&o.admin, "admin", admin.DefaultAddr, "admin listener (API, /metrics, health), host:port; \"\" or off: none. "+
 		"With -workers, worker i listens on this port + 1 + i, the supervisor on none")
 	fs.StringVar(&o.apiKey, "api-key", "", "bearer key for POST /api/publish on -admin, at least 16 bytes; empty: publishing disabled "+
@@ -166,6 +169,14 @@ func finishFlags(o options, jwtCfg auth.Config, jwtSecret string) (options, erro
 	rules, err := channelRules(&o)
 	if err != nil {
 		return o, err
+	}
+	switch {
+	case o.historyStore != "memory" && o.historyStore != "file":
+		return o, fmt.Errorf("invalid -history-store %q%s: want memory or file", o.historyStore, o.where("history-store"))
+	case o.historyStore == "file" && o.historyDir == "" && len(o.nats) == 0:
+		return o, fmt.Errorf("-history-store file needs -history-dir (or -nats, whose servers keep the files)")
+	case o.historyDir != "" && o.historyStore != "file":
+		return o, fmt.Errorf("-history-dir is for -history-store file")
 	}
 	o.channels.Rules = rules
 	if o.origins != "" {

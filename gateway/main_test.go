@@ -258,9 +258,11 @@ func crossDelivered(t *testing.T, pub *client, subs ...*client) {
 }
 
 // TestWorkersShareChannels: two workers with embedded NATS; a subscriber
-// on each; a publish on one reaches both, exactly once.
+// on each; a publish on one reaches both, exactly once. Channels without
+// history here: they go through core NATS (TestWorkersHistory has the
+// JetStream ones).
 func TestWorkersShareChannels(t *testing.T) {
-	addr, _ := startGate(t, "-workers", "2")
+	addr, _ := startGate(t, "-workers", "2", "-history-size", "0")
 	cs := onWorkers(t, addr, "/ws", "0", "1")
 	subscribe(t, cs["0"], "room")
 	subscribe(t, cs["1"], "room")
@@ -277,7 +279,7 @@ func TestBrokerRestart(t *testing.T) {
 	}
 	u, _ := url.Parse(nats.URL())
 	port, _ := strconv.Atoi(u.Port())
-	addr, _ := startGate(t, "-workers", "2", "-nats", nats.URL())
+	addr, _ := startGate(t, "-workers", "2", "-nats", nats.URL(), "-history-size", "0")
 	cs := onWorkers(t, addr, "/ws", "0", "1")
 	subscribe(t, cs["0"], "room")
 	subscribe(t, cs["1"], "room")

@@ -30,7 +30,7 @@ func TestAdminAcrossWorkers(t *testing.T) {
 	for _, l := range held {
 		_ = l.Close()
 	}
-	startGateAt(t, addr, "-workers", "2", "-admin", "127.0.0.1:"+strconv.Itoa(adminPort), "-api-key", key)
+	startGateAt(t, addr, "-workers", "2", "-admin", "127.0.0.1:"+strconv.Itoa(adminPort), "-api-key", key, "-history-size", "0")
 	admins := []string{ // worker i on the -admin port + 1 + i
 		"http://127.0.0.1:" + strconv.Itoa(adminPort+1),
 		"http://127.0.0.1:" + strconv.Itoa(adminPort+2),

@@ -30,6 +30,8 @@ type options struct {
 	channels        handler.ChannelsConfig
 	history         historyFlags                            // -history-*: every channel's options
 	prefixRules     []prefixRule                            // the config file's channels: section
+	historyStore    string                                  // -history-store: memory or file
+	historyDir      string                                  // -history-dir: the embedded NATS's JetStream directory
 	tlsCert, tlsKey string                                  // wss with both
 	jwt             *auth.Config                            // nil: no authentication
 	refresh         func(c wsconn.Conn, token string) error // the /ws refresh op, with jwt
@@ -230,8 +232,20 @@ func runServer(ctx context.Context, opts options, log *slog.Logger, onReady func
 		return badConfig(err)
 	}
 	var brk admin.Broker // nil without NATS: /readyz does not wait for one
-	if len(opts.nats) > 0 {
-		b, err := broker.NewNATS(broker.Config{URLs: opts.nats, OnStateChange: brokerLogger(log)}, channels.DeliverRemote)
+	natsURLs := opts.nats
+	if len(natsURLs) == 0 && opts.historyStore == "file" {
+		// One process with file storage: JetStream in an embedded NATS
+		// of its own keeps the histories across restarts.
+		emb, err := broker.StartEmbeddedConfig(broker.EmbeddedConfig{Host: "127.0.0.1", StoreDir: opts.historyDir})
+		if err != nil {
+			return err
+		}
+		defer emb.Shutdown()
+		natsURLs = []string{emb.URL()}
+		log.Info("embedded NATS started for the history store", "dir", opts.historyDir)
+	}
+	if len(natsURLs) > 0 {
+		b, err := broker.NewNATS(brokerConfig(opts, natsURLs, channels, log), channels.DeliverRemote)
 		if err != nil {
 			return badConfig(err)
 		}
@@ -280,6 +294,19 @@ func runServer(ctx context.Context, opts options, log *slog.Logger, onReady func
 	log.Info("shutdown complete", "websockets_closed", st.Handshakes[http.StatusSwitchingProtocols],
 		"http_answered", httpAnswered(st), "tcp_closed", st.Closed)
 	return nil
+}
+
+// brokerConfig is the NATS broker's configuration: the channel rules'
+// histories go to JetStream streams.
+func brokerConfig(opts options, urls []string, channels *handler.Channels, log *slog.Logger) broker.Config {
+	cfg := broker.Config{URLs: urls, OnStateChange: brokerLogger(log), Storage: opts.historyStore,
+		DeliverStored: channels.DeliverStored,
+		OnStreamError: func(err error) { log.Error("history store (JetStream) unavailable; retrying", "err", err) }}
+	for _, r := range opts.channels.Rules {
+		cfg.Histories = append(cfg.Histories, broker.HistoryRule{Prefix: r.Prefix, Size: r.HistorySize,
+			TTL: cmp.Or(r.HistoryTTL, handler.DefaultHistoryTTL)})
+	}
+	return cfg
 }
 
 // httpAnswered counts the connections answered in plain HTTP, not

@@ -32,7 +32,11 @@ func runSupervisor(ctx context.Context, opts options, log *slog.Logger, onReady 
 	n, admins := plan.workers, plan.admins
 	nats := opts.nats
 	if len(nats) == 0 {
-		emb, err := broker.StartEmbedded("127.0.0.1", 0)
+		dir := "" // memory storage: a temporary directory
+		if opts.historyStore == "file" {
+			dir = opts.historyDir
+		}
+		emb, err := broker.StartEmbeddedConfig(broker.EmbeddedConfig{Host: "127.0.0.1", StoreDir: dir})
 		if err != nil {
 			return err
 		}
