@@ -16,9 +16,28 @@
 // process subscribes to a channel's subject only while it has a local
 // subscriber on it (handler.Broker.Interest).
 //
+// # Channels with history: JetStream
+//
+// With Config.Histories the broker is also a handler.StoreBroker
+// (jetstream.go): the channels a history rule covers are published into a
+// JetStream stream, one per rule, and their publications reach every
+// process, the publisher's included, through the stream's republished
+// copies, which carry the stream sequence (the channel's offset, the same
+// on every process) and the channel's previous sequence (so a process
+// that missed one fetches it before going on). A publish is acked only
+// once JetStream stored it; while JetStream is unreachable it fails with
+// ErrUnavailable and nothing is delivered anywhere, so nothing acked is
+// ever missing from the history while its size and TTL keep it.
+//
+//	Channels.Publish ─▶ JetStream publish, subject wsgate.ch.h.<rule>.<channel> ─▶ stored, PubAck ─▶ ack
+//	                    stream republish ─▶ wsgate.ch.r.<rule>.<channel> (+ Nats-Sequence, Nats-Last-Sequence)
+//	                    ─▶ every process with a subscriber ─▶ Channels.DeliverStored ─▶ local subscribers
+//	recovery         ─▶ batch direct get (after an offset) ─▶ replay, then live
+//
 // # When NATS is unreachable
 //
-// Local delivery goes on. Publishes are not buffered for later: Publish
+// For channels without history, local delivery goes on. Publishes are not
+// buffered for later: Publish
 // fails at once and Channels counts the failure, so that "delivered to
 // other processes" never silently means "maybe, later". Connected reports
 // the state, OnStateChange is called on each change (the caller logs it),

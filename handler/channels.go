@@ -314,8 +314,9 @@ func (h *Channels) SetFanoutObserver(observe func(d time.Duration, recipients in
 // it before h serves any connection.
 //
 // A history kept in one process's memory cannot give positions that every
-// process agrees on, so a Channels with a broker keeps none: its channels
-// answer as with history off.
+// process agrees on, so with a broker the channels' histories are the
+// broker's: when b is a StoreBroker, the channels it stores keep their
+// history there (stored.go), and the others keep none.
 func (h *Channels) SetBroker(b Broker) {
 	h.broker = b
 	h.store, _ = b.(StoreBroker)
