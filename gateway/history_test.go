@@ -3,8 +3,13 @@ package gateway
 import (
 	"encoding/json"
 	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -119,5 +124,98 @@ func TestFileHistorySurvivesKill(t *testing.T) {
 	}
 	if got, want := back.next(10*time.Second), fmt.Sprintf(`{"channel":"room","offset":%d,"data":"acked before the kill"}`, last); got != want {
 		t.Fatalf("replay: got %q, want %q", got, want)
+	}
+}
+
+// buildNATSServer builds the nats-server of go.mod once: the external
+// NATS of the multi-node tests, a process of its own as in production.
+var buildNATSServer = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "wsgate-nats")
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "nats-server")
+	out, err := exec.Command("go", "build", "-o", bin, "github.com/nats-io/nats-server/v2").CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("go build nats-server: %v\n%s", err, out)
+	}
+	return bin, nil
+})
+
+// startNATSServer runs nats-server with JetStream on a free port and
+// returns its URL; it is stopped when the test ends.
+func startNATSServer(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts a nats-server process")
+	}
+	bin, err := buildNATSServer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := strconv.Itoa(freePort(t))
+	cmd := exec.Command(bin, "-js", "-a", "127.0.0.1", "-p", port, "-sd", t.TempDir())
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait() })
+	eventually(t, 10*time.Second, "nats-server listening", func() bool {
+		c, err := net.Dial("tcp", "127.0.0.1:"+port)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+	return "nats://127.0.0.1:" + port
+}
+
+// TestNodesOnExternalNATS: two nodes on an external nats-server with
+// JetStream. A client on node 1 sees a publication made on node 2 with
+// the same offset; node 1 is killed (SIGKILL) and node 2 goes on
+// publishing, acking each one; the client comes back on node 2 and
+// recovers every acked publication once, in order, then the live ones.
+func TestNodesOnExternalNATS(t *testing.T) {
+	url := startNATSServer(t)
+	addr1 := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	addr2 := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	node1, _ := startGateAt(t, addr1, "-nats", url)
+	startGateAt(t, addr2, "-nats", url)
+	sub, pub := dial(t, addr1, "/ws"), dial(t, addr2, "/ws")
+	subscribe(t, sub, "room")
+	pub.send(t, `{"op":"publish","channel":"room","data":"first","id":0}`)
+	offset, epoch := ackPosition(t, pub.next(10*time.Second))
+	if got, want := sub.next(10*time.Second), fmt.Sprintf(`{"channel":"room","offset":%d,"data":"first"}`, offset); got != want {
+		t.Fatalf("node 1 got %q, want %q", got, want)
+	}
+	if err := node1.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	var acked []uint64
+	for i := range 30 {
+		pub.send(t, fmt.Sprintf(`{"op":"publish","channel":"room","data":%d,"id":%d}`, i, i+1))
+		o, _ := ackPosition(t, pub.next(10*time.Second))
+		acked = append(acked, o)
+	}
+	back := dial(t, addr2, "/ws")
+	back.send(t, fmt.Sprintf(`{"op":"subscribe","channel":"room","id":"r","recover":{"offset":%d,"epoch":"%s"}}`, offset, epoch))
+	if got, want := back.next(10*time.Second), fmt.Sprintf(`{"op":"ack","id":"r","offset":%d,"epoch":"%s","recovered":true}`, acked[29], epoch); got != want {
+		t.Fatalf("recovering on node 2: got %q, want %q", got, want)
+	}
+	for i, o := range acked {
+		if got, want := back.next(10*time.Second), fmt.Sprintf(`{"channel":"room","offset":%d,"data":%d}`, o, i); got != want {
+			t.Fatalf("replay %d: got %q, want %q", i, got, want)
+		}
+	}
+	pub.send(t, `{"op":"publish","channel":"room","data":"live","id":99}`)
+	for {
+		m := back.next(10 * time.Second)
+		if m == "" {
+			t.Fatal("no live publication after the recovery")
+		}
+		if strings.Contains(m, `"data":"live"`) {
+			break
+		}
+		t.Fatalf("after the replay: got %q, want the live publication", m)
 	}
 }
