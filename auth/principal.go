@@ -44,6 +44,12 @@ type Principal struct {
 // A *Principal restricts the channels of /ws.
 var _ handler.Permissions = (*Principal)(nil)
 
+// User returns the user, for presence (handler.User).
+func (p *Principal) User() string { return p.UserID }
+
+// A *Principal names its user in presence.
+var _ handler.User = (*Principal)(nil)
+
 // CanSubscribe reports whether the user may subscribe to channel: its own
 // personal channel, or a channel outside PersonalPrefix that one of the
 // Subscribe patterns matches. A nil Principal may do nothing.

@@ -16,6 +16,7 @@ type fakePerms struct {
 }
 
 func (p *fakePerms) CanSubscribe(channel string) bool { return slices.Contains(p.sub, channel) }
+func (p *fakePerms) User() string                     { return p.user }
 func (p *fakePerms) CanPublish(channel string) bool   { return slices.Contains(p.pub, channel) }
 
 // TestChannelsPermissions sends one connection's requests, with a

@@ -3,6 +3,7 @@ package handler
 import (
 	"errors"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -64,7 +65,8 @@ func TestChannelsBrokerPublish(t *testing.T) {
 	if err != nil || n != 1 {
 		t.Fatalf("Publish = %d, %v; want 1 local delivery", n, err)
 	}
-	want := []string{`news {"channel":"news","data":{"a":1}}`}
+	want := []string{`#jl#news {"channel":"news","join":{"client":"` + h.node + `-` + strconv.FormatUint(local.ID(), 10) + `"}}`,
+		`news {"channel":"news","data":{"a":1}}`} // the join, for listeners on other processes
 	if !slices.Equal(b.published, want) {
 		t.Fatalf("broker got %q, want %q", b.published, want)
 	}
@@ -81,7 +83,7 @@ func TestChannelsBrokerPublish(t *testing.T) {
 	if len(pushes) != 1 || payload(t, pushes[0]) != `{"channel":"news","data":2}` {
 		t.Fatalf("remote push: got %d pushes", len(pushes))
 	}
-	if len(b.published) != 1 {
+	if len(b.published) != 2 {
 		t.Fatalf("remote push went back to the broker: %q", b.published)
 	}
 

@@ -3,7 +3,10 @@ package handler
 import (
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -60,6 +63,9 @@ type ChannelsConfig struct {
 	// in proportion to this, not to the storm. Zero means
 	// DefaultMaxStoreQueue.
 	MaxStoreQueue int
+	// MaxPresence is the most clients one presence answer lists (with
+	// "more":true past it). Zero means DefaultMaxPresence.
+	MaxPresence int
 }
 
 // Defaults and limits of ChannelsConfig.
@@ -96,6 +102,9 @@ func (cfg ChannelsConfig) withDefaults() ChannelsConfig {
 	if cfg.MaxStoreQueue == 0 {
 		cfg.MaxStoreQueue = DefaultMaxStoreQueue
 	}
+	if cfg.MaxPresence == 0 {
+		cfg.MaxPresence = DefaultMaxPresence
+	}
 	if cfg.HistoryMetaTTL == 0 {
 		cfg.HistoryMetaTTL = DefaultHistoryMetaTTL
 	}
@@ -119,8 +128,8 @@ func (cfg ChannelsConfig) validate() error {
 		return fmt.Errorf("%w: MaxHistoryLimit is %d, must not be negative", ErrInvalidConfig, cfg.MaxHistoryLimit)
 	case cfg.HistoryMetaTTL < 0:
 		return fmt.Errorf("%w: HistoryMetaTTL is %v, must not be negative", ErrInvalidConfig, cfg.HistoryMetaTTL)
-	case cfg.MaxStoreJobs < 0 || cfg.MaxStoreQueue < 0:
-		return fmt.Errorf("%w: MaxStoreJobs and MaxStoreQueue must not be negative", ErrInvalidConfig)
+	case cfg.MaxStoreJobs < 0 || cfg.MaxStoreQueue < 0 || cfg.MaxPresence < 0:
+		return fmt.Errorf("%w: MaxStoreJobs, MaxStoreQueue and MaxPresence must not be negative", ErrInvalidConfig)
 	}
 	return nil
 }
@@ -164,6 +173,7 @@ type Channels struct {
 	history *history
 	broker  Broker                                  // nil: this process only; set by SetBroker before use
 	store   StoreBroker                             // broker, if it stores histories (stored.go)
+	node    string                                  // this process's part of presence client ids
 	jobs    jobQueue                                // the requests waiting for store
 	refresh func(c wsconn.Conn, token string) error // nil: no refresh op; set by SetRefresh before use
 	observe func(time.Duration, int)                // nil: none; set by SetFanoutObserver before use
@@ -196,8 +206,9 @@ type Channels struct {
 type subscriptions struct {
 	mu      sync.Mutex
 	list    []*channel
-	pending []string // channels a store job is joining (stored.go)
-	closed  bool     // OnClose ran: no job joins anything more
+	pending []string   // channels a store job is joining (stored.go)
+	jl      []*channel // the join and leave listeners c is among (presence.go)
+	closed  bool       // OnClose ran: no job joins anything more
 }
 
 // has reports whether c is subscribed to name or joining it, and how many
@@ -250,6 +261,7 @@ func NewChannels(cfg ChannelsConfig) (*Channels, error) {
 	h.hub = newHub(cfg.Shards, h.interest)
 	h.history = newHistory(cfg.Shards, cfg.HistoryMetaTTL)
 	h.jobs = jobQueue{max: cfg.MaxStoreJobs, maxQueue: cfg.MaxStoreQueue}
+	h.node = strconv.FormatUint(rand.Uint64(), 36)
 	return h, nil
 }
 
@@ -349,6 +361,10 @@ func (h *Channels) OnMessage(c wsconn.Conn, t wsconn.MessageType, data []byte) {
 			p, err = h.PublishWithPosition(req.Channel, req.Data)
 			ack.Delivered, ack.Position = p.Delivered, wsproto.Position(p.Position)
 		}
+	case wsproto.OpPresence, wsproto.OpPresenceStats:
+		if err = h.presenceOp(c, &req); err == nil {
+			return
+		}
 	case wsproto.OpHistory:
 		if err = h.historyOp(c, &req); err == nil {
 			return
@@ -380,11 +396,15 @@ func (h *Channels) OnClose(c wsconn.Conn, _ wsconn.StatusCode, _ string) {
 	}
 	subs.mu.Lock()
 	subs.closed = true
-	list := subs.list
-	subs.list, subs.pending = nil, nil
+	list, jl := subs.list, subs.jl
+	subs.list, subs.pending, subs.jl = nil, nil, nil
 	subs.mu.Unlock()
+	for _, ch := range jl {
+		h.hub.unsubscribe(ch, c)
+	}
 	for _, ch := range list {
 		h.hub.unsubscribe(ch, c)
+		h.joinLeave(c, ch.name, false)
 	}
 	c.SetValue(nil)
 }
@@ -502,7 +522,13 @@ func (h *Channels) Subscribers(channel string) int {
 // Channels returns each channel that has subscribers on this process, with
 // their number. The map is the caller's.
 func (h *Channels) Channels() map[string]int {
-	return h.hub.snapshot()
+	m := h.hub.snapshot()
+	for name := range m {
+		if strings.HasPrefix(name, jlPrefix) {
+			delete(m, name) // internal: join and leave listeners
+		}
+	}
+	return m
 }
 
 // mayPublish checks a client's publish before Publish: a valid channel
@@ -539,9 +565,11 @@ func (h *Channels) unsubscribe(c wsconn.Conn, channel string) error {
 	}
 	ch := subs.list[i]
 	subs.removeAt(i)
+	h.unlistenLocked(c, subs, channel)
 	empty := len(subs.list) == 0 && len(subs.pending) == 0
 	subs.mu.Unlock()
 	h.hub.unsubscribe(ch, c)
+	h.joinLeave(c, channel, false)
 	if empty {
 		c.SetValue(nil) // an idle connection holds nothing
 	}

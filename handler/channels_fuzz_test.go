@@ -30,12 +30,16 @@ func FuzzChannelsProtocol(f *testing.F) {
 		`{"op":"history","channel":"a","id":1,"limit":1000000}`,
 		`{"op":"history","channel":"a","id":1,"after":{"offset":1,"epoch":"y"},"limit":-5}`,
 		`{"op":"history","channel":"nohist","id":1}`,
+		`{"op":"presence","channel":"a","id":1}`,
+		`{"op":"presence_stats","channel":"a","id":[1]}`,
+		`{"op":"subscribe","channel":"a","id":1,"join_leave":true}`,
+		`{"op":"subscribe","channel":"a","join_leave":"yes"}`,
 	} {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
 		h := newTestChannels(t, ChannelsConfig{MaxSubscriptions: 2, MaxChannelLen: 8, Shards: 2,
-			Rules: []ChannelRule{{Prefix: "a", ChannelOptions: ChannelOptions{HistorySize: 4}}}, MaxReplay: 3})
+			Rules: []ChannelRule{{Prefix: "a", ChannelOptions: ChannelOptions{HistorySize: 4, Presence: true, JoinLeave: true}}}, MaxReplay: 3})
 		c := newFakeConn()
 		for _, msg := range bytes.Split(in, []byte("\n")) {
 			if !utf8.Valid(msg) {

@@ -37,7 +37,7 @@ func errReply(id, code string) string {
 
 // withHistoryDefaults sets cfg's history limits to their defaults.
 func withHistoryDefaults(cfg ChannelsConfig) ChannelsConfig {
-	cfg.MaxStoreJobs, cfg.MaxStoreQueue = DefaultMaxStoreJobs, DefaultMaxStoreQueue
+	cfg.MaxStoreJobs, cfg.MaxStoreQueue, cfg.MaxPresence = DefaultMaxStoreJobs, DefaultMaxStoreQueue, DefaultMaxPresence
 	cfg.MaxReplay, cfg.MaxReplayBytes = DefaultMaxReplay, DefaultMaxReplayBytes
 	cfg.MaxHistoryLimit, cfg.HistoryMetaTTL = DefaultMaxHistoryLimit, DefaultHistoryMetaTTL
 	return cfg
@@ -53,7 +53,7 @@ func TestChannelsConfig(t *testing.T) {
 		{name: "zero means defaults", cfg: ChannelsConfig{}, want: withHistoryDefaults(ChannelsConfig{MaxSubscriptions: 64, MaxChannelLen: 128, Shards: 64})},
 		{name: "explicit values kept", cfg: ChannelsConfig{MaxSubscriptions: 1, MaxChannelLen: 2, Shards: 3, MaxReplay: 4, MaxReplayBytes: 5, MaxHistoryLimit: 6, HistoryMetaTTL: 7},
 			want: ChannelsConfig{MaxSubscriptions: 1, MaxChannelLen: 2, Shards: 3, MaxReplay: 4, MaxReplayBytes: 5, MaxHistoryLimit: 6, HistoryMetaTTL: 7,
-				MaxStoreJobs: DefaultMaxStoreJobs, MaxStoreQueue: DefaultMaxStoreQueue}},
+				MaxStoreJobs: DefaultMaxStoreJobs, MaxStoreQueue: DefaultMaxStoreQueue, MaxPresence: DefaultMaxPresence}},
 		{name: "explicit store bounds kept", cfg: ChannelsConfig{MaxStoreJobs: 2, MaxStoreQueue: 3},
 			want: func() ChannelsConfig {
 				c := withHistoryDefaults(ChannelsConfig{MaxSubscriptions: 64, MaxChannelLen: 128, Shards: 64})
@@ -227,7 +227,7 @@ func TestErrorReplyShape(t *testing.T) {
 func TestErrorCodes(t *testing.T) {
 	want := []string{CodeBadJSON, CodeBinaryNotSupported, CodeUnknownOp, CodeBadChannel,
 		CodeTooManySubscriptions, CodeNotSubscribed, CodeForbidden, CodeInvalidToken,
-		CodeHistoryOff, CodeEpochChanged, CodeOffsetTooOld, CodeUnavailable, CodeBusy}
+		CodeHistoryOff, CodeEpochChanged, CodeOffsetTooOld, CodeUnavailable, CodeBusy, CodePresenceOff}
 	got := ErrorCodes()
 	if !slices.Equal(slices.Sorted(slices.Values(got)), slices.Sorted(slices.Values(want))) {
 		t.Fatalf("got codes %q, want %q in some order", got, want)
@@ -263,6 +263,7 @@ func TestChannelsRejectedByCode(t *testing.T) {
 		setup     func(t *testing.T, h *Channels) // after NewChannels
 	}{
 		{code: CodeBadJSON, in: `{"op":"subscribe",`},
+		{code: CodePresenceOff, in: `{"op":"presence","channel":"news"}`},
 		{
 			code: CodeUnavailable, cfg: historyConfig(10), in: `{"op":"publish","channel":"news","data":1}`,
 			setup: func(t *testing.T, h *Channels) { newFakeStore(t, h, 10).set(func(s *fakeStore) { s.down = true }) },

@@ -38,6 +38,9 @@ var (
 	// ErrBusy answers a subscribe or history request that would wait for
 	// the StoreBroker behind MaxStoreQueue others. Protocol code: busy.
 	ErrBusy = errors.New("handler: too many requests waiting for the history store")
+	// ErrPresenceOff answers a presence request on a channel whose
+	// options have no presence. Protocol code: presence_off.
+	ErrPresenceOff = errors.New("handler: channel has no presence")
 	// ErrInvalidConfig is wrapped by NewChannels when a ChannelsConfig
 	// field is out of range; the message names the field.
 	ErrInvalidConfig = errors.New("handler: invalid config")

@@ -33,7 +33,8 @@ type sentMsg struct {
 // fakeConn is a Conn that records what is sent to it. It is safe for
 // concurrent use, as Conn requires.
 type fakeConn struct {
-	id uint64
+	id    uint64
+	query string // Query's answer
 	// discard makes it count sends without recording them (benchmarks).
 	discard bool
 	// failWith, when set, is returned by SendPrepared instead of queueing.
@@ -69,7 +70,7 @@ func (c *fakeConn) fail(err error) {
 func (c *fakeConn) ID() uint64                 { return c.id }
 func (c *fakeConn) RemoteAddr() netip.AddrPort { return netip.MustParseAddrPort("127.0.0.1:1") }
 func (c *fakeConn) Path() string               { return "/ws" }
-func (c *fakeConn) Query() string              { return "" }
+func (c *fakeConn) Query() string              { return c.query }
 func (c *fakeConn) Subprotocol() string        { return "" }
 
 func (c *fakeConn) Send(t wsconn.MessageType, p []byte) error {

@@ -24,6 +24,12 @@ type ChannelOptions struct {
 	// HistoryTTL is how long a publication is kept. Zero means
 	// DefaultHistoryTTL.
 	HistoryTTL time.Duration
+	// Presence turns on the presence and presence_stats ops for the
+	// channel (off: they answer presence_off).
+	Presence bool
+	// JoinLeave lets subscribers ask for join and leave pushes
+	// (subscribe with "join_leave":true); off, they get none.
+	JoinLeave bool
 }
 
 // ChannelRule gives the options of the channels whose names start with
@@ -56,6 +62,11 @@ const (
 	DefaultMaxStoreJobs = 16
 	// DefaultMaxStoreQueue is how many more may queue behind them.
 	DefaultMaxStoreQueue = 10000
+	// DefaultMaxPresence is the most clients one presence answer lists.
+	DefaultMaxPresence = 1000
+	// MaxClientInfo is the largest client info (the info query
+	// parameter of the connection), in bytes.
+	MaxClientInfo = 256
 
 	maxHistorySize = 1 << 20
 )
@@ -63,15 +74,16 @@ const (
 // DefaultChannelRules are the rules of a ChannelsConfig with nil Rules:
 // every channel keeps its last DefaultHistorySize publications for
 // DefaultHistoryTTL, enough for a chat room or a notification feed to
-// recover a client that was away for a few minutes.
+// recover a client that was away for a few minutes, and has presence and
+// join and leave pushes.
 func DefaultChannelRules() []ChannelRule {
-	return []ChannelRule{{ChannelOptions: ChannelOptions{HistorySize: DefaultHistorySize}}}
+	return []ChannelRule{{ChannelOptions: ChannelOptions{HistorySize: DefaultHistorySize, Presence: true, JoinLeave: true}}}
 }
 
 // withDefaults fills the zero fields of a rule with history on.
 func (o ChannelOptions) withDefaults() ChannelOptions {
 	if o.HistorySize == 0 {
-		return ChannelOptions{}
+		return ChannelOptions{Presence: o.Presence, JoinLeave: o.JoinLeave}
 	}
 	if o.HistoryBytes == 0 {
 		o.HistoryBytes = DefaultHistoryBytes

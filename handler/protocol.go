@@ -21,6 +21,9 @@ import (
 //	{"op":"subscribe","channel":"news","id":5,"recover":{"offset":41,"epoch":"k3x9"}}
 //	{"op":"history","channel":"news","id":6,"limit":20}
 //	{"op":"history","channel":"news","id":7,"after":{"offset":41,"epoch":"k3x9"}}
+//	{"op":"subscribe","channel":"room","id":8,"join_leave":true}
+//	{"op":"presence","channel":"room","id":9}
+//	{"op":"presence_stats","channel":"room","id":10}
 //
 // Server to client:
 //
@@ -32,6 +35,9 @@ import (
 //	{"op":"ack","id":5,"offset":42,"epoch":"k3x9","recovered":true}  subscribe, with history
 //	{"op":"ack","id":5,"recovered":false,"reason":"history_off"}     recovery refused
 //	{"op":"ack","id":6,"offset":42,"epoch":"k3x9","publications":[<push>,…]}  history
+//	{"op":"ack","id":9,"presence":[{"client":"k2j-7","user":"alice","info":{…}},…]}  presence
+//	{"op":"ack","id":10,"clients":3,"users":2}                 presence_stats
+//	{"channel":"room","join":{"client":"k2j-7","user":"alice"}}  join push ("leave" alike)
 //	{"op":"error","id":"1","code":"bad_channel","message":"…"}  any failure
 //
 // An ack is sent only when the request had an id; the id is echoed
@@ -57,6 +63,18 @@ import (
 // MaxReplayBytes at once (ask again after the last offset for more); with
 // "after" of another epoch or evicted it fails with epoch_changed or
 // offset_too_old. History follows the subscribe permission.
+//
+// Presence (presence.go). On a channel whose options have Presence,
+// "presence" lists its subscribers (at most MaxPresence, then
+// "more":true): a client id unique across processes, the user of the
+// connection's principal (User) when it names one, and the "info" query
+// parameter the connection was opened with, when it is one JSON value of
+// at most MaxClientInfo bytes. "presence_stats" counts them and their
+// distinct users. Both follow the subscribe permission; elsewhere they
+// answer presence_off. A subscribe with "join_leave":true on a channel
+// whose options have JoinLeave also gets a push for every subscribe
+// ("join") and unsubscribe or close ("leave") on the channel, its own
+// join included, after its ack.
 //
 // Refresh exists only when the server authenticates (Channels.SetRefresh):
 // it replaces the connection's principal and expiry with those of a new
@@ -89,6 +107,8 @@ import (
 //	unavailable             with a StoreBroker (JetStream): the store did
 //	                        not answer; a publish was not stored, and so
 //	                        not delivered; a subscribe did not happen
+//	presence_off            presence or presence_stats on a channel
+//	                        whose options have no presence
 //	busy                    with a StoreBroker: too many subscribes and
 //	                        history requests wait for the store already
 //
@@ -108,6 +128,7 @@ const (
 	CodeOffsetTooOld         = wsproto.CodeOffsetTooOld
 	CodeUnavailable          = wsproto.CodeUnavailable
 	CodeBusy                 = wsproto.CodeBusy
+	CodePresenceOff          = wsproto.CodePresenceOff
 )
 
 // ErrorCodes returns every error code of the protocol, in a fixed order:
@@ -150,6 +171,8 @@ func codeOf(err error) string {
 		return CodeUnavailable
 	case errors.Is(err, ErrBusy):
 		return CodeBusy
+	case errors.Is(err, ErrPresenceOff):
+		return CodePresenceOff
 	default:
 		return CodeBadJSON
 	}

@@ -57,8 +57,11 @@ func (h *Channels) subscribe(c wsconn.Conn, req *wsproto.Request) error {
 			ack.Recovery = wsproto.ReasonHistoryOff
 			h.unrecovered.Add(1)
 		}
-		h.join(c, subs, channel, already)
+		h.join(c, subs, channel, already, req.JoinLeave)
 		h.replyAck(c, req.ID, ack)
+		if !already {
+			h.joinLeave(c, channel, true)
+		}
 		return nil
 	}
 	now := time.Now()
@@ -69,7 +72,7 @@ func (h *Channels) subscribe(c wsconn.Conn, req *wsproto.Request) error {
 	if req.Recover != nil && !already {
 		ack.Recovery, replay = h.recovery(st, *req.Recover)
 	}
-	h.join(c, subs, channel, already)
+	h.join(c, subs, channel, already, req.JoinLeave)
 	ack.Position = wsproto.Position{Offset: st.top, Epoch: st.epoch}
 	h.replyAck(c, req.ID, ack)
 	for i := range replay {
@@ -78,17 +81,24 @@ func (h *Channels) subscribe(c wsconn.Conn, req *wsproto.Request) error {
 		}
 		h.replayed.Add(1)
 	}
+	if !already {
+		h.joinLeave(c, channel, true)
+	}
 	return nil
 }
 
-// join adds channel to c's subscriptions unless already there.
-func (h *Channels) join(c wsconn.Conn, subs *subscriptions, channel string, already bool) {
+// join adds channel to c's subscriptions unless already there, and c to
+// its join and leave listeners with listen, if the channel has them.
+func (h *Channels) join(c wsconn.Conn, subs *subscriptions, channel string, already, listen bool) {
 	if already {
 		return
 	}
 	subs.mu.Lock()
 	first := len(subs.list) == 0 && len(subs.pending) == 0
 	subs.list = append(subs.list, h.hub.subscribe(channel, c))
+	if listen && h.rules.match(channel).JoinLeave {
+		h.listenLocked(c, subs, channel)
+	}
 	subs.mu.Unlock()
 	if first {
 		c.SetValue(subs)

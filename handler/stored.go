@@ -162,7 +162,8 @@ func (h *Channels) subscribeStored(c wsconn.Conn, subs *subscriptions, req *wspr
 	if first {
 		c.SetValue(subs)
 	}
-	if !h.jobs.submit(func() { h.establish(c, subs, channel, id, recover) }) {
+	listen := req.JoinLeave
+	if !h.jobs.submit(func() { h.establish(c, subs, channel, id, recover, listen) }) {
 		h.leavePending(c, subs, channel)
 		return ErrBusy
 	}
@@ -188,8 +189,9 @@ func (h *Channels) answerFromTop(c wsconn.Conn, subs *subscriptions, st *stream,
 		}
 		h.countRecovery(ack.Recovery)
 	}
-	h.join(c, subs, req.Channel, false)
+	h.join(c, subs, req.Channel, false, req.JoinLeave)
 	h.replyAck(c, req.ID, ack)
+	h.joinLeave(c, req.Channel, true)
 	return true
 }
 
@@ -210,7 +212,8 @@ func (h *Channels) leavePending(c wsconn.Conn, subs *subscriptions, channel stri
 }
 
 // establish is a stored subscribe's job: see the comment at the top.
-func (h *Channels) establish(c wsconn.Conn, subs *subscriptions, channel string, id []byte, recover *wsproto.Position) {
+func (h *Channels) establish(c wsconn.Conn, subs *subscriptions, channel string, id []byte, recover *wsproto.Position,
+	listen bool) {
 	ctx := context.Background()
 	fail := func() {
 		h.leavePending(c, subs, channel)
@@ -291,7 +294,7 @@ func (h *Channels) establish(c wsconn.Conn, subs *subscriptions, channel string,
 				continue
 			}
 		}
-		h.finishStored(c, subs, st, channel, id, ack, missed)
+		h.finishStored(c, subs, st, channel, id, ack, missed, listen)
 		st.mu.Unlock()
 		return
 	}
@@ -300,14 +303,18 @@ func (h *Channels) establish(c wsconn.Conn, subs *subscriptions, channel string,
 // finishStored joins c to channel, acks, and replays missed up to st.top,
 // unless the subscribe was cancelled meanwhile. st is locked.
 func (h *Channels) finishStored(c wsconn.Conn, subs *subscriptions, st *stream, channel string, id []byte,
-	ack wsproto.Ack, missed []StoredMessage) {
+	ack wsproto.Ack, missed []StoredMessage, listen bool) {
 	subs.mu.Lock()
 	if subs.closed || !subs.dropPending(channel) {
 		subs.mu.Unlock()
 		return // unsubscribed or closed while it waited
 	}
 	subs.list = append(subs.list, h.hub.subscribe(channel, c))
+	if listen && h.rules.match(channel).JoinLeave {
+		h.listenLocked(c, subs, channel)
+	}
 	subs.mu.Unlock()
+	defer h.joinLeave(c, channel, true) // after the replay
 	ack.Position = wsproto.Position{Offset: st.top, Epoch: st.epoch}
 	if ack.Recovery != "" {
 		h.countRecovery(ack.Recovery)

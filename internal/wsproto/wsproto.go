@@ -31,6 +31,7 @@ const (
 	CodeOffsetTooOld         = "offset_too_old"
 	CodeUnavailable          = "unavailable"
 	CodeBusy                 = "busy"
+	CodePresenceOff          = "presence_off"
 )
 
 // Reasons a subscribe's recovery failed, sent as "reason" beside
@@ -50,6 +51,9 @@ const (
 	OpPublish     = "publish"
 	OpRefresh     = "refresh"
 	OpHistory     = "history"
+	// OpPresence and OpPresenceStats read who is subscribed to a channel.
+	OpPresence      = "presence"
+	OpPresenceStats = "presence_stats"
 )
 
 // errorCodes lists every error code with its human text, in a fixed order:
@@ -60,7 +64,7 @@ const (
 var errorCodes = [...]struct{ code, message string }{
 	{CodeBadJSON, "message must be a JSON object with string op and channel, an id that is a string or number, and data on publish"},
 	{CodeBinaryNotSupported, "binary messages are not supported; send JSON as text"},
-	{CodeUnknownOp, "op must be subscribe, unsubscribe, publish or history, or refresh where tokens are checked"},
+	{CodeUnknownOp, "op must be subscribe, unsubscribe, publish, history, presence or presence_stats, or refresh where tokens are checked"},
 	{CodeBadChannel, "channel must be non-empty, within the length limit, and made of A-Z a-z 0-9 _ . : @ / -"},
 	{CodeTooManySubscriptions, "too many subscriptions on this connection"},
 	{CodeNotSubscribed, "not subscribed to this channel"},
@@ -71,6 +75,7 @@ var errorCodes = [...]struct{ code, message string }{
 	{CodeOffsetTooOld, "publications after that offset are no longer in the history; reload"},
 	{CodeUnavailable, "the history store is unreachable: nothing was stored or published; retry"},
 	{CodeBusy, "too many requests waiting for the history store; retry"},
+	{CodePresenceOff, "this channel has no presence"},
 }
 
 // NumCodes is the number of error codes.
@@ -130,6 +135,9 @@ type Request struct {
 	Recover *Position       `json:"recover"` // subscribe: replay what came after
 	After   *Position       `json:"after"`   // history: publications after this
 	Limit   int             `json:"limit"`   // history: at most this many
+	// JoinLeave, on subscribe, asks for the channel's join and leave
+	// pushes.
+	JoinLeave bool `json:"join_leave"`
 }
 
 // ParseRequest decodes one client message. On failure it returns the
@@ -313,4 +321,81 @@ func AppendError(dst []byte, id json.RawMessage, code string) []byte {
 	dst = append(dst, `","message":"`...)
 	dst = append(dst, ErrorMessage(code)...)
 	return append(dst, `"}`...)
+}
+
+// Client is one subscriber in a presence answer or a join or leave push:
+// its connection's id (unique across processes), the user of its token
+// ("" without authentication) and the info it gave on connect (valid
+// JSON, or empty).
+type Client struct {
+	ID   string
+	User string
+	Info json.RawMessage
+}
+
+// AppendClient appends {"client":…,"user":…,"info":…}; user and info only
+// when set.
+func AppendClient(dst []byte, c Client) []byte {
+	dst = append(dst, `{"client":`...)
+	dst = strconv.AppendQuote(dst, c.ID)
+	if c.User != "" {
+		dst = append(dst, `,"user":`...)
+		dst = appendJSONString(dst, c.User)
+	}
+	if len(c.Info) > 0 {
+		dst = append(dst, `,"info":`...)
+		dst = append(dst, c.Info...)
+	}
+	return append(dst, '}')
+}
+
+// AppendPresence appends the ack of a presence request: the clients
+// (each appended by AppendClient), and "more":true when the answer was cut
+// at the limit.
+func AppendPresence(dst []byte, id json.RawMessage, clients [][]byte, more bool) []byte {
+	dst = append(dst, `{"op":"ack","id":`...)
+	dst = append(dst, id...)
+	dst = append(dst, `,"presence":[`...)
+	for i, c := range clients {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, c...)
+	}
+	dst = append(dst, ']')
+	if more {
+		dst = append(dst, `,"more":true`...)
+	}
+	return append(dst, '}')
+}
+
+// AppendPresenceStats appends the ack of a presence_stats request.
+func AppendPresenceStats(dst []byte, id json.RawMessage, clients, users int) []byte {
+	dst = append(dst, `{"op":"ack","id":`...)
+	dst = append(dst, id...)
+	dst = append(dst, `,"clients":`...)
+	dst = strconv.AppendInt(dst, int64(clients), 10)
+	dst = append(dst, `,"users":`...)
+	dst = strconv.AppendInt(dst, int64(users), 10)
+	return append(dst, '}')
+}
+
+// AppendJoinLeave appends the push {"channel":…,"join":client} (or
+// "leave"), client appended by AppendClient.
+func AppendJoinLeave(dst []byte, channel string, join bool, client []byte) []byte {
+	dst = append(dst, `{"channel":`...)
+	dst = strconv.AppendQuote(dst, channel)
+	if join {
+		dst = append(dst, `,"join":`...)
+	} else {
+		dst = append(dst, `,"leave":`...)
+	}
+	dst = append(dst, client...)
+	return append(dst, '}')
+}
+
+// appendJSONString appends s as a JSON string.
+func appendJSONString(dst []byte, s string) []byte {
+	b, _ := json.Marshal(s) // a string always marshals
+	return append(dst, b...)
 }

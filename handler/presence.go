@@ -1,0 +1,220 @@
+package handler
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/wsgate/wsgate/internal/wsproto"
+	"github.com/wsgate/wsgate/wsconn"
+)
+
+// Presence: who is subscribed to a channel, and join and leave pushes.
+//
+// Nothing is stored for it: a channel's presence is its subscribers in the
+// hub, each described when asked from what its connection has anyway (its
+// id, its principal's user, the info query parameter it connected with),
+// so presence costs an idle connection nothing and a subscriber nothing
+// more than its subscription. Across processes (PresenceBroker) each
+// process answers for its own subscribers when asked: a process that dies
+// takes its clients out of every presence answer at once, with no entry
+// left to expire.
+//
+// Join and leave pushes go to the subscribers that asked for them
+// ("join_leave":true on subscribe). They are subscribers of a second,
+// internal channel per channel, named jlPrefix + the channel, which no
+// client can name ('#' is no channel name's byte); through the broker it
+// reaches the other processes as any channel without history does.
+
+// jlPrefix names the internal channel of a channel's join and leave
+// listeners.
+const jlPrefix = "#jl#"
+
+// User is implemented by principals that name a user (auth.Principal):
+// presence lists it with each of the user's connections.
+type User interface {
+	User() string
+}
+
+// PresenceBroker is a Broker that asks the other processes for their
+// subscribers of a channel (package broker: NATS request and replies).
+type PresenceBroker interface {
+	Broker
+	// Presence returns the other processes' answers for channel: each the
+	// clients it lists (AppendClient objects, at most MaxPresence) and
+	// its count of them. It waits for the processes that answer, a
+	// bounded time.
+	Presence(ctx context.Context, channel string) ([]PresenceAnswer, error)
+}
+
+// PresenceAnswer is one process's answer to a presence request.
+type PresenceAnswer struct {
+	Clients []json.RawMessage `json:"clients"` // AppendClient objects
+	Total   int               `json:"total"`   // subscribers, listed or not
+}
+
+// clientOf describes c for presence.
+func (h *Channels) clientOf(c wsconn.Conn) []byte {
+	cl := wsproto.Client{ID: h.node + "-" + strconv.FormatUint(c.ID(), 10), Info: clientInfo(c.Query())}
+	if u, ok := c.Principal().(User); ok {
+		cl.User = u.User()
+	}
+	return wsproto.AppendClient(nil, cl)
+}
+
+// clientInfo is the info query parameter of a connection when it is one
+// JSON value of at most MaxClientInfo bytes, or nil.
+func clientInfo(query string) json.RawMessage {
+	if !strings.Contains(query, "info=") {
+		return nil
+	}
+	v, err := url.ParseQuery(query)
+	if err != nil {
+		return nil
+	}
+	info := v.Get("info")
+	if info == "" || len(info) > MaxClientInfo || !json.Valid([]byte(info)) {
+		return nil
+	}
+	var b bytes.Buffer
+	if json.Compact(&b, []byte(info)) != nil {
+		return nil
+	}
+	return b.Bytes()
+}
+
+// LocalPresence is this process's answer for channel: its subscribers,
+// at most MaxPresence of them listed. The broker calls it to answer the
+// other processes.
+func (h *Channels) LocalPresence(channel string) PresenceAnswer {
+	var a PresenceAnswer
+	ch := h.hub.lookup(channel)
+	if ch == nil {
+		return a
+	}
+	ch.mu.RLock()
+	conns := ch.subs.conns[:min(len(ch.subs.conns), h.cfg.MaxPresence)]
+	listed := append([]wsconn.Conn(nil), conns...)
+	a.Total = ch.subs.len()
+	ch.mu.RUnlock()
+	for _, c := range listed { // described unlocked: Principal and Query take c's lock
+		a.Clients = append(a.Clients, h.clientOf(c))
+	}
+	return a
+}
+
+// presenceOp answers presence and presence_stats: off the worker when
+// other processes must be asked.
+func (h *Channels) presenceOp(c wsconn.Conn, req *wsproto.Request) error {
+	channel := req.Channel
+	if !wsproto.ValidChannel(channel, h.cfg.MaxChannelLen) {
+		return ErrBadChannel
+	}
+	if p, ok := c.Principal().(Permissions); ok && !p.CanSubscribe(channel) {
+		return errForbidden
+	}
+	if !h.rules.match(channel).Presence {
+		return ErrPresenceOff
+	}
+	if len(req.ID) == 0 {
+		return nil // nothing to answer to
+	}
+	id, stats := bytes.Clone(req.ID), req.Op == wsproto.OpPresenceStats
+	answer := func() {
+		answers := []PresenceAnswer{h.LocalPresence(channel)}
+		if pb, ok := h.broker.(PresenceBroker); ok {
+			remote, err := pb.Presence(context.Background(), channel)
+			if err != nil {
+				h.replyError(c, id, CodeUnavailable)
+				return
+			}
+			answers = append(answers, remote...)
+		}
+		_ = c.Send(wsconn.Text, h.presenceReply(id, stats, answers)) // Send copies
+	}
+	if _, ok := h.broker.(PresenceBroker); !ok {
+		answer()
+		return nil
+	}
+	if !h.jobs.submit(answer) {
+		return ErrBusy
+	}
+	return nil
+}
+
+// presenceReply builds the ack of a presence (or, with stats, a
+// presence_stats) request from the processes' answers.
+func (h *Channels) presenceReply(id json.RawMessage, stats bool, answers []PresenceAnswer) []byte {
+	if stats {
+		total := 0
+		users := map[string]bool{}
+		for _, a := range answers {
+			total += a.Total
+			for _, cl := range a.Clients {
+				var u struct{ User string }
+				if json.Unmarshal(cl, &u) == nil && u.User != "" {
+					users[u.User] = true
+				}
+			}
+		}
+		return wsproto.AppendPresenceStats(nil, id, total, len(users))
+	}
+	var list [][]byte
+	more := false
+	for _, a := range answers {
+		for _, cl := range a.Clients {
+			if len(list) == h.cfg.MaxPresence {
+				more = true
+				break
+			}
+			list = append(list, cl)
+		}
+		more = more || len(a.Clients) < a.Total
+	}
+	return wsproto.AppendPresence(nil, id, list, more)
+}
+
+// listen adds c to channel's join and leave listeners, once. subs.mu is
+// held.
+func (h *Channels) listenLocked(c wsconn.Conn, subs *subscriptions, channel string) {
+	name := jlPrefix + channel
+	for _, ch := range subs.jl {
+		if ch.name == name {
+			return
+		}
+	}
+	subs.jl = append(subs.jl, h.hub.subscribe(name, c))
+}
+
+// unlistenLocked removes c from channel's join and leave listeners.
+// subs.mu is held.
+func (h *Channels) unlistenLocked(c wsconn.Conn, subs *subscriptions, channel string) {
+	name := jlPrefix + channel
+	for i, ch := range subs.jl {
+		if ch.name == name {
+			h.hub.unsubscribe(ch, c)
+			last := len(subs.jl) - 1
+			subs.jl[i], subs.jl[last] = subs.jl[last], nil
+			subs.jl = subs.jl[:last]
+			return
+		}
+	}
+}
+
+// joinLeave pushes c's join (or leave) of channel to the channel's
+// listeners on every process.
+func (h *Channels) joinLeave(c wsconn.Conn, channel string, join bool) {
+	if !h.rules.match(channel).JoinLeave {
+		return
+	}
+	push := wsproto.AppendJoinLeave(nil, channel, join, h.clientOf(c))
+	h.hub.deliver(jlPrefix+channel, wsconn.NewPreparedMessage(wsconn.Text, push))
+	if h.broker != nil {
+		if err := h.broker.Publish(jlPrefix+channel, push); err != nil {
+			h.brokerFailed.Add(1)
+		}
+	}
+}
