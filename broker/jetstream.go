@@ -91,6 +91,9 @@ func newStreams(subjectPrefix string, rules []HistoryRule) []*jsStream {
 
 // streamOf returns the stream that stores channel's publications, or nil.
 func (b *NATS) streamOf(channel string) *jsStream {
+	if strings.HasPrefix(channel, "#") {
+		return nil // internal channels (join and leave pushes) keep no history
+	}
 	for _, st := range b.streams {
 		if strings.HasPrefix(channel, st.rule.Prefix) {
 			if st.rule.Size == 0 {

@@ -27,7 +27,7 @@ type jsNode struct {
 func newJSNode(t *testing.T, url string, size int) *jsNode {
 	t.Helper()
 	ch, err := handler.NewChannels(handler.ChannelsConfig{Rules: []handler.ChannelRule{
-		{ChannelOptions: handler.ChannelOptions{HistorySize: size, HistoryTTL: time.Hour}},
+		{ChannelOptions: handler.ChannelOptions{HistorySize: size, HistoryTTL: time.Hour, Presence: true, JoinLeave: true}},
 		{Prefix: "live."},
 	}})
 	if err != nil {
@@ -35,7 +35,7 @@ func newJSNode(t *testing.T, url string, size int) *jsNode {
 	}
 	b, err := NewNATS(Config{URLs: []string{url}, ReconnectWait: 50 * time.Millisecond, RequestTimeout: 2 * time.Second,
 		Histories:     []HistoryRule{{Size: size, TTL: time.Hour}, {Prefix: "live."}},
-		DeliverStored: ch.DeliverStored}, ch.DeliverRemote)
+		DeliverStored: ch.DeliverStored, LocalPresence: ch.LocalPresence}, ch.DeliverRemote)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,4 +229,37 @@ func TestJetStreamDown(t *testing.T) {
 	if n.ch.Subscribers("room") != 0 {
 		t.Fatal("subscribed with NATS down")
 	}
+}
+
+// TestPresenceAcrossNodes: presence on one node lists the subscribers of
+// every node, a node that is gone drops out of the answer at once, and a
+// join on one node reaches a listener on another.
+func TestPresenceAcrossNodes(t *testing.T) {
+	e := startNATS(t, 0)
+	defer e.Shutdown()
+	a, b := newJSNode(t, e.URL(), 10), newJSNode(t, e.URL(), 10)
+	onA := &recConn{id: 1, acks: true}
+	a.send(onA, `{"op":"subscribe","channel":"room","id":1,"join_leave":true}`)
+	waitLog(t, onA, 2) // the ack and its own join
+	onB := &recConn{id: 2, acks: true}
+	b.send(onB, `{"op":"subscribe","channel":"room","id":1}`)
+	waitLog(t, onB, 1)
+	if got := waitLog(t, onA, 1)[0]; !strings.HasPrefix(got, `{"channel":"room","join":{"client":"`) || !strings.HasSuffix(got, `-2"}}`) {
+		t.Fatalf("the join on b, seen on a: %s", got)
+	}
+	a.send(onA, `{"op":"presence_stats","channel":"room","id":2}`)
+	if got := waitLog(t, onA, 1)[0]; got != `{"op":"ack","id":2,"clients":2,"users":0}` {
+		t.Fatalf("presence_stats on a: %s", got)
+	}
+	a.send(onA, `{"op":"presence","channel":"room","id":3}`)
+	if got := waitLog(t, onA, 1)[0]; strings.Count(got, `"client"`) != 2 {
+		t.Fatalf("presence on a: %s, want both nodes' clients", got)
+	}
+	_ = b.b.Close() // node b is gone
+	a.send(onA, `{"op":"presence_stats","channel":"room","id":4}`)
+	if got := waitLog(t, onA, 1)[0]; got != `{"op":"ack","id":4,"clients":1,"users":0}` {
+		t.Fatalf("presence_stats with b gone: %s", got)
+	}
+	a.ch.OnClose(onA, 1000, "")
+	b.ch.OnClose(onB, 1000, "")
 }

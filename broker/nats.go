@@ -13,6 +13,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/wsgate/wsgate/handler"
 )
 
 // Errors returned by this package.
@@ -69,6 +71,13 @@ type Config struct {
 	// MaxPendingPublishes bounds the publications PublishStoredAsync has
 	// waiting for their acknowledgement; past it, ErrBusy. Default: 4096.
 	MaxPendingPublishes int
+	// LocalPresence, if set, answers the other processes' presence
+	// requests with this process's subscribers of a channel
+	// (handler.Channels.LocalPresence); presence.go says how.
+	LocalPresence func(channel string) handler.PresenceAnswer
+	// PresenceWait is how long a presence request waits for the other
+	// processes' answers. Default: 100ms.
+	PresenceWait time.Duration
 	// OnStreamError, if set, is told when a stream cannot be created or
 	// updated (it is retried every RequestTimeout). It must not block.
 	OnStreamError func(err error)
@@ -105,6 +114,9 @@ func (c Config) withDefaults() Config {
 	if c.MaxPendingPublishes == 0 {
 		c.MaxPendingPublishes = 4096
 	}
+	if c.PresenceWait == 0 {
+		c.PresenceWait = presenceWaitDefault
+	}
 	return c
 }
 
@@ -126,7 +138,7 @@ func (c Config) validate() error {
 		return fmt.Errorf("%w: storage %q: want memory or file", ErrInvalidConfig, c.Storage)
 	case c.Replicas < 0 || c.Replicas > 5:
 		return fmt.Errorf("%w: replicas %d outside 1..5", ErrInvalidConfig, c.Replicas)
-	case c.StreamMaxBytes < 0 || c.RequestTimeout < 0 || c.MaxPendingPublishes < 0:
+	case c.StreamMaxBytes < 0 || c.RequestTimeout < 0 || c.MaxPendingPublishes < 0 || c.PresenceWait < 0:
 		return fmt.Errorf("%w: negative stream bytes, request timeout or pending publishes", ErrInvalidConfig)
 	}
 	seen := map[string]bool{}
@@ -250,6 +262,13 @@ func NewNATS(cfg Config, deliver func(channel string, push []byte) int) (*NATS, 
 		return nil, fmt.Errorf("broker: failed to set up NATS connection: %w", err)
 	}
 	b.nc = nc
+	if cfg.LocalPresence != nil {
+		if _, err := nc.Subscribe(cfg.SubjectPrefix+"p.*", b.answerPresence); err != nil {
+			nc.Close()
+			b.stopDispatchers()
+			return nil, fmt.Errorf("broker: failed to subscribe to presence requests: %w", err)
+		}
+	}
 	ctx, stop := context.WithCancel(context.Background())
 	b.stop = stop
 	if len(b.streams) > 0 {
@@ -438,9 +457,11 @@ func (b *NATS) Stats() Stats {
 }
 
 // Close flushes what was published, closes the connection and stops the
-// dispatchers.
+// dispatchers. Closing again does nothing.
 func (b *NATS) Close() error {
-	b.closing.Store(true)
+	if b.closing.Swap(true) {
+		return nil // closed already
+	}
 	b.stop()
 	if b.nc.IsConnected() {
 		_ = b.nc.FlushTimeout(time.Second)
