@@ -22,30 +22,35 @@ import (
 //	    history-ttl: 1h
 //	  "typing.":
 //	    history-size: 0   # no history: nothing worth recovering
+//	    join-leave: false
 //
 // The longest matching prefix wins. A key a prefix leaves out is the
 // top-level setting's, so "news." above keeps -history-bytes.
 
 // channelKeys are the keys of a prefix in the channels: section, in the
 // order -print-config writes them.
-var channelKeys = []string{"history-size", "history-bytes", "history-ttl"}
+var channelKeys = []string{"history-size", "history-bytes", "history-ttl", "presence", "join-leave"}
 
 // historyFlags are the top-level channel options: the rule of the empty
 // prefix, which matches every channel.
 type historyFlags struct {
-	size  int
-	bytes int64
-	ttl   time.Duration
+	size      int
+	bytes     int64
+	ttl       time.Duration
+	presence  bool
+	joinLeave bool
 }
 
 // prefixRule is one prefix of the channels: section as the file gives it:
 // a nil field inherits the top-level setting.
 type prefixRule struct {
-	prefix string
-	line   int // the prefix's line in the config file
-	size   *int
-	bytes  *int64
-	ttl    *time.Duration
+	prefix    string
+	line      int // the prefix's line in the config file
+	size      *int
+	bytes     *int64
+	ttl       *time.Duration
+	presence  *bool
+	joinLeave *bool
 }
 
 // parseChannels reads the channels: section v of file: a mapping of
@@ -121,6 +126,15 @@ func parsePrefixRule(file, prefix string, m *yaml.Node) (prefixRule, error) {
 			if d, err = time.ParseDuration(v.Value); err == nil {
 				r.ttl = &d
 			}
+		case "presence", "join-leave":
+			var on bool
+			if on, err = strconv.ParseBool(v.Value); err == nil {
+				if k.Value == "presence" {
+					r.presence = &on
+				} else {
+					r.joinLeave = &on
+				}
+			}
 		}
 		if err != nil {
 			return r, fmt.Errorf("%s: invalid value %q for %s", at, v.Value, k.Value)
@@ -155,9 +169,15 @@ func channelRules(o *options) ([]handler.ChannelRule, error) {
 		return nil, err
 	}
 	rules := []handler.ChannelRule{{ChannelOptions: handler.ChannelOptions{
-		HistorySize: h.size, HistoryBytes: int(h.bytes), HistoryTTL: h.ttl}}}
+		HistorySize: h.size, HistoryBytes: int(h.bytes), HistoryTTL: h.ttl, Presence: h.presence, JoinLeave: h.joinLeave}}}
 	for _, r := range o.prefixRules {
-		size, bytes, ttl := h.size, h.bytes, h.ttl
+		size, bytes, ttl, presence, joinLeave := h.size, h.bytes, h.ttl, h.presence, h.joinLeave
+		if r.presence != nil {
+			presence = *r.presence
+		}
+		if r.joinLeave != nil {
+			joinLeave = *r.joinLeave
+		}
 		if r.size != nil {
 			size = *r.size
 		}
@@ -172,7 +192,7 @@ func channelRules(o *options) ([]handler.ChannelRule, error) {
 			return nil, err
 		}
 		rules = append(rules, handler.ChannelRule{Prefix: r.prefix, ChannelOptions: handler.ChannelOptions{
-			HistorySize: size, HistoryBytes: int(bytes), HistoryTTL: ttl}})
+			HistorySize: size, HistoryBytes: int(bytes), HistoryTTL: ttl, Presence: presence, JoinLeave: joinLeave}})
 	}
 	return rules, nil
 }
@@ -196,7 +216,13 @@ func formatChannels(rs []prefixRule) string {
 		if r.ttl != nil {
 			fmt.Fprintf(&b, "    history-ttl: %s\n", yamlScalar(r.ttl.String()))
 		}
-		if r.size == nil && r.bytes == nil && r.ttl == nil {
+		if r.presence != nil {
+			fmt.Fprintf(&b, "    presence: %t\n", *r.presence)
+		}
+		if r.joinLeave != nil {
+			fmt.Fprintf(&b, "    join-leave: %t\n", *r.joinLeave)
+		}
+		if r.size == nil && r.bytes == nil && r.ttl == nil && r.presence == nil && r.joinLeave == nil {
 			fmt.Fprintf(&b, "    {}\n")
 		}
 	}

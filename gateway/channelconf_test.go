@@ -14,7 +14,8 @@ import (
 // values are one line naming the file, line and prefix.
 func TestChannelOptions(t *testing.T) {
 	all := func(size int, bytes int, ttl time.Duration) handler.ChannelRule {
-		return handler.ChannelRule{ChannelOptions: handler.ChannelOptions{HistorySize: size, HistoryBytes: bytes, HistoryTTL: ttl}}
+		return handler.ChannelRule{ChannelOptions: handler.ChannelOptions{HistorySize: size, HistoryBytes: bytes, HistoryTTL: ttl,
+			Presence: true, JoinLeave: true}}
 	}
 	prefix := func(p string, size int, bytes int, ttl time.Duration) handler.ChannelRule {
 		r := all(size, bytes, ttl)
@@ -29,6 +30,7 @@ channels:
     history-ttl: 1h
   typing.:
     history-size: 0
+    join-leave: false
   "big.": {history-bytes: 8M}
   "same.": {}
 `
@@ -48,7 +50,11 @@ channels:
 		{name: "prefixes inherit the top level", file: section, args: []string{"-history-size", "7"}, want: []handler.ChannelRule{
 			all(7, handler.DefaultHistoryBytes, 10*time.Minute),
 			prefix("news.", 1000, handler.DefaultHistoryBytes, time.Hour),
-			prefix("typing.", 0, handler.DefaultHistoryBytes, 10*time.Minute),
+			func() handler.ChannelRule {
+				r := prefix("typing.", 0, handler.DefaultHistoryBytes, 10*time.Minute)
+				r.JoinLeave = false
+				return r
+			}(),
 			prefix("big.", 7, 8<<20, 10*time.Minute),
 			prefix("same.", 7, handler.DefaultHistoryBytes, 10*time.Minute),
 		}},
@@ -71,7 +77,9 @@ channels:
 			wantErr: `FILE:3: key "channels" given twice (first on line 1)`},
 		{name: "prefix without settings", file: "channels:\n  a.:\n", wantErr: `FILE:2: channels: "a.": want a mapping of settings`},
 		{name: "unknown key", file: "channels:\n  a.:\n    history-szie: 3\n",
-			wantErr: `FILE:3: channels: "a.": unknown key "history-szie": want history-size, history-bytes, history-ttl`},
+			wantErr: `FILE:3: channels: "a.": unknown key "history-szie": want history-size, history-bytes, history-ttl, presence, join-leave`},
+		{name: "bad presence", file: "channels:\n  a.: {presence: maybe}\n",
+			wantErr: `FILE:2: channels: "a.": invalid value "maybe" for presence`},
 		{name: "key twice", file: "channels:\n  a.:\n    history-size: 3\n    history-size: 4\n",
 			wantErr: `FILE:4: channels: "a.": key "history-size" given twice (first on line 3)`},
 		{name: "bad size", file: "channels:\n  a.: {history-size: many}\n",
@@ -111,13 +119,13 @@ channels:
 // TestPrintChannels: -print-config writes the channels: section as the
 // file gave it, and it reads back into the same rules.
 func TestPrintChannels(t *testing.T) {
-	file := writeConfig(t, "channels:\n  \"news.\": {history-size: 1000, history-ttl: 90m}\n  \"123\": {history-bytes: 2M}\n  \"a b: #c\": {}\n")
+	file := writeConfig(t, "channels:\n  \"news.\": {history-size: 1000, history-ttl: 90m, presence: false}\n  \"123\": {history-bytes: 2M}\n  \"a b: #c\": {}\n")
 	o, err := parseFlags([]string{"-config", file, "-print-config", "-history-size", "3"}, envOf(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("-print-config:\n%s", o.effective)
-	for _, want := range []string{"history-size: 3 ", "\nchannels:  # file\n", "  \"news.\":\n    history-size: 1000\n    history-ttl: \"1h30m0s\"\n",
+	for _, want := range []string{"history-size: 3 ", "\nchannels:  # file\n", "  \"news.\":\n    history-size: 1000\n    history-ttl: \"1h30m0s\"\n    presence: false\n",
 		"  123:\n    history-bytes: \"2M\"\n", "  \"a b: #c\":\n    {}\n"} {
 		if !strings.Contains(o.effective, want) {
 			t.Errorf("output lacks %q", want)

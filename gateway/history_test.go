@@ -154,8 +154,7 @@ func startNATSServer(t *testing.T) string {
 		t.Fatal(err)
 	}
 	port := strconv.Itoa(freePort(t))
-	cmd := exec.Command(bin, "-js", "-a", "127.0.0.1", "-p", port, "-sd", t.TempDir())
-	cmd.Stderr = os.Stderr
+	cmd := exec.Command(bin, "-js", "-a", "127.0.0.1", "-p", port, "-sd", t.TempDir()) // its log (stderr) is dropped
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -175,6 +174,8 @@ func startNATSServer(t *testing.T) string {
 // the same offset; node 1 is killed (SIGKILL) and node 2 goes on
 // publishing, acking each one; the client comes back on node 2 and
 // recovers every acked publication once, in order, then the live ones.
+// Presence on node 2 lists node 1's subscriber until the kill, and not
+// after it.
 func TestNodesOnExternalNATS(t *testing.T) {
 	url := startNATSServer(t)
 	addr1 := "127.0.0.1:" + strconv.Itoa(freePort(t))
@@ -188,8 +189,18 @@ func TestNodesOnExternalNATS(t *testing.T) {
 	if got, want := sub.next(10*time.Second), fmt.Sprintf(`{"channel":"room","offset":%d,"data":"first"}`, offset); got != want {
 		t.Fatalf("node 1 got %q, want %q", got, want)
 	}
+	pub.send(t, `{"op":"presence_stats","channel":"room","id":"p1"}`)
+	if got := pub.next(10 * time.Second); got != `{"op":"ack","id":"p1","clients":1,"users":0}` {
+		t.Fatalf("presence on node 2 of node 1's subscriber: %q", got)
+	}
 	if err := node1.Process.Kill(); err != nil {
 		t.Fatal(err)
+	}
+	_, _ = node1.Process.Wait()
+	// Gone with its process: node 1 answers no more.
+	pub.send(t, `{"op":"presence_stats","channel":"room","id":"p2"}`)
+	if got := pub.next(10 * time.Second); got != `{"op":"ack","id":"p2","clients":0,"users":0}` {
+		t.Fatalf("presence after node 1 was killed: %q", got)
 	}
 	var acked []uint64
 	for i := range 30 {

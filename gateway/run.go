@@ -300,7 +300,7 @@ func runServer(ctx context.Context, opts options, log *slog.Logger, onReady func
 // histories go to JetStream streams.
 func brokerConfig(opts options, urls []string, channels *handler.Channels, log *slog.Logger) broker.Config {
 	cfg := broker.Config{URLs: urls, OnStateChange: brokerLogger(log), Storage: opts.historyStore,
-		DeliverStored: channels.DeliverStored,
+		DeliverStored: channels.DeliverStored, LocalPresence: channels.LocalPresence,
 		OnStreamError: func(err error) { log.Error("history store (JetStream) unavailable; retrying", "err", err) }}
 	for _, r := range opts.channels.Rules {
 		cfg.Histories = append(cfg.Histories, broker.HistoryRule{Prefix: r.Prefix, Size: r.HistorySize,
