@@ -13,9 +13,10 @@ import (
 )
 
 // TestChatDemoInBrowser opens the embedded chat page of the real binary in
-// headless Chromium twice: the two pages join a room, count each other and
-// exchange messages; then the server restarts and both pages reconnect by
-// themselves and talk again. The screenshot is kept in test-artifacts/ (or
+// headless Chromium: pages join a room, are counted by the server's
+// presence, exchange messages, and a late one is shown the last messages;
+// then the server (with file storage) restarts and the pages reconnect by
+// themselves, recover with no line lost or doubled, and talk again. The screenshot is kept in test-artifacts/ (or
 // $WSGATE_ARTIFACTS).
 func TestChatDemoInBrowser(t *testing.T) {
 	node := filepath.Join("..", "wsconn", "testdata", "interop", "node")
@@ -32,7 +33,8 @@ func TestChatDemoInBrowser(t *testing.T) {
 		t.Skipf("%s: run scripts/deps.sh", missing)
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(freePort(t))
-	_, stop := startGateAt(t, addr)
+	store := []string{"-history-store", "file", "-history-dir", t.TempDir()} // the history outlives the restart
+	_, stop := startGateAt(t, addr, store...)
 	dir := os.Getenv("WSGATE_ARTIFACTS")
 	if dir == "" {
 		dir = filepath.Join("..", "test-artifacts") // the module root's, where scripts/test.sh looks
@@ -63,7 +65,7 @@ func TestChatDemoInBrowser(t *testing.T) {
 		out.WriteString(lines.Text() + "\n")
 		if lines.Text() == "RESTART NOW" && !restarted {
 			stop()
-			startGateAt(t, addr)
+			startGateAt(t, addr, store...)
 			restarted = true
 		}
 	}

@@ -1,8 +1,10 @@
 // chat.js drives the chat demo page in headless Chromium: two pages join a
-// room, see each other, and exchange messages; a screenshot is saved. Then
-// it prints "RESTART NOW" and waits for both pages to lose the server and
-// reconnect by themselves (the test restarts the server on the same
-// address), and checks that they talk again.
+// room, see each other (the server's presence), and exchange messages; a
+// third page joins later and is shown the room's last messages (history);
+// a screenshot is saved. Then it prints "RESTART NOW" and waits for the
+// pages to lose the server and reconnect by themselves (the test restarts
+// the server on the same address, with file storage), checks that they
+// recovered (recovered:true, no line lost or doubled), and talk again.
 // Usage: node chat.js http://host:port screenshot.png
 "use strict";
 const { chromium } = require("playwright-core");
@@ -44,15 +46,28 @@ const { chromium } = require("playwright-core");
     await heard(bob, "alice: hello bob");
     await say(bob, "hi alice, over wsgate");
     await heard(alice, "bob: hi alice, over wsgate");
+    const carol = await join("carol");
+    await heard(carol, "alice: hello bob"); // from the history, on join
+    await heard(carol, "bob: hi alice, over wsgate");
+    for (const page of [alice, bob, carol]) {
+      await page.waitForFunction(() => document.getElementById("count").textContent === "3");
+    }
+    await heard(alice, "carol joined");
     await alice.screenshot({ path: shot, fullPage: true });
-    console.log("ok: two pages joined, counted 2, exchanged messages; screenshot", shot);
+    console.log("ok: pages joined, counted by presence, exchanged messages, history on join; screenshot", shot);
+    const once = async (page, line) => {
+      const n = await page.evaluate((l) => document.getElementById("log").innerText.split(l).length - 1, line);
+      if (n !== 1) throw new Error(`"${line}" shown ${n} times, want once`);
+    };
 
     console.log("RESTART NOW");
-    for (const page of [alice, bob]) {
+    for (const page of [alice, bob, carol]) {
       await page.waitForSelector("#status.down", { timeout: 20000 });
     }
-    for (const page of [alice, bob]) {
+    for (const page of [alice, bob, carol]) {
       await page.waitForSelector("#status.up", { timeout: 30000 });
+      await page.waitForFunction(() => document.body.dataset.recovered === "true", null, { timeout: 30000 });
+      await once(page, "alice: hello bob");
     }
     // Alice's subscription may be a moment behind Bob's publish: say it
     // again until she hears it (each try is a new line).
@@ -66,7 +81,8 @@ const { chromium } = require("playwright-core");
         if (i === 10) throw new Error("alice never heard bob after the restart");
       }
     }
-    console.log("ok: both pages reconnected by themselves and exchanged messages");
+    await once(alice, "bob: back after the restart (1)");
+    console.log("ok: the pages reconnected by themselves, recovered with no line lost or doubled, and talk again");
   } finally {
     await browser.close();
   }
