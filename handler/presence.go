@@ -57,33 +57,58 @@ type PresenceAnswer struct {
 }
 
 // clientOf describes c for presence.
-func (h *Channels) clientOf(c wsconn.Conn) []byte {
-	cl := wsproto.Client{ID: h.node + "-" + strconv.FormatUint(c.ID(), 10), Info: clientInfo(c.Query())}
+func (h *Channels) clientOf(c wsconn.Conn) []byte { return h.appendClient(nil, c) }
+
+// appendClient appends c's description for presence to dst.
+func (h *Channels) appendClient(dst []byte, c wsconn.Conn) []byte {
+	var idBuf [48]byte
+	id := append(append(append(idBuf[:0], h.node...), '-'), strconv.FormatUint(c.ID(), 10)...)
+	cl := wsproto.Client{ID: string(id), Info: clientInfo(c.Query())}
 	if u, ok := c.Principal().(User); ok {
 		cl.User = u.User()
 	}
-	return wsproto.AppendClient(nil, cl)
+	return wsproto.AppendClient(dst, cl)
 }
 
 // clientInfo is the info query parameter of a connection when it is one
 // JSON value of at most MaxClientInfo bytes, or nil.
 func clientInfo(query string) json.RawMessage {
-	if !strings.Contains(query, "info=") {
-		return nil
+	for query != "" {
+		var kv string
+		kv, query, _ = strings.Cut(query, "&")
+		v, ok := strings.CutPrefix(kv, "info=")
+		if !ok {
+			continue
+		}
+		info, err := url.QueryUnescape(v)
+		if err != nil || info == "" || len(info) > MaxClientInfo || !json.Valid([]byte(info)) {
+			return nil
+		}
+		var b bytes.Buffer
+		if json.Compact(&b, []byte(info)) != nil {
+			return nil
+		}
+		return b.Bytes()
 	}
-	v, err := url.ParseQuery(query)
-	if err != nil {
-		return nil
+	return nil
+}
+
+// localStats counts channel's subscribers on this process and adds their
+// users to users.
+func (h *Channels) localStats(channel string, users map[string]bool) int {
+	ch := h.hub.lookup(channel)
+	if ch == nil {
+		return 0
 	}
-	info := v.Get("info")
-	if info == "" || len(info) > MaxClientInfo || !json.Valid([]byte(info)) {
-		return nil
+	ch.mu.RLock()
+	conns := append([]wsconn.Conn(nil), ch.subs.conns...)
+	ch.mu.RUnlock()
+	for _, c := range conns { // unlocked: Principal takes c's lock
+		if u, ok := c.Principal().(User); ok && u.User() != "" {
+			users[u.User()] = true
+		}
 	}
-	var b bytes.Buffer
-	if json.Compact(&b, []byte(info)) != nil {
-		return nil
-	}
-	return b.Bytes()
+	return len(conns)
 }
 
 // LocalPresence is this process's answer for channel: its subscribers,
@@ -100,8 +125,16 @@ func (h *Channels) LocalPresence(channel string) PresenceAnswer {
 	listed := append([]wsconn.Conn(nil), conns...)
 	a.Total = ch.subs.len()
 	ch.mu.RUnlock()
+	var buf []byte // one buffer for all: Clients are slices of it
+	ends := make([]int, 0, len(listed))
 	for _, c := range listed { // described unlocked: Principal and Query take c's lock
-		a.Clients = append(a.Clients, h.clientOf(c))
+		buf = h.appendClient(buf, c)
+		ends = append(ends, len(buf))
+	}
+	start := 0
+	for _, end := range ends {
+		a.Clients = append(a.Clients, buf[start:end:end])
+		start = end
 	}
 	return a
 }
@@ -124,7 +157,10 @@ func (h *Channels) presenceOp(c wsconn.Conn, req *wsproto.Request) error {
 	}
 	id, stats := bytes.Clone(req.ID), req.Op == wsproto.OpPresenceStats
 	answer := func() {
-		answers := []PresenceAnswer{h.LocalPresence(channel)}
+		var answers []PresenceAnswer
+		if !stats {
+			answers = append(answers, h.LocalPresence(channel))
+		}
 		if pb, ok := h.broker.(PresenceBroker); ok {
 			remote, err := pb.Presence(context.Background(), channel)
 			if err != nil {
@@ -133,7 +169,7 @@ func (h *Channels) presenceOp(c wsconn.Conn, req *wsproto.Request) error {
 			}
 			answers = append(answers, remote...)
 		}
-		_ = c.Send(wsconn.Text, h.presenceReply(id, stats, answers)) // Send copies
+		_ = c.Send(wsconn.Text, h.presenceReply(channel, id, stats, answers)) // Send copies
 	}
 	if _, ok := h.broker.(PresenceBroker); !ok {
 		answer()
@@ -147,10 +183,10 @@ func (h *Channels) presenceOp(c wsconn.Conn, req *wsproto.Request) error {
 
 // presenceReply builds the ack of a presence (or, with stats, a
 // presence_stats) request from the processes' answers.
-func (h *Channels) presenceReply(id json.RawMessage, stats bool, answers []PresenceAnswer) []byte {
+func (h *Channels) presenceReply(channel string, id json.RawMessage, stats bool, answers []PresenceAnswer) []byte {
 	if stats {
-		total := 0
 		users := map[string]bool{}
+		total := h.localStats(channel, users)
 		for _, a := range answers {
 			total += a.Total
 			for _, cl := range a.Clients {

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wsgate/wsgate/wsconn"
 )
 
 func presenceConfig() ChannelsConfig {
@@ -109,4 +111,35 @@ func TestJoinLeave(t *testing.T) {
 	}
 	h.OnClose(listener, 1000, "")
 	h.OnClose(plain, 1000, "")
+}
+
+// BenchmarkPresence: one presence answer (1,000 listed) and one
+// presence_stats on a channel of 1,000 subscribers, half of them with
+// client info.
+//
+//	go test -run XXX -bench Presence ./handler
+func BenchmarkPresence(b *testing.B) {
+	h, err := NewChannels(presenceConfig())
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := range 1000 {
+		c := newFakeConn()
+		if i%2 == 0 {
+			c.query = `info=%7B%22name%22%3A%22n` + fmt.Sprint(i) + `%22%7D`
+		}
+		c.SetPrincipal(&fakePerms{user: fmt.Sprint("u", i%300), sub: []string{"room"}}, time.Time{})
+		send(h, c, `{"op":"subscribe","channel":"room"}`)
+	}
+	asker := newFakeConn()
+	asker.discard = true
+	for _, op := range []string{"presence", "presence_stats"} {
+		b.Run(op, func(b *testing.B) {
+			req := []byte(`{"op":"` + op + `","channel":"room","id":1}`)
+			b.ReportAllocs()
+			for range b.N {
+				h.OnMessage(asker, wsconn.Text, req)
+			}
+		})
+	}
 }

@@ -394,8 +394,16 @@ func AppendJoinLeave(dst []byte, channel string, join bool, client []byte) []byt
 	return append(dst, '}')
 }
 
-// appendJSONString appends s as a JSON string.
+// appendJSONString appends s as a JSON string: as it is between quotes
+// when it is plain printable ASCII, through encoding/json otherwise.
 func appendJSONString(dst []byte, s string) []byte {
-	b, _ := json.Marshal(s) // a string always marshals
-	return append(dst, b...)
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			b, _ := json.Marshal(s) // a string always marshals
+			return append(dst, b...)
+		}
+	}
+	dst = append(dst, '"')
+	dst = append(dst, s...)
+	return append(dst, '"')
 }
