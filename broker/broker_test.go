@@ -96,7 +96,7 @@ func (n *node) subscribe(c *recConn, channel string) {
 	n.ch.OnMessage(c, wsconn.Text, []byte(`{"op":"subscribe","channel":"`+channel+`"}`))
 }
 
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {
@@ -107,7 +107,7 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() bo
 	}
 }
 
-func startNATS(t *testing.T, port int) *Embedded {
+func startNATS(t testing.TB, port int) *Embedded {
 	t.Helper()
 	e, err := StartEmbedded("127.0.0.1", port)
 	if err != nil {

@@ -24,7 +24,7 @@ type jsNode struct {
 
 // newJSNode joins a node to the NATS server at url: every channel keeps
 // size publications, "live." channels none.
-func newJSNode(t *testing.T, url string, size int) *jsNode {
+func newJSNode(t testing.TB, url string, size int) *jsNode {
 	t.Helper()
 	ch, err := handler.NewChannels(handler.ChannelsConfig{Rules: []handler.ChannelRule{
 		{ChannelOptions: handler.ChannelOptions{HistorySize: size, HistoryTTL: time.Hour, Presence: true, JoinLeave: true}},
