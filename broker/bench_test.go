@@ -122,3 +122,52 @@ func BenchmarkRecoveryStorm(b *testing.B) {
 	b.ReportMetric(float64(all[len(all)-1].Microseconds())/1000, "live-max-ms")
 	n.ch.OnClose(live, 1000, "")
 }
+
+// BenchmarkStoredPublish: one publication stored in JetStream and acked
+// (Channels.PublishWithPosition on a channel with history: the HTTP
+// publish path), and one recovery of 100 missed publications fetched
+// from JetStream, each on an embedded NATS server.
+//
+//	go test -run XXX -bench 'StoredPublish|StoredRecover' ./broker
+func BenchmarkStoredPublish(b *testing.B) {
+	e := startNATS(b, 0)
+	defer e.Shutdown()
+	n := newJSNode(b, e.URL(), 100)
+	data := json.RawMessage(`{"text":"a chat line of about sixty-four bytes, give or take"}`)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if _, err := n.ch.PublishWithPosition("room", data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkStoredRecover(b *testing.B) {
+	e := startNATS(b, 0)
+	defer e.Shutdown()
+	n := newJSNode(b, e.URL(), 1000)
+	from, err := n.ch.PublishWithPosition("room", json.RawMessage(`0`))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := range 100 {
+		if _, err := n.ch.PublishWithPosition("room", json.RawMessage(strconv.Itoa(i+1))); err != nil {
+			b.Fatal(err)
+		}
+	}
+	req := []byte(fmt.Sprintf(`{"op":"subscribe","channel":"room","id":1,"recover":{"offset":%d,"epoch":"%s"}}`,
+		from.Position.Offset, from.Position.Epoch))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		c := &recConn{id: uint64(i + 10), acks: true, full: make(chan struct{}), fullAt: 101} // the ack and 100
+		n.ch.OnMessage(c, wsconn.Text, req)
+		select {
+		case <-c.full:
+		case <-time.After(10 * time.Second):
+			b.Fatalf("the replay: %d of 101 after 10 s", len(c.pushes()))
+		}
+		n.ch.OnClose(c, 1000, "")
+	}
+}

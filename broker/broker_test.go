@@ -20,11 +20,14 @@ func TestMain(m *testing.M) {
 
 // recConn is a wsconn.Conn that records pushes.
 type recConn struct {
-	id    uint64
-	acks  bool // record Send too (acks, errors, replays), in order with the pushes
-	mu    sync.Mutex
-	got   []string
-	value any
+	id   uint64
+	acks bool // record Send too (acks, errors, replays), in order with the pushes
+	// full, if set, is closed once fullAt messages are recorded.
+	full   chan struct{}
+	fullAt int
+	mu     sync.Mutex
+	got    []string
+	value  any
 }
 
 func (c *recConn) ID() uint64                 { return c.id }
@@ -36,6 +39,7 @@ func (c *recConn) Send(_ wsconn.MessageType, p []byte) error {
 	if c.acks {
 		c.mu.Lock()
 		c.got = append(c.got, string(p))
+		c.checkFull()
 		c.mu.Unlock()
 	}
 	return nil
@@ -48,6 +52,7 @@ func (c *recConn) SendPrepared(m *wsconn.PreparedMessage) error {
 		n = 4
 	}
 	c.got = append(c.got, string(f[n:]))
+	c.checkFull()
 	c.mu.Unlock()
 	return nil
 }
@@ -64,6 +69,14 @@ func (c *recConn) SetValue(v any) {
 	c.value = v
 	c.mu.Unlock()
 }
+
+// checkFull closes full when fullAt messages are in. c.mu is held.
+func (c *recConn) checkFull() {
+	if c.full != nil && len(c.got) == c.fullAt {
+		close(c.full)
+	}
+}
+
 func (c *recConn) pushes() []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()

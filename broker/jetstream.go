@@ -339,7 +339,10 @@ func (b *NATS) Fetch(ctx context.Context, channel string, after uint64, max, max
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.RequestTimeout)
 	defer cancel()
 	inbox := b.nc.NewRespInbox()
-	sub, err := b.nc.SubscribeSync(inbox)
+	// A channel with room for the whole batch and its end: SubscribeSync
+	// would allocate the client's default of 64k slots per fetch.
+	replies := make(chan *nats.Msg, max+2)
+	sub, err := b.nc.ChanSubscribe(inbox, replies)
 	if err != nil {
 		return nil, "", false, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
@@ -350,9 +353,11 @@ func (b *NATS) Fetch(ctx context.Context, channel string, after uint64, max, max
 	}
 	var msgs []handler.StoredMessage
 	for {
-		m, err := sub.NextMsgWithContext(ctx)
-		if err != nil {
-			return nil, "", false, fmt.Errorf("%w: fetching %s: %v", ErrUnavailable, channel, err)
+		var m *nats.Msg
+		select {
+		case m = <-replies:
+		case <-ctx.Done():
+			return nil, "", false, fmt.Errorf("%w: fetching %s: %v", ErrUnavailable, channel, ctx.Err())
 		}
 		switch m.Header.Get("Status") {
 		case "":

@@ -62,7 +62,8 @@ func (b *NATS) Presence(ctx context.Context, channel string) ([]handler.Presence
 		return nil, fmt.Errorf("%w: not connected", ErrUnavailable)
 	}
 	inbox := b.nc.NewRespInbox()
-	sub, err := b.nc.SubscribeSync(inbox)
+	replies := make(chan *nats.Msg, 1024) // one answer per process; more than 1,024 processes would lose some
+	sub, err := b.nc.ChanSubscribe(inbox, replies)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
@@ -74,8 +75,10 @@ func (b *NATS) Presence(ctx context.Context, channel string) ([]handler.Presence
 	defer cancel()
 	var out []handler.PresenceAnswer
 	for {
-		m, err := sub.NextMsgWithContext(ctx)
-		if err != nil {
+		var m *nats.Msg
+		select {
+		case m = <-replies:
+		case <-ctx.Done():
 			return out, nil // the wait is over
 		}
 		var a handler.PresenceAnswer
