@@ -58,7 +58,7 @@ type Server struct {
 
 // Stats is a snapshot of the Server's own counters.
 type Stats struct {
-	// Unauthorized counts POST /api/publish and GET /api/history requests
+	// Unauthorized counts POST /api/publish, GET /api/history and GET /api/presence requests
 	// refused with 401: no API key, or a wrong one.
 	Unauthorized uint64
 }
@@ -100,6 +100,7 @@ func (s *Server) routes(metrics http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/api/publish", s.handlePublish)
 	mux.HandleFunc("/api/history", s.handleHistory)
+	mux.HandleFunc("/api/presence", s.handlePresence)
 	mux.HandleFunc("/api/channels", s.handleChannels)
 	mux.HandleFunc("/api/stats", s.handleStats)
 	mux.HandleFunc("/healthz", s.handleHealth)

@@ -11,6 +11,7 @@
 //	                    {"messages":[{"channel":…,"data":…},…]}      → {"results":[{"delivered":N}|{"error":"bad_channel"},…]}
 //	GET  /api/history   ?channel=news[&limit=N][&after=OFFSET&epoch=E]
 //	                    → {"offset":N,"epoch":"E","publications":[{"channel":"news","offset":N,"data":…},…]}
+//	GET  /api/presence  ?channel=room → {"presence":[{"client":"k2j-7","user":"alice","info":…},…],"clients":N,"users":M}
 //	GET  /api/channels  {"channels":{"news":2,…}}
 //	GET  /api/stats     {"ws":wsconn.Stats,"poller":poller.Stats,"channels":handler.ChannelsStats,"broker":broker.Stats,"admin":Stats}
 //	GET  /healthz       200 "ok" while the process serves
@@ -45,6 +46,13 @@
 // With history on (handler.ChannelOptions.HistorySize), a publish's answer
 // also has the publication's "offset" and "epoch", as has each result of
 // a batch.
+//
+// /api/presence calls handler.Channels.Presence: the channel's
+// subscribers on every process (at most ChannelsConfig.MaxPresence
+// listed, then "more":true), their count and distinct users, with the
+// key of /api/publish. 400 bad_query for a parameter other than one
+// channel, 400 bad_channel, 404 presence_off, 503 unavailable when the
+// other processes could not be asked.
 //
 // /api/history calls handler.Channels.History: the channel's position
 // (the offset and epoch of its last publication; 0 and "" for a channel

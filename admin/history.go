@@ -118,6 +118,8 @@ func historyError(err error) *requestError {
 		status, code = http.StatusConflict, codeEpochChanged
 	case errors.Is(err, handler.ErrOffsetTooOld):
 		status, code = http.StatusConflict, codeOffsetTooOld
+	case errors.Is(err, handler.ErrUnavailable):
+		return &requestError{http.StatusServiceUnavailable, codeUnavailable, codeMessages[codeUnavailable]}
 	default: // History documents no other: a bug
 		return &requestError{http.StatusInternalServerError, codeInternal, "history failed: " + err.Error()}
 	}

@@ -400,3 +400,43 @@ func TestMetricsHistory(t *testing.T) {
 		}
 	}
 }
+
+func TestPresenceAPI(t *testing.T) {
+	rules := handler.ChannelsConfig{Rules: []handler.ChannelRule{
+		{ChannelOptions: handler.ChannelOptions{Presence: true}},
+		{Prefix: "off."},
+	}}
+	e := newEnvWith(t, rules, Config{APIKey: testKey}, false)
+	tests := []struct {
+		name, query string
+		key         string
+		wantStatus  int
+		wantCode    string
+		wantBody    string
+	}{
+		{name: "empty channel", query: "channel=room", key: testKey, wantStatus: http.StatusOK, wantBody: `{"presence":[],"clients":0,"users":0}`},
+		{name: "no key", query: "channel=room", wantStatus: http.StatusUnauthorized, wantCode: codeUnauthorized},
+		{name: "bad channel", query: "channel=a%20b", key: testKey, wantStatus: http.StatusBadRequest, wantCode: codeBadChannel},
+		{name: "presence off", query: "channel=off.x", key: testKey, wantStatus: http.StatusNotFound, wantCode: codePresenceOff},
+		{name: "unknown parameter", query: "channel=room&limit=3", key: testKey, wantStatus: http.StatusBadRequest, wantCode: codeBadQuery},
+		{name: "channel twice", query: "channel=room&channel=x", key: testKey, wantStatus: http.StatusBadRequest, wantCode: codeBadQuery},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req := httptest.NewRequest(http.MethodGet, "/api/presence?"+tt.query, nil)
+			if tt.key != "" {
+				req.Header.Set("Authorization", "Bearer "+tt.key)
+			}
+			rec := e.serve(req)
+			if rec.Code != tt.wantStatus {
+				t.Fatalf("got %d %s, want %d", rec.Code, rec.Body, tt.wantStatus)
+			}
+			if tt.wantCode != "" {
+				checkError(t, rec, tt.wantCode)
+			}
+			if tt.wantBody != "" && strings.TrimSpace(rec.Body.String()) != tt.wantBody {
+				t.Errorf("got %s, want %s", rec.Body, tt.wantBody)
+			}
+		})
+	}
+}

@@ -22,6 +22,7 @@ const (
 	codeBadJSON              = handler.CodeBadJSON
 	codeBadChannel           = handler.CodeBadChannel
 	codeHistoryOff           = handler.CodeHistoryOff
+	codePresenceOff          = handler.CodePresenceOff
 	codeEpochChanged         = handler.CodeEpochChanged
 	codeOffsetTooOld         = handler.CodeOffsetTooOld
 	codeBadQuery             = "bad_query"

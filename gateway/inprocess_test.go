@@ -240,6 +240,11 @@ func TestWholeGatewayInProcess(t *testing.T) {
 		}
 	}
 
+	if code, body := do(http.MethodGet, "/api/presence?channel=news", "", true); code != http.StatusOK ||
+		!strings.HasPrefix(body, `{"presence":[{"client":"`) || !strings.HasSuffix(body, `"}],"clients":1,"users":0}`) {
+		t.Errorf("presence: %d %s, want the one subscriber", code, body)
+	}
+
 	echo := dial(t, g.addr, "/echo")
 	echo.send(t, "ping me back")
 	if got := echo.next(5 * time.Second); got != "ping me back" {

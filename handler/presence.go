@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/url"
 	"strconv"
 	"strings"
@@ -157,19 +158,22 @@ func (h *Channels) presenceOp(c wsconn.Conn, req *wsproto.Request) error {
 	}
 	id, stats := bytes.Clone(req.ID), req.Op == wsproto.OpPresenceStats
 	answer := func() {
-		var answers []PresenceAnswer
-		if !stats {
-			answers = append(answers, h.LocalPresence(channel))
+		p, err := h.presence(context.Background(), channel, stats)
+		if err != nil {
+			h.replyError(c, id, codeOf(err))
+			return
 		}
-		if pb, ok := h.broker.(PresenceBroker); ok {
-			remote, err := pb.Presence(context.Background(), channel)
-			if err != nil {
-				h.replyError(c, id, CodeUnavailable)
-				return
+		var reply []byte
+		if stats {
+			reply = wsproto.AppendPresenceStats(nil, id, p.Total, p.Users)
+		} else {
+			clients := make([][]byte, len(p.Clients))
+			for i, cl := range p.Clients {
+				clients[i] = cl
 			}
-			answers = append(answers, remote...)
+			reply = wsproto.AppendPresence(nil, id, clients, p.More)
 		}
-		_ = c.Send(wsconn.Text, h.presenceReply(channel, id, stats, answers)) // Send copies
+		_ = c.Send(wsconn.Text, reply) // Send copies
 	}
 	if _, ok := h.broker.(PresenceBroker); !ok {
 		answer()
@@ -181,14 +185,50 @@ func (h *Channels) presenceOp(c wsconn.Conn, req *wsproto.Request) error {
 	return nil
 }
 
-// presenceReply builds the ack of a presence (or, with stats, a
-// presence_stats) request from the processes' answers.
-func (h *Channels) presenceReply(channel string, id json.RawMessage, stats bool, answers []PresenceAnswer) []byte {
-	if stats {
-		users := map[string]bool{}
-		total := h.localStats(channel, users)
-		for _, a := range answers {
-			total += a.Total
+// PresenceInfo is a channel's presence on every process.
+type PresenceInfo struct {
+	Clients []json.RawMessage // at most MaxPresence (AppendClient objects)
+	More    bool              // some subscribers are not listed
+	Total   int               // subscribers
+	Users   int               // distinct users: exact on this process, among those listed elsewhere
+}
+
+// Presence returns channel's presence on every process: this one's
+// subscribers, and with a PresenceBroker the other processes' that
+// answered in time. It blocks on the broker: do not call it from a
+// handler call. The errors are ErrBadChannel, ErrPresenceOff and
+// ErrUnavailable (the broker could not ask).
+func (h *Channels) Presence(ctx context.Context, channel string) (PresenceInfo, error) {
+	if !wsproto.ValidChannel(channel, h.cfg.MaxChannelLen) {
+		return PresenceInfo{}, ErrBadChannel
+	}
+	if !h.rules.match(channel).Presence {
+		return PresenceInfo{}, ErrPresenceOff
+	}
+	return h.presence(ctx, channel, false)
+}
+
+// presence gathers channel's presence; with countsOnly, no client is
+// listed (presence_stats).
+func (h *Channels) presence(ctx context.Context, channel string, countsOnly bool) (PresenceInfo, error) {
+	var p PresenceInfo
+	users := map[string]bool{}
+	var answers []PresenceAnswer
+	if countsOnly {
+		p.Total = h.localStats(channel, users)
+	} else {
+		local := h.LocalPresence(channel)
+		answers = append(answers, local)
+		h.localStats(channel, users)
+		p.Total = local.Total
+	}
+	if pb, ok := h.broker.(PresenceBroker); ok {
+		remote, err := pb.Presence(ctx, channel)
+		if err != nil {
+			return PresenceInfo{}, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		}
+		for _, a := range remote {
+			p.Total += a.Total
 			for _, cl := range a.Clients {
 				var u struct{ User string }
 				if json.Unmarshal(cl, &u) == nil && u.User != "" {
@@ -196,21 +236,20 @@ func (h *Channels) presenceReply(channel string, id json.RawMessage, stats bool,
 				}
 			}
 		}
-		return wsproto.AppendPresenceStats(nil, id, total, len(users))
+		answers = append(answers, remote...)
 	}
-	var list [][]byte
-	more := false
+	p.Users = len(users)
 	for _, a := range answers {
 		for _, cl := range a.Clients {
-			if len(list) == h.cfg.MaxPresence {
-				more = true
+			if len(p.Clients) == h.cfg.MaxPresence {
+				p.More = true
 				break
 			}
-			list = append(list, cl)
+			p.Clients = append(p.Clients, cl)
 		}
-		more = more || len(a.Clients) < a.Total
+		p.More = p.More || len(a.Clients) < a.Total
 	}
-	return wsproto.AppendPresence(nil, id, list, more)
+	return p, nil
 }
 
 // listen adds c to channel's join and leave listeners, once. subs.mu is
