@@ -120,6 +120,8 @@ func checkNumbers(o *options) error {
 		{"max-msg-rate", w.MaxMessageRate, false, true, "want a positive rate, or -1 for no cap"},
 		{"max-subs", o.channels.MaxSubscriptions, false, false, "want a positive count"},
 		{"max-channel-len", o.channels.MaxChannelLen, false, false, "want a positive length in bytes"},
+		{"history-channels", o.channels.MaxHistoryChannels, false, false, "want a positive count"},
+		{"history-memory", int(min(o.channels.MaxHistoryBytes, 1<<62)), false, false, "want a positive size"},
 	} {
 		if c.v == 0 && !c.zero || c.v < 0 && !c.neg {
 			return fmt.Errorf("invalid -%s %d%s: %s", c.name, c.v, o.where(c.name), c.want)

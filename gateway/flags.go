@@ -141,6 +141,10 @@ func newFlagSet(t *flagTargets) *flag.FlagSet {
 	o.history.bytes = handler.DefaultHistoryBytes
 	fs.Var(sizeFlag{&o.history.bytes}, "history-bytes", "framed bytes each channel's history keeps at most, oldest dropped first")
 	fs.DurationVar(&o.history.ttl, "history-ttl", handler.DefaultHistoryTTL, "how long a channel keeps a publication in its history")
+	fs.IntVar(&o.channels.MaxHistoryChannels, "history-channels", handler.DefaultMaxHistoryChannels,
+		"most channels with a history in this process's memory; past it, new ones keep none until others expire")
+	o.channels.MaxHistoryBytes = handler.DefaultMaxHistoryBytes
+	fs.Var(sizeFlag{&o.channels.MaxHistoryBytes}, "history-memory", "framed bytes all in-memory histories keep together; past it, the oldest go first")
 	fs.BoolVar(&o.history.presence, "presence", true, "the presence and presence_stats ops on every channel (per prefix: channels:)")
 	fs.BoolVar(&o.history.joinLeave, "join-leave", true, "join and leave pushes to the subscribers that ask for them (per prefix: channels:)")
 	fs.StringVar(&o.historyStore, "history-store", "memory", "where histories live: memory (lost on restart), or file "+

@@ -63,6 +63,16 @@ type ChannelsConfig struct {
 	// in proportion to this, not to the storm. Zero means
 	// DefaultMaxStoreQueue.
 	MaxStoreQueue int
+	// MaxHistoryChannels bounds how many channels keep a history in this
+	// process's memory (not with a StoreBroker): past it, a channel that
+	// has none yet publishes as with history off until others expire.
+	// Zero means DefaultMaxHistoryChannels.
+	MaxHistoryChannels int
+	// MaxHistoryBytes bounds the framed bytes all in-memory histories
+	// keep together: past it, the publishing channel's oldest go first,
+	// and the sweep halves the histories in turn (each keeps its newest).
+	// Zero means DefaultMaxHistoryBytes.
+	MaxHistoryBytes int64
 	// MaxPresence is the most clients one presence answer lists (with
 	// "more":true past it). Zero means DefaultMaxPresence.
 	MaxPresence int
@@ -105,6 +115,12 @@ func (cfg ChannelsConfig) withDefaults() ChannelsConfig {
 	if cfg.MaxPresence == 0 {
 		cfg.MaxPresence = DefaultMaxPresence
 	}
+	if cfg.MaxHistoryChannels == 0 {
+		cfg.MaxHistoryChannels = DefaultMaxHistoryChannels
+	}
+	if cfg.MaxHistoryBytes == 0 {
+		cfg.MaxHistoryBytes = DefaultMaxHistoryBytes
+	}
 	if cfg.HistoryMetaTTL == 0 {
 		cfg.HistoryMetaTTL = DefaultHistoryMetaTTL
 	}
@@ -128,8 +144,9 @@ func (cfg ChannelsConfig) validate() error {
 		return fmt.Errorf("%w: MaxHistoryLimit is %d, must not be negative", ErrInvalidConfig, cfg.MaxHistoryLimit)
 	case cfg.HistoryMetaTTL < 0:
 		return fmt.Errorf("%w: HistoryMetaTTL is %v, must not be negative", ErrInvalidConfig, cfg.HistoryMetaTTL)
-	case cfg.MaxStoreJobs < 0 || cfg.MaxStoreQueue < 0 || cfg.MaxPresence < 0:
-		return fmt.Errorf("%w: MaxStoreJobs, MaxStoreQueue and MaxPresence must not be negative", ErrInvalidConfig)
+	case cfg.MaxStoreJobs < 0 || cfg.MaxStoreQueue < 0 || cfg.MaxPresence < 0 || cfg.MaxHistoryChannels < 0 || cfg.MaxHistoryBytes < 0:
+		return fmt.Errorf("%w: MaxStoreJobs, MaxStoreQueue, MaxPresence, MaxHistoryChannels and MaxHistoryBytes must not be negative",
+			ErrInvalidConfig)
 	}
 	return nil
 }
@@ -187,6 +204,7 @@ type Channels struct {
 	unrecovered  atomic.Uint64
 	replayed     atomic.Uint64
 	storeFailed  atomic.Uint64 // publishes the store did not take
+	historyFull  atomic.Uint64 // publishes and subscribes without history past MaxHistoryChannels
 	gaps         atomic.Uint64 // stored publications this process missed and fetched
 	gapsLost     atomic.Uint64 // ... and failed to fetch
 	// rejected counts error replies by code, indexed by wsproto.CodeIndex.
@@ -259,7 +277,7 @@ func NewChannels(cfg ChannelsConfig) (*Channels, error) {
 	}
 	h := &Channels{cfg: cfg, rules: rs}
 	h.hub = newHub(cfg.Shards, h.interest)
-	h.history = newHistory(cfg.Shards, cfg.HistoryMetaTTL)
+	h.history = newHistory(cfg.Shards, cfg.HistoryMetaTTL, cfg.MaxHistoryChannels, cfg.MaxHistoryBytes)
 	h.jobs = jobQueue{max: cfg.MaxStoreJobs, maxQueue: cfg.MaxStoreQueue}
 	h.node = strconv.FormatUint(rand.Uint64(), 36)
 	return h, nil
@@ -285,6 +303,17 @@ func (h *Channels) SetFanoutObserver(observe func(d time.Duration, recipients in
 func (h *Channels) SetBroker(b Broker) {
 	h.broker = b
 	h.store, _ = b.(StoreBroker)
+}
+
+// historyOptions is options for a channel about to get a history kept in
+// memory: off when MaxHistoryChannels have one already.
+func (h *Channels) historyOptions(channel string) ChannelOptions {
+	opts := h.options(channel)
+	if opts.HistorySize > 0 && !h.history.admit(channel) {
+		h.historyFull.Add(1)
+		return ChannelOptions{Presence: opts.Presence, JoinLeave: opts.JoinLeave}
+	}
+	return opts
 }
 
 // options returns the options of channel.
@@ -467,7 +496,7 @@ func (h *Channels) PublishWithPosition(channel string, data json.RawMessage) (Pu
 	h.published.Add(1)
 	buf := getBuf()
 	defer putBuf(buf)
-	opts := h.options(channel)
+	opts := h.historyOptions(channel)
 	if opts.HistorySize == 0 {
 		*buf = wsproto.AppendPush(*buf, channel, data)
 		delivered := h.deliverLocal(channel, wsconn.NewPreparedMessage(wsconn.Text, *buf)) // framed once; copies

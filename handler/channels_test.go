@@ -38,6 +38,7 @@ func errReply(id, code string) string {
 // withHistoryDefaults sets cfg's history limits to their defaults.
 func withHistoryDefaults(cfg ChannelsConfig) ChannelsConfig {
 	cfg.MaxStoreJobs, cfg.MaxStoreQueue, cfg.MaxPresence = DefaultMaxStoreJobs, DefaultMaxStoreQueue, DefaultMaxPresence
+	cfg.MaxHistoryChannels, cfg.MaxHistoryBytes = DefaultMaxHistoryChannels, DefaultMaxHistoryBytes
 	cfg.MaxReplay, cfg.MaxReplayBytes = DefaultMaxReplay, DefaultMaxReplayBytes
 	cfg.MaxHistoryLimit, cfg.HistoryMetaTTL = DefaultMaxHistoryLimit, DefaultHistoryMetaTTL
 	return cfg
@@ -53,7 +54,8 @@ func TestChannelsConfig(t *testing.T) {
 		{name: "zero means defaults", cfg: ChannelsConfig{}, want: withHistoryDefaults(ChannelsConfig{MaxSubscriptions: 64, MaxChannelLen: 128, Shards: 64})},
 		{name: "explicit values kept", cfg: ChannelsConfig{MaxSubscriptions: 1, MaxChannelLen: 2, Shards: 3, MaxReplay: 4, MaxReplayBytes: 5, MaxHistoryLimit: 6, HistoryMetaTTL: 7},
 			want: ChannelsConfig{MaxSubscriptions: 1, MaxChannelLen: 2, Shards: 3, MaxReplay: 4, MaxReplayBytes: 5, MaxHistoryLimit: 6, HistoryMetaTTL: 7,
-				MaxStoreJobs: DefaultMaxStoreJobs, MaxStoreQueue: DefaultMaxStoreQueue, MaxPresence: DefaultMaxPresence}},
+				MaxStoreJobs: DefaultMaxStoreJobs, MaxStoreQueue: DefaultMaxStoreQueue, MaxPresence: DefaultMaxPresence,
+				MaxHistoryChannels: DefaultMaxHistoryChannels, MaxHistoryBytes: DefaultMaxHistoryBytes}},
 		{name: "explicit store bounds kept", cfg: ChannelsConfig{MaxStoreJobs: 2, MaxStoreQueue: 3},
 			want: func() ChannelsConfig {
 				c := withHistoryDefaults(ChannelsConfig{MaxSubscriptions: 64, MaxChannelLen: 128, Shards: 64})

@@ -31,6 +31,9 @@ type history struct {
 	shards  []historyShard
 	metaTTL time.Duration
 
+	maxStreams int   // about the most streams (admit)
+	maxBytes   int64 // about the most framed bytes of all streams (append, sweep)
+
 	next    atomic.Uint64 // sweepNext's last shard
 	streams atomic.Int64  // entries of all shards' maps
 	entries atomic.Int64  // publications held, all streams
@@ -77,8 +80,9 @@ type entry struct {
 }
 
 // newHistory returns a history with n shards; n must be positive.
-func newHistory(n int, metaTTL time.Duration) *history {
-	h := &history{seed: maphash.MakeSeed(), shards: make([]historyShard, n), metaTTL: metaTTL}
+func newHistory(n int, metaTTL time.Duration, maxStreams int, maxBytes int64) *history {
+	h := &history{seed: maphash.MakeSeed(), shards: make([]historyShard, n), metaTTL: metaTTL,
+		maxStreams: maxStreams, maxBytes: maxBytes}
 	for i := range h.shards {
 		h.shards[i].streams = make(map[string]*stream)
 	}
@@ -100,6 +104,13 @@ func (h *history) lookup(name string) *stream {
 	st := sh.streams[name]
 	sh.mu.RUnlock()
 	return st
+}
+
+// admit reports whether channel name may keep a history: it has one, or
+// there are fewer than maxStreams. Concurrent first publications may pass
+// the cap by a few: it bounds memory, not an exact count.
+func (h *history) admit(name string) bool {
+	return h.streams.Load() < int64(h.maxStreams) || h.lookup(name) != nil
 }
 
 // lock returns the stream of channel name locked, creating it with opts
@@ -148,7 +159,27 @@ func (h *history) append(st *stream, pm *wsconn.PreparedMessage, now time.Time) 
 	h.entries.Add(1)
 	h.bytes.Add(int64(len(pm.Frame())))
 	h.evict(st, at)
+	for h.bytes.Load() > h.maxBytes && len(st.entries)-st.start > 1 {
+		h.drop(st, 1) // all histories together are past maxBytes: this one gives first
+	}
 	return st.top
+}
+
+// drop evicts the n oldest entries of st, at most all but the newest.
+// The stream is locked.
+func (h *history) drop(st *stream, n int) {
+	n = min(n, len(st.entries)-st.start-1)
+	freed := 0
+	for range n {
+		e := &st.entries[st.start]
+		size := len(e.pm.Frame())
+		st.bytes -= size
+		freed += size
+		*e = entry{}
+		st.start++
+	}
+	h.entries.Add(-int64(max(n, 0)))
+	h.bytes.Add(-int64(freed))
 }
 
 // evict drops the oldest entries while there are more than the history
@@ -239,6 +270,9 @@ func (h *history) sweepShard(sh *historyShard, at int64, try bool) {
 			continue
 		}
 		h.evict(st, at)
+		if h.bytes.Load() > h.maxBytes {
+			h.drop(st, (len(st.entries)-st.start)/2) // past maxBytes: every history halves in turn
+		}
 		if st.start == len(st.entries) && at-st.touched > int64(st.opts.HistoryTTL+h.metaTTL) {
 			st.dead = true
 			delete(sh.streams, name)

@@ -368,3 +368,48 @@ func TestHistoryOp(t *testing.T) {
 		t.Errorf("without permission: got %+v, want forbidden", a)
 	}
 }
+
+// TestHistoryCaps: past MaxHistoryChannels a new channel publishes as with
+// history off, the channels that have one keep it; past MaxHistoryBytes
+// the publishing channel gives its oldest first, and the sweep halves the
+// others, each keeping its newest.
+func TestHistoryCaps(t *testing.T) {
+	cfg := historyConfig(100)
+	cfg.MaxHistoryChannels = 2
+	h := newTestChannels(t, cfg)
+	publishN(t, h, "a", 1, 2)
+	publishN(t, h, "b", 1, 2)
+	if p, err := h.PublishWithPosition("c", json.RawMessage("1")); err != nil || p.Position != (Position{}) {
+		t.Fatalf("third channel past the cap: got %+v %v, want no position", p, err)
+	}
+	if p := publishN(t, h, "a", 2, 3); p.Offset != 2 {
+		t.Fatalf("a channel under the cap: got %+v, want offset 2", p)
+	}
+	c := newFakeConn()
+	send(h, c, `{"op":"subscribe","channel":"d","id":1,"recover":{"offset":1,"epoch":"x"}}`)
+	if a := oneReply(t, c); a.Reason != wsproto.ReasonHistoryOff {
+		t.Errorf("recovering past the cap: got %+v, want history_off", a)
+	}
+	if s := h.Stats(); s.HistoryFull != 2 || s.HistoryChannels != 2 {
+		t.Errorf("stats: %+v", s)
+	}
+	h.OnClose(c, 1000, "")
+
+	cfg = historyConfig(1000)
+	cfg.MaxHistoryBytes = 2000 // about 60 frames of 33 bytes
+	cfg.Shards = 1
+	h = newTestChannels(t, cfg)
+	publishN(t, h, "a", 1, 101)
+	if s := h.Stats(); s.HistoryBytes > 2000 || s.HistoryEntries < 50 {
+		t.Fatalf("one channel past the cap: %+v, want at most 2000 bytes, the newest kept", s)
+	}
+	publishN(t, h, "b", 1, 2)
+	h.OnTick(time.Now())
+	_, pushes, _ := h.History("a", nil, 100)
+	if s := h.Stats(); len(pushes) > 35 || s.HistoryBytes > 2000 {
+		t.Fatalf("after a sweep past the cap: a keeps %d, stats %+v; want it halved", len(pushes), s)
+	}
+	if _, pushes, _ := h.History("b", nil, 0); len(pushes) != 1 {
+		t.Fatalf("b: got %d kept, want its newest", len(pushes))
+	}
+}

@@ -62,6 +62,12 @@ const (
 	DefaultMaxStoreJobs = 16
 	// DefaultMaxStoreQueue is how many more may queue behind them.
 	DefaultMaxStoreQueue = 10000
+	// DefaultMaxHistoryChannels is how many channels may keep a history
+	// in memory.
+	DefaultMaxHistoryChannels = 100000
+	// DefaultMaxHistoryBytes is what all in-memory histories may keep
+	// together.
+	DefaultMaxHistoryBytes = 256 << 20
 	// DefaultMaxPresence is the most clients one presence answer lists.
 	DefaultMaxPresence = 1000
 	// MaxClientInfo is the largest client info (the info query

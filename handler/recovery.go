@@ -51,7 +51,7 @@ func (h *Channels) subscribe(c wsconn.Conn, req *wsproto.Request) error {
 		return nil
 	}
 	ack := wsproto.Ack{Delivered: -1}
-	opts := h.options(channel)
+	opts := h.historyOptions(channel)
 	if opts.HistorySize == 0 {
 		if req.Recover != nil && !already {
 			ack.Recovery = wsproto.ReasonHistoryOff

@@ -46,7 +46,10 @@ type ChannelsStats struct {
 	// subscribes and history requests running or waiting for the store
 	// now.
 	StoreFailures, StoreGaps, StoreGapsLost uint64
-	StoreJobs                               int
+	// HistoryFull counts publishes and subscribes served without history
+	// because MaxHistoryChannels channels had one already.
+	HistoryFull uint64
+	StoreJobs   int
 }
 
 // Stats returns the hub's counters.
@@ -69,6 +72,7 @@ func (h *Channels) Stats() ChannelsStats {
 		HistoryBytes:    h.history.bytes.Load(),
 
 		StoreFailures: h.storeFailed.Load(),
+		HistoryFull:   h.historyFull.Load(),
 		StoreGaps:     h.gaps.Load(),
 		StoreGapsLost: h.gapsLost.Load(),
 		StoreJobs:     h.jobs.waiting(),
