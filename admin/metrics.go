@@ -120,8 +120,18 @@ var wsMetrics = []metric{
 		func(s *snapshot) float64 { return float64(s.Channels.HistoryEntries) }),
 	gauge("history_bytes", "Framed bytes of the publications kept in channel histories now.",
 		func(s *snapshot) float64 { return float64(s.Channels.HistoryBytes) }),
+	counter("history_full_total", "Publishes and subscribes served without history: -history-channels channels had one already.",
+		func(s *snapshot) float64 { return float64(s.Channels.HistoryFull) }),
+	counter("store_publish_failures_total", "Publishes to channels with history that JetStream did not store (answered unavailable).",
+		func(s *snapshot) float64 { return float64(s.Channels.StoreFailures) }),
+	counter("store_gaps_total", "Times this process found it had missed stored publications and fetched them from JetStream.",
+		func(s *snapshot) float64 { return float64(s.Channels.StoreGaps) }),
+	counter("store_gaps_lost_total", "Fetches of missed stored publications that failed.",
+		func(s *snapshot) float64 { return float64(s.Channels.StoreGapsLost) }),
+	gauge("store_jobs", "Subscribes, history and presence requests running or waiting for JetStream or other processes now.",
+		func(s *snapshot) float64 { return float64(s.Channels.StoreJobs) }),
 
-	counter("api_unauthorized_total", "POST /api/publish and GET /api/history requests refused with 401: no API key, or a wrong one.",
+	counter("api_unauthorized_total", "POST /api/publish, GET /api/history and GET /api/presence requests refused with 401: no API key, or a wrong one.",
 		func(s *snapshot) float64 { return float64(s.Admin.Unauthorized) }),
 }
 
