@@ -34,6 +34,16 @@
 //	                    ─▶ every process with a subscriber ─▶ Channels.DeliverStored ─▶ local subscribers
 //	recovery         ─▶ batch direct get (after an offset) ─▶ replay, then live
 //
+// # Presence
+//
+// Each process answers presence requests for its own subscribers
+// (presence.go): the asker publishes one request per channel and gathers
+// the answers for PresenceWait (100 ms). No process keeps another's
+// clients, so a process that dies, even by SIGKILL, is out of every
+// presence answer from the next request on; there is no entry to expire
+// and no TTL to tune. Join and leave pushes travel as a channel without
+// history does; the leaves of a dead process's clients are not pushed.
+//
 // # When NATS is unreachable
 //
 // For channels without history, local delivery goes on. Publishes are not
