@@ -6,6 +6,7 @@
 # on a lower level; on its own level, only the edges in same_level):
 #
 #   0  prefork, internal/...         leaf helpers
+#      client                        the Go client: imports no server package
 #   1  poller                        epoll reactor and worker pool
 #   2  wsconn                        WebSocket connections on the poller
 #   3  handler                       what runs on a connection
@@ -31,7 +32,7 @@ cd "${1:-$(dirname "$0")/..}"
 module=github.com/wsgate/wsgate
 
 declare -A level=(
-	[prefork]=0 [internal]=0
+	[prefork]=0 [internal]=0 [client]=0
 	[poller]=1
 	[wsconn]=2
 	[handler]=3
@@ -47,6 +48,7 @@ bench_up=handler
 test_up=(
 	"wsconn xtest handler" # examples and apps_link_test.go serve handler's Channels
 	"bench test admin"     # attack_test.go runs the admin publish API
+	"client xtest gateway" # the client against a real wsgate
 )
 # "importer imported why": tolerated until the named change lands.
 pending=()
