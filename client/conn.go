@@ -13,6 +13,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
@@ -492,6 +493,9 @@ func (c *Conn) read(nc net.Conn, br *bufio.Reader) CloseEvent {
 				if err == nil && int64(len(data)) > c.opts.MaxMessageSize {
 					c.writeClose(nc, 1009, "message too big")
 					return CloseEvent{Code: 1009, Reason: "message too big", Err: ErrMessageTooLarge}
+				}
+				if err == nil && h.OpCode == ws.OpText && !utf8.Valid(data) {
+					err = wsutil.ErrInvalidUTF8 // wsutil's check misses some split sequences: checked here, whole
 				}
 				if err == nil {
 					t := MessageType(h.OpCode)
