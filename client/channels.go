@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"strconv"
 	"sync"
 	"time"
@@ -58,6 +59,14 @@ type ClientOptions struct {
 	// RequestTimeout bounds Publish, History and Presence when their ctx
 	// has no deadline. Default 10s.
 	RequestTimeout time.Duration
+	// Token, if set, supplies the JWT: for each connection's handshake
+	// (Authorization: Bearer) and, RefreshBefore its expiry, for the
+	// refresh op on the open connection, so that the server never closes
+	// it for an expired token. A zero expires is never refreshed.
+	Token func(ctx context.Context) (token string, expires time.Time, err error)
+	// RefreshBefore is how long before the expiry a token is refreshed.
+	// Default: a tenth of its life, at least a second.
+	RefreshBefore time.Duration
 }
 
 // SubscribeOptions are a Subscription's events besides its publications.
@@ -84,6 +93,9 @@ type Client struct {
 	subs    map[string]*Subscription
 	waiting map[string]chan reply // by request id
 	next    uint64
+	expires time.Time     // the current token's
+	issued  time.Time     // when it was obtained
+	stopRef chan struct{} // closed when the connection the refresher serves ends
 }
 
 // Subscription is a channel subscribed through a Client.
@@ -130,12 +142,36 @@ func NewClient(url string, opts ClientOptions) *Client {
 	}
 	c := &Client{opts: opts, subs: map[string]*Subscription{}, waiting: map[string]chan reply{}}
 	co := opts.Options
+	if opts.Token != nil {
+		co.HeaderFunc = func(ctx context.Context) (http.Header, error) {
+			tok, exp, err := opts.Token(ctx)
+			if err != nil {
+				return nil, err
+			}
+			c.mu.Lock()
+			c.expires, c.issued = exp, time.Now()
+			c.mu.Unlock()
+			h := opts.Header.Clone()
+			if h == nil {
+				h = http.Header{}
+			}
+			h.Set("Authorization", "Bearer "+tok)
+			return h, nil
+		}
+	}
 	userOpen, userMsg, userClose := co.OnOpen, co.OnMessage, co.OnClose
 	co.OnOpen = func(conn *Conn) {
 		if userOpen != nil {
 			userOpen(conn)
 		}
 		c.resubscribe(conn)
+		if opts.Token != nil {
+			stop := make(chan struct{})
+			c.mu.Lock()
+			c.stopRef = stop
+			c.mu.Unlock()
+			go c.refresher(conn, stop)
+		}
 	}
 	co.OnMessage = func(conn *Conn, t MessageType, data []byte) {
 		c.dispatch(data)
@@ -144,6 +180,12 @@ func NewClient(url string, opts ClientOptions) *Client {
 		}
 	}
 	co.OnClose = func(conn *Conn, e CloseEvent) {
+		c.mu.Lock()
+		if c.stopRef != nil {
+			close(c.stopRef)
+			c.stopRef = nil
+		}
+		c.mu.Unlock()
 		c.failWaiting()
 		if userClose != nil {
 			userClose(conn, e)
@@ -399,4 +441,49 @@ func (c *Client) Presence(ctx context.Context, channel string) ([]Presence, erro
 	var m message
 	err = json.Unmarshal(b, &m)
 	return m.Presence, err
+}
+
+// refresher refreshes the token of one open connection before it
+// expires, until stop.
+func (c *Client) refresher(conn *Conn, stop <-chan struct{}) {
+	for {
+		c.mu.Lock()
+		exp, issued := c.expires, c.issued
+		c.mu.Unlock()
+		if exp.IsZero() {
+			return
+		}
+		before := c.opts.RefreshBefore
+		if before == 0 {
+			before = max(exp.Sub(issued)/10, time.Second)
+		}
+		t := time.NewTimer(time.Until(exp.Add(-before)))
+		select {
+		case <-stop:
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), c.opts.RequestTimeout)
+		tok, newExp, err := c.opts.Token(ctx)
+		if err == nil {
+			_, err = c.request(ctx, map[string]any{"op": "refresh", "token": tok})
+		}
+		cancel()
+		if err != nil {
+			if c.opts.OnError != nil {
+				c.opts.OnError(conn, fmt.Errorf("client: token refresh: %w", err))
+			}
+			// The server closes at the old expiry; the reconnect gets a
+			// fresh token. Wait for that.
+			select {
+			case <-stop:
+			case <-time.After(time.Until(exp)):
+			}
+			return
+		}
+		c.mu.Lock()
+		c.expires, c.issued = newExp, time.Now()
+		c.mu.Unlock()
+	}
 }

@@ -50,6 +50,9 @@ var (
 type Options struct {
 	// Header is sent with the handshake (a token: Authorization).
 	Header http.Header
+	// HeaderFunc, if set, gives the header of each attempt instead (a
+	// fresh token for every reconnect); its error fails the attempt.
+	HeaderFunc func(ctx context.Context) (http.Header, error)
 	// Subprotocols are offered in Sec-WebSocket-Protocol.
 	Subprotocols []string
 	// TLSConfig is used for wss:// (custom roots, client certificates).
@@ -226,8 +229,16 @@ func newConn(url string, opts Options) *Conn {
 
 // dial makes one connection attempt.
 func (c *Conn) dial(ctx context.Context) (net.Conn, *bufio.Reader, error) {
+	header := c.opts.Header
+	if c.opts.HeaderFunc != nil {
+		h, err := c.opts.HeaderFunc(ctx)
+		if err != nil {
+			return nil, nil, fmt.Errorf("client: no header for the handshake: %w", err)
+		}
+		header = h
+	}
 	d := ws.Dialer{
-		Header:    ws.HandshakeHeaderHTTP(c.opts.Header),
+		Header:    ws.HandshakeHeaderHTTP(header),
 		Protocols: c.opts.Subprotocols,
 		TLSConfig: c.opts.TLSConfig,
 		Timeout:   c.opts.HandshakeTimeout,

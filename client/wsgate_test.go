@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/wsgate/wsgate/auth"
 	"github.com/wsgate/wsgate/client"
 	"github.com/wsgate/wsgate/handler"
 	"github.com/wsgate/wsgate/wsconn"
@@ -217,5 +220,60 @@ func TestThousandClientsReconnect(t *testing.T) {
 				t.Fatalf("client %d: publication %d has offset %d", i, k, p.Offset)
 			}
 		}
+	}
+}
+
+// TestTokenRefresh: with tokens that expire in two seconds, the Client
+// refreshes before each expiry on the open connection, so the server
+// never closes it: one connection for three expiries' worth of time.
+func TestTokenRefresh(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for token expiries")
+	}
+	secret := []byte("a test secret of at least thirty-two bytes")
+	v, err := auth.New(auth.Config{Secret: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch, err := handler.NewChannels(handler.ChannelsConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch.SetRefresh(v.RefreshHook)
+	srv, err := wsconn.New(wsconn.Config{Addr: "127.0.0.1:0", Routes: map[string]wsconn.Handler{"/ws": ch}, Authorize: v.Authorize})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = srv.Shutdown(context.Background()) }()
+	var mu sync.Mutex
+	issued, opens, closes := 0, 0, 0
+	token := func(context.Context) (string, time.Time, error) {
+		exp := time.Now().Add(2 * time.Second)
+		tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+			"sub": "alice", "exp": exp.Unix(), "subscribe": []string{"room"},
+		}).SignedString(secret)
+		mu.Lock()
+		issued++
+		mu.Unlock()
+		return tok, time.Unix(exp.Unix(), 0), err // exp has whole seconds
+	}
+	c := client.NewClient("ws://"+srv.Addr().String()+"/ws", client.ClientOptions{
+		Token: token, RefreshBefore: 700 * time.Millisecond,
+		Options: client.Options{
+			Reconnect: &client.Backoff{Min: 10 * time.Millisecond},
+			OnOpen:    func(*client.Conn) { mu.Lock(); opens++; mu.Unlock() },
+			OnClose:   func(*client.Conn, client.CloseEvent) { mu.Lock(); closes++; mu.Unlock() },
+		}})
+	defer c.Close()
+	c.Subscribe("room", func(client.Publication) {}, client.SubscribeOptions{})
+	eventually(t, "subscribed", func() bool { return ch.Subscribers("room") == 1 })
+	eventually(t, "three tokens", func() bool { mu.Lock(); defer mu.Unlock(); return issued >= 4 })
+	mu.Lock()
+	defer mu.Unlock()
+	if opens != 1 || closes != 0 || ch.Subscribers("room") != 1 {
+		t.Fatalf("after %d tokens: %d opens, %d closes: want one connection throughout", issued, opens, closes)
 	}
 }
