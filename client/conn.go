@@ -180,7 +180,8 @@ type Conn struct {
 	opts Options
 
 	mu      sync.Mutex
-	queue   chan frame    // writes, this connection's or waiting for the next
+	pending []frame       // writes waiting: this connection's, or the next one's
+	writing bool          // a sender is writing pending out (flush)
 	conn    net.Conn      // nil while disconnected
 	wake    chan struct{} // Reconnect: skip the wait
 	closing bool          // Close was called
@@ -223,7 +224,7 @@ func Connect(url string, opts Options) *Conn {
 
 func newConn(url string, opts Options) *Conn {
 	o := opts.withDefaults()
-	return &Conn{url: url, opts: o, queue: make(chan frame, o.WriteQueue), wake: make(chan struct{}, 1),
+	return &Conn{url: url, opts: o, wake: make(chan struct{}, 1),
 		done: make(chan struct{}), closed: make(chan struct{})}
 }
 
@@ -276,12 +277,59 @@ func (c *Conn) enqueue(op ws.OpCode, p []byte) error {
 	case c.conn == nil && !c.opts.QueueWhileDown:
 		return ErrNotConnected
 	}
-	select {
-	case c.queue <- frame{op, append([]byte(nil), p...)}:
-		return nil
-	default:
+	if len(c.pending) >= c.opts.WriteQueue {
 		return ErrQueueFull
 	}
+	c.pending = append(c.pending, frame{op, append([]byte(nil), p...)})
+	if c.conn == nil || c.writing {
+		return nil // the next connection, or the sender writing now, writes it
+	}
+	c.writing = true
+	nc := c.conn
+	c.mu.Unlock()
+	c.flush(nc)
+	c.mu.Lock()
+	return nil
+}
+
+// flush writes pending out on nc until none is left; the caller set
+// writing. One sender writes at a time; the others only queue, so a send
+// costs no goroutine and no copy beyond the frame's.
+func (c *Conn) flush(nc net.Conn) {
+	for {
+		c.mu.Lock()
+		batch := c.pending
+		c.pending = nil
+		if len(batch) == 0 || c.conn != nc {
+			c.pending = append(batch, c.pending...)
+			c.writing = false
+			c.mu.Unlock()
+			return
+		}
+		c.mu.Unlock()
+		c.writeMu.Lock()
+		_ = nc.SetWriteDeadline(time.Now().Add(c.opts.CloseTimeout + c.opts.PongTimeout))
+		var err error
+		for _, f := range batch {
+			if err = wsutil.WriteClientMessage(nc, f.op, f.payload); err != nil {
+				break
+			}
+		}
+		c.writeMu.Unlock()
+		if err != nil {
+			c.drop(nc, err)
+			c.mu.Lock()
+			c.writing = false
+			c.mu.Unlock()
+			return
+		}
+	}
+}
+
+// drop ends nc for err, which the close event reports.
+func (c *Conn) drop(nc net.Conn, err error) {
+	c.cause.CompareAndSwap(nil, &err)
+	_ = nc.Close()
 }
 
 // Reconnect drops the connection, if any, and connects again now (with
@@ -455,23 +503,26 @@ func (c *Conn) serve(nc net.Conn, br *bufio.Reader) CloseEvent {
 	c.cause.Store(nil)
 	c.lastRead.Store(time.Now().UnixNano())
 	c.connected.Store(true)
-	stop, writerDone := make(chan struct{}), make(chan struct{})
-	go func() { defer close(writerDone); c.writer(nc, stop) }()
+	hb := c.startHeartbeat(nc)
+	c.mu.Lock()
+	flush := len(c.pending) > 0 && !c.writing // queued while down
+	c.writing = c.writing || flush
+	c.mu.Unlock()
+	if flush {
+		c.flush(nc)
+	}
 	c.event(func() {
 		if c.opts.OnOpen != nil {
 			c.opts.OnOpen(c)
 		}
 	})
 	e := c.read(nc, br)
-	close(stop)
+	hb.Stop()
 	_ = nc.Close()
-	<-writerDone
 	c.mu.Lock()
 	c.conn = nil
 	if !c.opts.QueueWhileDown {
-		for len(c.queue) > 0 { // what this connection did not write is not the next one's
-			<-c.queue
-		}
+		c.pending = nil // what this connection did not write is not the next one's
 	}
 	c.mu.Unlock()
 	c.connected.Store(false)
@@ -568,51 +619,64 @@ func (c *Conn) writeClose(nc net.Conn, code int, reason string) {
 	_ = wsutil.WriteClientMessage(nc, ws.OpClose, ws.NewCloseFrameBody(ws.StatusCode(code), reason))
 }
 
-// writer writes the queue and runs the connection-lost timer until stop.
-func (c *Conn) writer(nc net.Conn, stop <-chan struct{}) {
-	hb := c.opts.PingInterval > 0
-	tick := time.NewTicker(max(min(c.opts.PingInterval, c.opts.PongTimeout)/4, 10*time.Millisecond))
-	defer tick.Stop()
-	if !hb {
-		tick.Stop()
+// heartbeat is a connection's connection-lost timer: a time.AfterFunc
+// that checks and re-arms itself, so an idle connection holds no
+// goroutine for it.
+type heartbeat struct {
+	mu      sync.Mutex
+	t       *time.Timer
+	stopped bool
+}
+
+// Stop ends the timer for good.
+func (h *heartbeat) Stop() {
+	if h == nil {
+		return
 	}
+	h.mu.Lock()
+	h.stopped = true
+	if h.t != nil {
+		h.t.Stop()
+	}
+	h.mu.Unlock()
+}
+
+// startHeartbeat starts nc's connection-lost timer, if PingInterval is
+// positive.
+func (c *Conn) startHeartbeat(nc net.Conn) *heartbeat {
+	if c.opts.PingInterval <= 0 {
+		return nil
+	}
+	h := &heartbeat{}
+	every := max(min(c.opts.PingInterval, c.opts.PongTimeout)/4, 10*time.Millisecond)
 	var pingAt int64 // when the unanswered ping went; 0: none
-	drop := func(err error) {
-		c.cause.CompareAndSwap(nil, &err)
-		_ = nc.Close()
-	}
-	for {
-		select {
-		case <-stop:
+	check := func() {
+		now, last := time.Now().UnixNano(), c.lastRead.Load()
+		switch {
+		case pingAt != 0 && last > pingAt:
+			pingAt = 0 // answered
+		case pingAt != 0 && now-pingAt > int64(c.opts.PongTimeout):
+			c.drop(nc, ErrPongTimeout)
 			return
-		case f := <-c.queue:
+		case pingAt == 0 && now-last >= int64(c.opts.PingInterval):
+			pingAt = now
 			c.writeMu.Lock()
-			_ = nc.SetWriteDeadline(time.Now().Add(c.opts.CloseTimeout + c.opts.PongTimeout))
-			err := wsutil.WriteClientMessage(nc, f.op, f.payload)
+			_ = nc.SetWriteDeadline(time.Now().Add(c.opts.PongTimeout))
+			err := wsutil.WriteClientMessage(nc, ws.OpPing, nil)
 			c.writeMu.Unlock()
 			if err != nil {
-				drop(err)
+				c.drop(nc, err)
 				return
-			}
-		case <-tick.C:
-			now, last := time.Now().UnixNano(), c.lastRead.Load()
-			switch {
-			case pingAt != 0 && last > pingAt:
-				pingAt = 0 // answered
-			case pingAt != 0 && now-pingAt > int64(c.opts.PongTimeout):
-				drop(ErrPongTimeout)
-				return
-			case pingAt == 0 && now-last >= int64(c.opts.PingInterval):
-				pingAt = now
-				c.writeMu.Lock()
-				_ = nc.SetWriteDeadline(time.Now().Add(c.opts.PongTimeout))
-				err := wsutil.WriteClientMessage(nc, ws.OpPing, nil)
-				c.writeMu.Unlock()
-				if err != nil {
-					drop(err)
-					return
-				}
 			}
 		}
+		h.mu.Lock()
+		if !h.stopped {
+			h.t.Reset(every)
+		}
+		h.mu.Unlock()
 	}
+	h.mu.Lock()
+	h.t = time.AfterFunc(every, check)
+	h.mu.Unlock()
+	return h
 }

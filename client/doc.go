@@ -12,9 +12,11 @@
 // server says not to (Final: 1008, 1003, 4000-4999, HTTP 4xx but 408 and
 // 429).
 //
-// Each Conn has a goroutine that connects, reads and calls the events,
-// and one that writes while connected: a client holds few connections, so
-// it spends goroutines where a server would not.
+// Each Conn has one goroutine, that connects, reads and calls the events,
+// as gorilla/websocket's reader loop would: a send is written by its
+// sender (one at a time; the others queue, within WriteQueue, for it), and
+// the connection-lost timer is a time.AfterFunc, so an idle connection
+// holds no second goroutine and no queue.
 //
 // The package imports no wsgate server code: it is what a Go program
 // needs to talk to wsgate, or to any WebSocket server.

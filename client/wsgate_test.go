@@ -25,7 +25,7 @@ type wsgate struct {
 
 // startWsgate serves /ws on addr ("127.0.0.1:0": a free port) with the
 // default channel rules (history and presence on), until the test ends.
-func startWsgate(t *testing.T, addr string) *wsgate {
+func startWsgate(t testing.TB, addr string) *wsgate {
 	t.Helper()
 	ch, err := handler.NewChannels(handler.ChannelsConfig{})
 	if err != nil {

@@ -1,0 +1,97 @@
+package client_test
+
+import (
+	"context"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/wsgate/wsgate/client"
+)
+
+// BenchmarkClientMemory opens N client connections to a wsgate in this
+// process and reports the heap and stack they hold and their goroutines,
+// per connection: this package's Conn (with its reconnect and heartbeat
+// on) against gorilla/websocket's client doing the same (a reader
+// goroutine per connection, as its documentation asks). N is 9,000: the
+// server's ends share the process's 20,000 descriptors.
+//
+//	go test -run XXX -bench ClientMemory -benchtime 1x ./client
+func BenchmarkClientMemory(b *testing.B) {
+	const n = 9000
+	for _, impl := range []string{"wsgate-client", "gorilla"} {
+		b.Run(impl, func(b *testing.B) {
+			for range b.N {
+				g := startWsgate(b, "127.0.0.1:0")
+				heap0, stack0, gr0 := memNow()
+				closeAll := openClients(b, impl, g.url, n)
+				heap1, stack1, gr1 := memNow()
+				b.ReportMetric(float64(heap1-heap0)/n, "heap-B/conn")
+				b.ReportMetric(float64(stack1-stack0)/n, "stack-B/conn")
+				b.ReportMetric(float64(gr1-gr0)/n, "goroutines/conn")
+				closeAll()
+				g.stop()
+			}
+		})
+	}
+}
+
+// memNow is the heap in use, the stacks in use and the goroutines, after
+// a collection.
+func memNow() (heap, stack uint64, goroutines int) {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapInuse, m.StackInuse, runtime.NumGoroutine()
+}
+
+// openClients opens n connections with impl and returns what closes them.
+func openClients(b *testing.B, impl, url string, n int) func() {
+	b.Helper()
+	ctx := context.Background()
+	switch impl {
+	case "wsgate-client":
+		cs := make([]*client.Conn, n)
+		for i := range cs {
+			c, err := client.Dial(ctx, url, client.Options{Reconnect: &client.Backoff{}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			cs[i] = c
+		}
+		return func() {
+			for _, c := range cs {
+				_ = c.Close(1000, "")
+			}
+		}
+	default:
+		var wg sync.WaitGroup
+		cs := make([]*websocket.Conn, n)
+		for i := range cs {
+			c, _, err := websocket.DefaultDialer.DialContext(ctx, url, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			cs[i] = c
+			wg.Add(1)
+			go func() { // gorilla: one reader per connection
+				defer wg.Done()
+				for {
+					if _, _, err := c.ReadMessage(); err != nil {
+						return
+					}
+				}
+			}()
+		}
+		return func() {
+			for _, c := range cs {
+				_ = c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(1000, ""), time.Now().Add(time.Second))
+				_ = c.Close()
+			}
+			wg.Wait()
+		}
+	}
+}
