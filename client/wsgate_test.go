@@ -3,12 +3,17 @@ package client_test
 import (
 	"context"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	gorilla "github.com/gorilla/websocket"
 
 	"github.com/wsgate/wsgate/auth"
 	"github.com/wsgate/wsgate/client"
@@ -276,4 +281,61 @@ func TestTokenRefresh(t *testing.T) {
 	if opens != 1 || closes != 0 || ch.Subscribers("room") != 1 {
 		t.Fatalf("after %d tokens: %d opens, %d closes: want one connection throughout", issued, opens, closes)
 	}
+}
+
+// TestAgainstGorillaServer: the connection layer with a server no one
+// here wrote: gorilla/websocket's, echoing, answering pings, closing.
+func TestAgainstGorillaServer(t *testing.T) {
+	up := gorilla.Upgrader{}
+	var pings atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		c.SetPingHandler(func(data string) error {
+			pings.Add(1)
+			return c.WriteControl(gorilla.PongMessage, []byte(data), time.Now().Add(time.Second))
+		})
+		for {
+			typ, p, err := c.ReadMessage()
+			if err != nil {
+				return
+			}
+			if string(p) == "close please" {
+				_ = c.WriteMessage(gorilla.CloseMessage, gorilla.FormatCloseMessage(4001, "as asked"))
+				continue
+			}
+			if err := c.WriteMessage(typ, p); err != nil {
+				return
+			}
+		}
+	}))
+	defer srv.Close()
+	got := make(chan string, 10)
+	closed := make(chan client.CloseEvent, 1)
+	c, err := client.Dial(context.Background(), "ws"+strings.TrimPrefix(srv.URL, "http"), client.Options{
+		PingInterval: 20 * time.Millisecond, PongTimeout: time.Second, // gorilla answers pings by default
+		Reconnect: &client.Backoff{Min: time.Millisecond},
+		OnMessage: func(_ *client.Conn, _ client.MessageType, p []byte) { got <- string(p) },
+		OnClose:   func(_ *client.Conn, e client.CloseEvent) { closed <- e },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = c.Send([]byte("hello"))
+	if m := <-got; m != "hello" {
+		t.Fatalf("echo: %q", m)
+	}
+	eventually(t, "three pings answered", func() bool { return pings.Load() >= 3 }) // the heartbeat must not drop it
+	_ = c.Send([]byte("still here"))
+	if m := <-got; m != "still here" {
+		t.Fatalf("after pings: %q", m)
+	}
+	_ = c.Send([]byte("close please"))
+	if e := <-closed; e.Code != 4001 || e.Reason != "as asked" || !e.ByServer || !e.Final {
+		t.Fatalf("close: %+v, want 4001 from the server, final (4000-4999: don't come back)", e)
+	}
+	_ = c.Close(1000, "")
 }
