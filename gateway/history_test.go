@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -12,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	wsclient "github.com/wsgate/wsgate/client"
 )
 
 // ackPosition decodes the offset and epoch of an ack, failing the test
@@ -228,5 +231,61 @@ func TestNodesOnExternalNATS(t *testing.T) {
 			break
 		}
 		t.Fatalf("after the replay: got %q, want the live publication", m)
+	}
+}
+
+// TestClientThroughKill: the Go client on node 1 of two (external
+// nats-server); node 1 is SIGKILLed while a publisher keeps publishing
+// through node 2, and started again; the client reconnects by itself and
+// ends with every acknowledged publication once and in order.
+func TestClientThroughKill(t *testing.T) {
+	url := startNATSServer(t)
+	addr1 := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	addr2 := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	node1, _ := startGateAt(t, addr1, "-nats", url)
+	startGateAt(t, addr2, "-nats", url)
+	var mu sync.Mutex
+	var got []uint64
+	var unrecovered []string
+	c := wsclient.NewClient("ws://"+addr1+"/ws", wsclient.ClientOptions{Options: wsclient.Options{
+		Reconnect: &wsclient.Backoff{Min: 20 * time.Millisecond, Max: 200 * time.Millisecond}}})
+	defer c.Close()
+	c.Subscribe("room", func(p wsclient.Publication) { mu.Lock(); got = append(got, p.Offset); mu.Unlock() },
+		wsclient.SubscribeOptions{OnUnrecovered: func(r string) { mu.Lock(); unrecovered = append(unrecovered, r); mu.Unlock() }})
+	pub := wsclient.NewClient("ws://"+addr2+"/ws", wsclient.ClientOptions{})
+	defer pub.Close()
+	ctx := context.Background()
+	var acked []uint64
+	eventually(t, 10*time.Second, "the publisher connected", pub.Conn().Connected)
+	publish := func(i int) {
+		t.Helper()
+		p, err := pub.Publish(ctx, "room", i)
+		if err != nil {
+			t.Fatalf("publish %d: %v", i, err)
+		}
+		acked = append(acked, p.Offset)
+	}
+	publish(0)
+	eventually(t, 10*time.Second, "the first publication", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) == 1 })
+	if err := node1.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = node1.Process.Wait()
+	for i := 1; i <= 30; i++ {
+		publish(i)
+	}
+	startGateAt(t, addr1, "-nats", url)
+	for i := 31; i <= 40; i++ {
+		publish(i)
+	}
+	eventually(t, 20*time.Second, "every acknowledged publication", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(got) >= len(acked)
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if fmt.Sprint(got) != fmt.Sprint(acked) || len(unrecovered) != 0 {
+		t.Fatalf("got offsets %v (unrecovered %v), want the acknowledged %v, once and in order", got, unrecovered, acked)
 	}
 }
