@@ -289,3 +289,30 @@ func TestClientThroughKill(t *testing.T) {
 		t.Fatalf("got offsets %v (unrecovered %v), want the acknowledged %v, once and in order", got, unrecovered, acked)
 	}
 }
+
+// TestJSClientInNode runs the JavaScript client's tests (web/wsgate.test.mjs,
+// Node's test runner, the ws package) against the real binary.
+func TestJSClientInNode(t *testing.T) {
+	wsModule, err := filepath.Abs(filepath.Join("..", "wsconn", "testdata", "interop", "node", "node_modules", "ws", "wrapper.mjs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(wsModule); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("Node's ws is not installed: run scripts/deps.sh")
+		}
+		t.Skip("Node's ws is not installed: run scripts/deps.sh")
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	startGateAt(t, addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "node", "--test", "wsgate.test.mjs")
+	cmd.Dir = "web"
+	cmd.Env = append(os.Environ(), "WSGATE_URL=ws://"+addr+"/ws", "WS_MODULE="+wsModule)
+	out, err := cmd.CombinedOutput()
+	t.Logf("node --test:\n%s", out)
+	if err != nil {
+		t.Fatalf("the JavaScript client's tests failed: %v", err)
+	}
+}
