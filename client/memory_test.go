@@ -10,6 +10,8 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/wsgate/wsgate/client"
+	"github.com/wsgate/wsgate/handler"
+	"github.com/wsgate/wsgate/wsconn"
 )
 
 // BenchmarkClientMemory opens N client connections to a wsgate in this
@@ -94,4 +96,60 @@ func openClients(b *testing.B, impl, url string, n int) func() {
 			wg.Wait()
 		}
 	}
+}
+
+// BenchmarkClientEcho: one message sent and its echo received, one
+// connection, against a wsgate /echo in this process: this package's Conn
+// against gorilla/websocket's client, the server the same for both (so
+// the ratio, not the figure, is the client's).
+//
+//	go test -run XXX -bench ClientEcho ./client
+func BenchmarkClientEcho(b *testing.B) {
+	ch, err := handler.NewChannels(handler.ChannelsConfig{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv, err := wsconn.New(wsconn.Config{Addr: "127.0.0.1:0", MaxMessageRate: -1, MaxByteRate: -1,
+		Routes: map[string]wsconn.Handler{"/echo": handler.Echo{}, "/ws": ch}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = srv.Shutdown(context.Background()) }()
+	url := "ws://" + srv.Addr().String() + "/echo"
+	msg := []byte("a 64-byte message, about the size of a chat line or a quote tick")
+	b.Run("wsgate-client", func(b *testing.B) {
+		got := make(chan struct{}, 1)
+		c, err := client.Dial(context.Background(), url, client.Options{
+			OnMessage: func(*client.Conn, client.MessageType, []byte) { got <- struct{}{} }})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer c.Close(1000, "")
+		b.ReportAllocs()
+		for range b.N {
+			if err := c.Send(msg); err != nil {
+				b.Fatal(err)
+			}
+			<-got
+		}
+	})
+	b.Run("gorilla", func(b *testing.B) {
+		c, _, err := websocket.DefaultDialer.Dial(url, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer c.Close()
+		b.ReportAllocs()
+		for range b.N {
+			if err := c.WriteMessage(websocket.TextMessage, msg); err != nil {
+				b.Fatal(err)
+			}
+			if _, _, err := c.ReadMessage(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
