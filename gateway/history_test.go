@@ -305,11 +305,15 @@ func TestJSClientInNode(t *testing.T) {
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(freePort(t))
 	startGateAt(t, addr)
+	const secret = "a test secret of at least thirty-two bytes"
+	authAddr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	startGateAt(t, authAddr, "-jwt-secret", secret) // tokens checked: closes with 1008 at their expiry
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "node", "--test", "wsgate.test.mjs")
 	cmd.Dir = "web"
-	cmd.Env = append(os.Environ(), "WSGATE_URL=ws://"+addr+"/ws", "WS_MODULE="+wsModule)
+	cmd.Env = append(os.Environ(), "WSGATE_URL=ws://"+addr+"/ws", "WS_MODULE="+wsModule,
+		"WSGATE_AUTH_URL=ws://"+authAddr+"/ws", "WSGATE_JWT_SECRET="+secret)
 	out, err := cmd.CombinedOutput()
 	t.Logf("node --test:\n%s", out)
 	if err != nil {

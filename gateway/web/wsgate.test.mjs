@@ -89,3 +89,33 @@ test("a close the server means as final stops the retries and says why", async (
     c.close();
   }
 });
+
+// jwt signs an HS256 token with node:crypto: what a login service hands.
+async function jwt(secret, claims) {
+  const { createHmac } = await import("node:crypto");
+  const b64 = (o) => Buffer.from(JSON.stringify(o)).toString("base64url");
+  const body = b64({ alg: "HS256", typ: "JWT" }) + "." + b64(claims);
+  return body + "." + createHmac("sha256", secret).update(body).digest("base64url");
+}
+
+test("the server closing with 1008 at the token's expiry stops the retries, with its code and reason", async () => {
+  const authURL = process.env.WSGATE_AUTH_URL;
+  const secret = process.env.WSGATE_JWT_SECRET;
+  const exp = Math.floor(Date.now() / 1000) - 28; // the server allows 30 s of clock skew: it closes in about 2 s
+  const token = await jwt(secret, { sub: "alice", exp, subscribe: ["room"] });
+  const c = new WsgateClient(authURL, { WebSocket, minDelay: 5, token: async () => ({ token }) }); // no expiry given: never refreshed
+  const states = [];
+  c.onState = (s) => states.push(s);
+  try {
+    await connected(c);
+    await until("the server's close", () => states.some((s) => s.final));
+    const last = states.at(-1);
+    assert.equal(last.code, 1008);
+    assert.match(last.reason, /authorization expired/);
+    // Every attempt reports "connecting" (the first before onState was set): none followed.
+    assert.equal(states.filter((s) => s.state === "connecting").length, 0, "no retry after a final close");
+    assert.equal(c.ws, null);
+  } finally {
+    c.close();
+  }
+});
