@@ -2,6 +2,8 @@ package client
 
 import (
 	"bufio"
+	"bytes"
+	"compress/flate"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -15,7 +17,9 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/gobwas/httphead"
 	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsflate"
 	"github.com/gobwas/ws/wsutil"
 )
 
@@ -61,7 +65,10 @@ type Options struct {
 	ConnectTimeout time.Duration
 	// HandshakeTimeout bounds the HTTP upgrade. Default 10s.
 	HandshakeTimeout time.Duration
-	// MaxMessageSize is the largest message read; a larger one closes
+	// Compression offers permessage-deflate (RFC 7692) without context
+	// takeover; Conn.Compressed says whether the server took it.
+	Compression bool
+	// MaxMessageSize is the largest message read (decompressed); a larger one closes
 	// the connection with 1009. Default 16 MiB.
 	MaxMessageSize int64
 	// PingInterval: a ping is sent after this long without reading
@@ -190,6 +197,8 @@ type Conn struct {
 
 	writeMu sync.Mutex // one writer of frames at a time: the writer goroutine, pongs, Close
 
+	compressed atomic.Bool // this connection negotiated permessage-deflate
+
 	connected atomic.Bool
 	lastRead  atomic.Int64          // unix nanoseconds
 	cause     atomic.Pointer[error] // why the writer dropped the connection
@@ -238,23 +247,48 @@ func (c *Conn) dial(ctx context.Context) (net.Conn, *bufio.Reader, error) {
 		}
 		header = h
 	}
+	var exts []httphead.Option
+	if c.opts.Compression {
+		exts = []httphead.Option{deflateOffer.Option()}
+	}
 	d := ws.Dialer{
-		Header:    ws.HandshakeHeaderHTTP(header),
-		Protocols: c.opts.Subprotocols,
-		TLSConfig: c.opts.TLSConfig,
-		Timeout:   c.opts.HandshakeTimeout,
+		Extensions: exts,
+		Header:     ws.HandshakeHeaderHTTP(header),
+		Protocols:  c.opts.Subprotocols,
+		TLSConfig:  c.opts.TLSConfig,
+		Timeout:    c.opts.HandshakeTimeout,
 		NetDial: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			nd := net.Dialer{Timeout: c.opts.ConnectTimeout}
 			return nd.DialContext(ctx, network, addr)
 		},
 	}
-	nc, br, _, err := d.Dial(ctx, c.url)
+	nc, br, hs, err := d.Dial(ctx, c.url)
 	var se ws.StatusError
 	if errors.As(err, &se) {
 		return nil, nil, &HandshakeError{Status: int(se)}
 	}
-	return nc, br, err
+	if err != nil {
+		return nil, nil, err
+	}
+	deflate := false
+	for _, opt := range hs.Extensions {
+		var p wsflate.Parameters
+		if string(opt.Name) == wsflate.ExtensionName && p.Parse(opt) == nil {
+			deflate = true
+		}
+	}
+	c.compressed.Store(deflate)
+	return nc, br, nil
 }
+
+// deflateOffer is the permessage-deflate the client offers: no context
+// takeover either way, so that a connection keeps no compression state
+// between messages.
+var deflateOffer = wsflate.Parameters{ServerNoContextTakeover: true, ClientNoContextTakeover: true}
+
+// Compressed reports whether the current (or last) connection negotiated
+// permessage-deflate.
+func (c *Conn) Compressed() bool { return c.compressed.Load() }
 
 // Connected reports whether the connection is open now.
 func (c *Conn) Connected() bool { return c.connected.Load() }
@@ -311,7 +345,7 @@ func (c *Conn) flush(nc net.Conn) {
 		_ = nc.SetWriteDeadline(time.Now().Add(c.opts.CloseTimeout + c.opts.PongTimeout))
 		var err error
 		for _, f := range batch {
-			if err = wsutil.WriteClientMessage(nc, f.op, f.payload); err != nil {
+			if err = c.writeMessage(nc, f.op, f.payload); err != nil {
 				break
 			}
 		}
@@ -324,6 +358,19 @@ func (c *Conn) flush(nc net.Conn) {
 			return
 		}
 	}
+}
+
+// writeMessage writes one message, compressed when it is data on a
+// connection that negotiated permessage-deflate. c.writeMu is held.
+func (c *Conn) writeMessage(nc net.Conn, op ws.OpCode, p []byte) error {
+	if !c.compressed.Load() || op.IsControl() {
+		return wsutil.WriteClientMessage(nc, op, p)
+	}
+	z, err := wsflate.CompressFrame(ws.NewFrame(op, true, p)) // sets RSV1
+	if err != nil {
+		return err
+	}
+	return ws.WriteFrame(nc, ws.MaskFrameInPlace(z))
 }
 
 // drop ends nc for err, which the close event reports.
@@ -539,7 +586,12 @@ func (c *Conn) read(nc net.Conn, br *bufio.Reader) CloseEvent {
 		src = io.MultiReader(br, nc)
 	}
 	control := func(h ws.Header, r io.Reader) error { return c.control(nc, h, r) }
-	rd := wsutil.Reader{Source: src, State: ws.StateClientSide, CheckUTF8: true, OnIntermediate: control}
+	var msg wsflate.MessageState
+	rd := wsutil.Reader{Source: src, State: ws.StateClientSide, OnIntermediate: control}
+	if c.compressed.Load() {
+		rd.State |= ws.StateExtended // RSV1 means compressed
+		rd.Extensions = []wsutil.RecvExtension{&msg}
+	}
 	for {
 		h, err := rd.NextFrame()
 		if err == nil {
@@ -552,6 +604,9 @@ func (c *Conn) read(nc net.Conn, br *bufio.Reader) CloseEvent {
 			} else {
 				var data []byte
 				data, err = io.ReadAll(io.LimitReader(&rd, c.opts.MaxMessageSize+1))
+				if err == nil && msg.IsCompressed() {
+					data, err = inflate(data, c.opts.MaxMessageSize)
+				}
 				if err == nil && int64(len(data)) > c.opts.MaxMessageSize {
 					c.writeClose(nc, 1009, "message too big")
 					return CloseEvent{Code: 1009, Reason: "message too big", Err: ErrMessageTooLarge}
@@ -579,6 +634,19 @@ func (c *Conn) read(nc net.Conn, br *bufio.Reader) CloseEvent {
 		}
 		return CloseEvent{Code: 1006, Reason: err.Error(), Err: err}
 	}
+}
+
+// inflate decompresses a permessage-deflate message, reading at most
+// limit+1 bytes out of it (a larger one is reported as such: a small
+// compressed message may inflate to any size).
+func inflate(p []byte, limit int64) ([]byte, error) {
+	fr := flate.NewReader(io.MultiReader(bytes.NewReader(p), bytes.NewReader([]byte{0, 0, 0xff, 0xff})))
+	defer fr.Close()
+	out, err := io.ReadAll(io.LimitReader(fr, limit+1))
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		err = nil // the stream ends at the sync marker, without a final block
+	}
+	return out, err
 }
 
 // control handles one control frame: a ping is answered, a close is

@@ -4,7 +4,8 @@
 // Conn (conn.go) is the connection layer, for any RFC 6455 server: Dial
 // blocks until the connection is open (Java-WebSocket's connectBlocking),
 // Connect starts in the background and reports by events (connect);
-// Send, SendBinary, Ping, Close with the close handshake, Reconnect. The
+// Send, SendBinary, Ping, Close with the close handshake, Reconnect,
+// permessage-deflate on request (Options.Compression). The
 // connection-lost timer pings after PingInterval of silence and drops the
 // connection when nothing comes back within PongTimeout. With
 // Options.Reconnect it comes back by itself after every loss, with

@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsflate"
 )
 
 // chunkConn is a net.Conn whose reads return data in chunks of the given
@@ -42,7 +43,8 @@ func (c *chunkConn) SetReadDeadline(time.Time) error  { return nil }
 func (c *chunkConn) SetWriteDeadline(time.Time) error { return nil }
 
 // FuzzRead feeds arbitrary bytes, split into arbitrary reads, as what a
-// server sends after the handshake. The reader must not panic, must
+// server sends after the handshake, with permessage-deflate negotiated or
+// not (the first chunk size's low bit). The reader must not panic, must
 // deliver no message over MaxMessageSize and no invalid UTF-8 text, and
 // must end with a close event.
 func FuzzRead(f *testing.F) {
@@ -58,6 +60,12 @@ func FuzzRead(f *testing.F) {
 	f.Add(frame(ws.OpBinary, true, make([]byte, 300)), []byte{200})
 	f.Add([]byte{0x81, 0xff, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff}, []byte{4}) // a 4 GiB text frame announced
 	f.Add([]byte{0x89, 126, 0, 200}, []byte{1})                              // a control frame over 125 bytes
+	bomb, _ := wsflate.CompressFrame(ws.NewFrame(ws.OpText, true, make([]byte, 1<<20)))
+	bombBytes, _ := ws.CompileFrame(bomb)
+	f.Add(bombBytes, []byte{1, 9}) // odd first chunk: compression negotiated; 1 MiB of zeros in a few bytes
+	small, _ := wsflate.CompressFrame(ws.NewFrame(ws.OpText, true, []byte("compressed hello")))
+	smallBytes, _ := ws.CompileFrame(small)
+	f.Add(smallBytes, []byte{3})
 	f.Fuzz(func(t *testing.T, data, chunks []byte) {
 		var got [][]byte
 		c := newConn("ws://fuzz/", Options{MaxMessageSize: 256,
@@ -71,10 +79,26 @@ func FuzzRead(f *testing.F) {
 				got = append(got, p)
 			},
 		})
+		c.compressed.Store(len(chunks) > 0 && chunks[0]&1 == 1) // as if negotiated
 		e := c.read(&chunkConn{data: data, chunks: chunks}, nil)
 		if e.Code == 0 {
 			t.Fatalf("close event without a code: %+v", e)
 		}
 		_ = got
 	})
+}
+
+// TestInflateBomb: a compressed message that inflates past MaxMessageSize
+// is not inflated further: the connection closes with 1009.
+func TestInflateBomb(t *testing.T) {
+	bomb, err := wsflate.CompressFrame(ws.NewFrame(ws.OpText, true, make([]byte, 64<<20)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := ws.CompileFrame(bomb)
+	c := newConn("ws://bomb/", Options{MaxMessageSize: 1 << 20})
+	c.compressed.Store(true)
+	if e := c.read(&chunkConn{data: b, chunks: []byte{200}}, nil); e.Code != 1009 {
+		t.Fatalf("64 MiB in %d compressed bytes: got %+v, want 1009", len(b), e)
+	}
 }

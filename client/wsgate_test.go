@@ -3,6 +3,7 @@ package client_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -338,4 +339,41 @@ func TestAgainstGorillaServer(t *testing.T) {
 		t.Fatalf("close: %+v, want 4001 from the server, final (4000-4999: don't come back)", e)
 	}
 	_ = c.Close(1000, "")
+}
+
+// TestCompression: with Options.Compression the client negotiates
+// permessage-deflate with a wsgate that offers it, and messages go both
+// ways compressed; against one that does not, it works uncompressed.
+func TestCompression(t *testing.T) {
+	for _, serverOn := range []bool{true, false} {
+		t.Run(fmt.Sprint("server compression ", serverOn), func(t *testing.T) {
+			srv, err := wsconn.New(wsconn.Config{Addr: "127.0.0.1:0", Compression: serverOn,
+				Routes: map[string]wsconn.Handler{"/echo": handler.Echo{}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := srv.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _ = srv.Shutdown(context.Background()) }()
+			got := make(chan string, 1)
+			c, err := client.Dial(context.Background(), "ws://"+srv.Addr().String()+"/echo", client.Options{Compression: true,
+				OnMessage: func(_ *client.Conn, _ client.MessageType, p []byte) { got <- string(p) },
+				OnClose:   func(_ *client.Conn, e client.CloseEvent) { got <- fmt.Sprintf("closed: %+v", e) }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close(1000, "")
+			if c.Compressed() != serverOn {
+				t.Fatalf("Compressed() = %v, want %v", c.Compressed(), serverOn)
+			}
+			msg := strings.Repeat("a compressible line of chat text. ", 300)
+			for range 3 { // no context takeover: each message on its own
+				_ = c.Send([]byte(msg))
+				if m := <-got; m != msg {
+					t.Fatalf("echo of %d bytes: got %d: %.200s", len(msg), len(m), m)
+				}
+			}
+		})
+	}
 }
