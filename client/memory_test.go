@@ -1,7 +1,13 @@
 package client_test
 
 import (
+	"bufio"
 	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
 	"runtime"
 	"sync"
 	"testing"
@@ -14,28 +20,80 @@ import (
 	"github.com/wsgate/wsgate/wsconn"
 )
 
-// BenchmarkClientMemory opens N client connections to a wsgate in this
-// process and reports the heap and stack they hold and their goroutines,
-// per connection: this package's Conn (with its reconnect and heartbeat
-// on) against gorilla/websocket's client doing the same (a reader
-// goroutine per connection, as its documentation asks). N is 9,000: the
-// server's ends share the process's 20,000 descriptors.
+// serverEnv, set, makes the test binary a wsgate /ws server on its value
+// (an address) instead: the client memory benchmark runs its server in
+// another process, so that its 10,000 connections have this process's
+// descriptors, and its memory, to themselves.
+const serverEnv = "WSGATE_CLIENT_TEST_SERVER"
+
+func init() {
+	addr := os.Getenv(serverEnv)
+	if addr == "" {
+		return
+	}
+	ch, err := handler.NewChannels(handler.ChannelsConfig{})
+	if err == nil {
+		var srv *wsconn.Server
+		if srv, err = wsconn.New(wsconn.Config{Addr: addr, MaxConnsPerIP: -1, AcceptRate: -1,
+			Routes: map[string]wsconn.Handler{"/ws": ch}}); err == nil {
+			err = srv.Start()
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	fmt.Println("listening")
+	_, _ = io.Copy(io.Discard, os.Stdin) // until the parent closes it
+	os.Exit(0)
+}
+
+// serverProcess runs this test binary as a wsgate server on a free port
+// and returns its /ws URL; it ends with the benchmark.
+func serverProcess(b *testing.B) string {
+	b.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), serverEnv+"="+addr)
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = stdin.Close(); _ = cmd.Wait() })
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil || line != "listening\n" {
+		b.Fatalf("server process: %q %v", line, err)
+	}
+	return "ws://" + addr + "/ws"
+}
+
+// BenchmarkClientMemory opens 10,000 client connections to a wsgate in
+// another process and reports the heap and stack they hold and their
+// goroutines, per connection: this package's Conn (with its reconnect and
+// heartbeat on) against gorilla/websocket's client doing the same (a
+// reader goroutine per connection, as its documentation asks).
 //
 //	go test -run XXX -bench ClientMemory -benchtime 1x ./client
 func BenchmarkClientMemory(b *testing.B) {
-	const n = 9000
+	const n = 10000
+	url := serverProcess(b)
 	for _, impl := range []string{"wsgate-client", "gorilla"} {
 		b.Run(impl, func(b *testing.B) {
 			for range b.N {
-				g := startWsgate(b, "127.0.0.1:0")
 				heap0, stack0, gr0 := memNow()
-				closeAll := openClients(b, impl, g.url, n)
+				closeAll := openClients(b, impl, url, n)
 				heap1, stack1, gr1 := memNow()
 				b.ReportMetric(float64(heap1-heap0)/n, "heap-B/conn")
 				b.ReportMetric(float64(stack1-stack0)/n, "stack-B/conn")
 				b.ReportMetric(float64(gr1-gr0)/n, "goroutines/conn")
 				closeAll()
-				g.stop()
 			}
 		})
 	}
