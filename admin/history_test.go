@@ -335,7 +335,7 @@ func TestHistoryConcurrent(t *testing.T) {
 
 // dial connects a coder/websocket client to the env's /ws; it is closed
 // when the test ends.
-func dial(t *testing.T, e *env) *websocket.Conn {
+func dial(t testing.TB, e *env) *websocket.Conn {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

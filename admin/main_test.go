@@ -198,11 +198,7 @@ func subscriber(t testing.TB, e *env, channel string) *websocket.Conn {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	c, _, err := websocket.Dial(ctx, "ws://"+e.ws.Addr().String()+"/ws", nil)
-	if err != nil {
-		t.Fatalf("dial: %v", err)
-	}
-	t.Cleanup(func() { _ = c.CloseNow() })
+	c := dial(t, e)
 	sub, _ := json.Marshal(map[string]any{"op": "subscribe", "channel": channel, "id": 1})
 	if err := c.Write(ctx, websocket.MessageText, sub); err != nil {
 		t.Fatalf("subscribe: %v", err)
