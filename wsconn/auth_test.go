@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -99,4 +101,81 @@ func TestAuthorize(t *testing.T) {
 			t.Fatalf("AuthExpired = %d, want 1", got)
 		}
 	})
+}
+
+// countingHandler counts the connections its handler saw open and close.
+type countingHandler struct {
+	echoHandler
+	opened, closed atomic.Int64
+}
+
+func (h *countingHandler) OnOpen(Conn)                      { h.opened.Add(1) }
+func (h *countingHandler) OnClose(Conn, StatusCode, string) { h.closed.Add(1) }
+
+func TestCloseRefused(t *testing.T) {
+	h := &countingHandler{}
+	srv := startServer(t, Config{
+		Routes:        map[string]Handler{"/ws": h},
+		SweepInterval: 10 * time.Millisecond,
+		CloseTimeout:  200 * time.Millisecond,
+		Authorize: func(r *UpgradeRequest) (any, time.Time, error) {
+			switch r.Header.Get("Authorization") {
+			case "Bearer good":
+				return "alice", time.Time{}, nil
+			case "Bearer forged":
+				return nil, time.Time{}, errors.New("bad signature")
+			}
+			return nil, time.Time{}, &HTTPError{Status: http.StatusUnauthorized, Message: "invalid token: token is expired"}
+		},
+		CloseRefused: func(r *UpgradeRequest) bool { return strings.Contains(r.Query, "refusal=close") },
+	})
+	tests := []struct {
+		name, target, auth string
+		status             int        // of the handshake
+		code               StatusCode // of the close frame after a 101
+		reason             string
+		answer             bool // the client answers the close frame
+	}{
+		{"HTTP refusal when not asked", "/ws", "", http.StatusUnauthorized, 0, "", false},
+		{"401 in band", "/ws?refusal=close", "", http.StatusSwitchingProtocols, 4401, "invalid token: token is expired", true},
+		{"a plain error is 4403", "/ws?x=1&refusal=close", "Authorization: Bearer forged", http.StatusSwitchingProtocols, 4403, "not authorized", true},
+		{"silent client ends at CloseTimeout", "/ws?refusal=close", "", http.StatusSwitchingProtocols, 4401, "invalid token: token is expired", false},
+		{"an allowed client opens", "/ws?refusal=close", "Authorization: Bearer good", http.StatusSwitchingProtocols, 0, "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := srv.Stats().Handshakes[http.StatusUnauthorized] + srv.Stats().Handshakes[http.StatusForbidden]
+			c := dialRaw(t, srv)
+			var extra []string
+			if tt.auth != "" {
+				extra = append(extra, tt.auth)
+			}
+			c.write([]byte(upgradeRequest(tt.target, newKey(), extra...)))
+			if resp := c.readResponse(); resp.StatusCode != tt.status {
+				t.Fatalf("handshake status %d, want %d", resp.StatusCode, tt.status)
+			}
+			if tt.code == 0 {
+				return
+			}
+			// Whatever the client sends meanwhile is ignored: no handler
+			// runs for a refused connection.
+			c.send(textFrame("hello"))
+			if got := c.expectClose(tt.code, ioTimeout); got != tt.reason {
+				t.Fatalf("close reason %q, want %q", got, tt.reason)
+			}
+			if tt.answer {
+				c.send(closeWith(tt.code, ""))
+			}
+			c.expectEOF()
+			if after := srv.Stats().Handshakes[http.StatusUnauthorized] + srv.Stats().Handshakes[http.StatusForbidden]; after != before+1 {
+				t.Fatalf("refusals counted %d -> %d, want one more", before, after)
+			}
+		})
+	}
+	if !poll(ioTimeout, func() bool { return srv.Conns() == 0 && h.opened.Load() == h.closed.Load() }) {
+		t.Fatalf("conns %d, opened %d, closed %d", srv.Conns(), h.opened.Load(), h.closed.Load())
+	}
+	if h.opened.Load() != 1 {
+		t.Fatalf("handler saw %d connections open, want only the allowed one", h.opened.Load())
+	}
 }

@@ -208,6 +208,16 @@ type Config struct {
 	// (Conn.SetPrincipal). r is only valid during the call.
 	// Default: every request is allowed, with a nil principal.
 	Authorize func(r *UpgradeRequest) (principal any, expires time.Time, err error)
+	// CloseRefused, if set, is asked about each request Authorize refuses;
+	// if it returns true, the refusal is told in band rather than as an
+	// HTTP error: the handshake completes (101) and the server closes the
+	// connection at once with the refusal's status plus 4000 (4401, 4403,
+	// 4400) and its message as the reason, without the handler ever
+	// seeing the connection. A browser cannot read the HTTP status of a
+	// failed WebSocket handshake, only this. The refusal is counted and
+	// logged like an HTTP one. r is only valid during the call. Default:
+	// every refusal is an HTTP response.
+	CloseRefused func(r *UpgradeRequest) bool
 	// SelectProtocol, if set, is called with each subprotocol the client
 	// offers in Sec-WebSocket-Protocol, in order; the first for which it
 	// returns true is chosen. The argument is only valid during the call.

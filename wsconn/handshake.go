@@ -183,7 +183,7 @@ func (c *conn) upgrade(req []byte) bool {
 			case c.reject == rejectPerIP:
 				return nil, errRejectPerIP
 			case auth != nil:
-				return nil, auth.run(srv.cfg.Authorize)
+				return nil, auth.run(&srv.cfg)
 			}
 			return nil, nil
 		},
@@ -211,6 +211,10 @@ func (c *conn) upgrade(req []byte) bool {
 			resp = badRequestResponse
 		}
 		c.rejectRaw(resp, rejectStatus(err), err.Error())
+		return false
+	}
+	if auth != nil && auth.inBand != nil {
+		c.refuseInBand(io.out, auth.inBand)
 		return false
 	}
 	if hs.Protocol != "" {
@@ -244,6 +248,26 @@ func (c *conn) upgrade(req []byte) bool {
 	c.mu.Unlock()
 	c.callOnOpen()
 	return true
+}
+
+// refuseInBand completes a handshake that Authorize refused (resp is the
+// 101 response) and closes the connection at once with 4000 plus the
+// refusal's status and its message (Config.CloseRefused). The connection
+// never opens: no route is set, so the handler never sees it, and its
+// input is ignored until the peer answers the close or CloseTimeout ends
+// it.
+func (c *conn) refuseInBand(resp []byte, he *HTTPError) {
+	c.logRefused(he.Status, he.Message)
+	c.srv.stats.countHandshake(he.Status)
+	c.endHandshakeDeadline()
+	c.setPhase(phaseOpen)
+	c.in.hs = nil
+	c.mu.Lock()
+	buf := getBuffer(len(resp))
+	copy(buf.b, resp)
+	_ = c.sendLocked(buf.b, buf, false)
+	c.mu.Unlock()
+	c.fail(StatusCode(4000+he.Status), he.Message, nil)
 }
 
 // rejectRaw refuses the handshake with an HTTP error response (status, for
@@ -309,18 +333,29 @@ type authorizing struct {
 	r         UpgradeRequest
 	principal any
 	expires   time.Time
+	inBand    *HTTPError // a refusal to tell with a close frame (Config.CloseRefused)
 }
 
-// run calls authorize and turns a refusal into gobwas's rejection.
-func (a *authorizing) run(authorize func(*UpgradeRequest) (any, time.Time, error)) error {
-	p, exp, err := authorize(&a.r)
+// run calls the server's Authorize and turns a refusal into gobwas's
+// rejection, or, if Config.CloseRefused asks for it, records it in
+// a.inBand and lets the upgrade go on.
+func (a *authorizing) run(cfg *Config) error {
+	p, exp, err := cfg.Authorize(&a.r)
 	if err == nil {
 		a.principal, a.expires = p, exp
 		return nil
 	}
 	var he *HTTPError
 	if !errors.As(err, &he) {
-		return errRejectForbidden
+		he = &HTTPError{Status: http.StatusForbidden, Message: "not authorized"}
+		err = errRejectForbidden
+	}
+	if cfg.CloseRefused != nil && he.Status >= 400 && he.Status < 1000 && cfg.CloseRefused(&a.r) {
+		a.inBand = he
+		return nil
+	}
+	if err == errRejectForbidden {
+		return err
 	}
 	opts := []ws.RejectOption{ws.RejectionStatus(he.Status), ws.RejectionReason(he.Message)}
 	if len(he.Header) > 0 {
