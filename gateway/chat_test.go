@@ -19,19 +19,7 @@ import (
 // themselves, recover with no line lost or doubled, and talk again. The screenshot is kept in test-artifacts/ (or
 // $WSGATE_ARTIFACTS).
 func TestChatDemoInBrowser(t *testing.T) {
-	node := filepath.Join("..", "wsconn", "testdata", "interop", "node")
-	missing := ""
-	if _, err := os.Stat("/usr/bin/chromium"); err != nil {
-		missing = "Debian's chromium is not installed"
-	} else if _, err := os.Stat(filepath.Join(node, "node_modules", "playwright-core")); err != nil {
-		missing = "playwright-core is not installed"
-	}
-	if missing != "" {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s: run scripts/deps.sh", missing)
-		}
-		t.Skipf("%s: run scripts/deps.sh", missing)
-	}
+	node := browserScripts(t)
 	addr := "127.0.0.1:" + strconv.Itoa(freePort(t))
 	store := []string{"-history-store", "file", "-history-dir", t.TempDir()} // the history outlives the restart
 	_, stop := startGateAt(t, addr, store...)
@@ -79,5 +67,45 @@ func TestChatDemoInBrowser(t *testing.T) {
 	}
 	if st, err := os.Stat(shot); err != nil || st.Size() == 0 {
 		t.Fatalf("no screenshot at %s: %v", shot, err)
+	}
+}
+
+// browserScripts returns the directory of the playwright scripts, failing
+// the test in CI and skipping it elsewhere when Chromium or playwright-core
+// is missing.
+func browserScripts(t *testing.T) string {
+	t.Helper()
+	node := filepath.Join("..", "wsconn", "testdata", "interop", "node")
+	missing := ""
+	if _, err := os.Stat("/usr/bin/chromium"); err != nil {
+		missing = "Debian's chromium is not installed"
+	} else if _, err := os.Stat(filepath.Join(node, "node_modules", "playwright-core")); err != nil {
+		missing = "playwright-core is not installed"
+	}
+	if missing != "" {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s: run scripts/deps.sh", missing)
+		}
+		t.Skipf("%s: run scripts/deps.sh", missing)
+	}
+	return node
+}
+
+// TestChatDemoRefusedToken opens the chat page of a server that checks
+// tokens, without one: the page must say that the token was refused (the
+// server's 4401 close, which the browser can read where it cannot read an
+// HTTP 401) and stop retrying, rather than "disconnected, retrying" forever.
+func TestChatDemoRefusedToken(t *testing.T) {
+	node := browserScripts(t)
+	addr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	startGateAt(t, addr, "-jwt-secret", "a test secret of at least thirty-two bytes")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "node", "refused.js", "http://"+addr)
+	cmd.Dir = node
+	out, err := cmd.CombinedOutput()
+	t.Logf("refused.js said:\n%s", out)
+	if err != nil {
+		t.Fatalf("refused token in the browser: %v", err)
 	}
 }

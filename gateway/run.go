@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"slices"
@@ -167,6 +168,7 @@ func Run(ctx context.Context, cfg Config) error {
 			return badConfig(err)
 		}
 		opts.ws.Authorize, opts.refresh = v.Authorize, v.RefreshHook
+		opts.ws.CloseRefused = refusalInBand
 		log.Info("JWT authentication on", "algorithms", v.Algorithms(), "issuer", opts.jwt.Issuer, "audience", opts.jwt.Audience)
 	}
 	if opts.workers != 1 && !opts.role.isWorker {
@@ -371,4 +373,13 @@ func brokerLogger(log *slog.Logger) func(bool, error) {
 			log.Warn("NATS unreachable: delivering locally only, cross-process publishes are counted as failed", "err", err)
 		}
 	}
+}
+
+// refusalInBand is wsconn.Config.CloseRefused for /ws: a client that adds
+// refusal=close to its URL (wsgate.js does) learns why its handshake was
+// refused from a close frame (4401, 4403, 4400 with the reason) rather than
+// an HTTP status, which a browser cannot read.
+func refusalInBand(r *wsconn.UpgradeRequest) bool {
+	q, err := url.ParseQuery(r.Query)
+	return err == nil && q.Get("refusal") == "close"
 }

@@ -7,7 +7,7 @@ export interface ServerError { code: string; message: string }
 
 export interface State {
   state: "connecting" | "connected" | "disconnected";
-  /** The close code (1006: lost without one). */
+  /** The close code (1006: lost without one; 4401, 4403, 4400: the handshake was refused, the reason says why). */
   code?: number;
   /** The server's reason, or why the connection failed. */
   reason?: string;

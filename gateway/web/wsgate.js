@@ -11,8 +11,12 @@
 // It reconnects with exponential backoff and full jitter, subscribes again
 // with "recover" from the last offset it delivered (every publication the
 // server still has, once and in order), and stops retrying where retrying
-// cannot help: a close with 1008, 1003 or 4000-4999 (a refused or expired
-// token is 1008), reported with the server's code and reason.
+// cannot help: a close with 1008, 1003 or 4000-4999, reported with the
+// server's code and reason. A refused handshake is one of them: the URL asks
+// for refusal=close, so wsgate completes the handshake and closes with 4000
+// plus the HTTP status (4401 for a missing or refused token, 4403, 4400)
+// and the reason, which a browser could not read from an HTTP answer. An
+// expired token is 1008.
 // docs/protocol.md is the protocol.
 
 const FINAL = (code) => code === 1008 || code === 1003 || (code >= 4000 && code <= 4999);
@@ -51,6 +55,7 @@ export class WsgateClient {
     if (this.closed) return;
     this.setState({ state: "connecting", attempt: this.attempt });
     const u = new URL(this.url);
+    u.searchParams.set("refusal", "close"); // a refused handshake is told by a close frame
     if (this.opts.info !== undefined) u.searchParams.set("info", JSON.stringify(this.opts.info));
     if (this.opts.token) {
       try {
@@ -85,7 +90,7 @@ export class WsgateClient {
       }
       let reason = e.reason || "";
       if (!opened && !reason) {
-        reason = "the handshake failed (a refused token, origin or address; browsers do not show the HTTP status)";
+        reason = "the handshake failed (the server is unreachable or refused the page's origin)";
       }
       if (this.closed || FINAL(e.code)) {
         this.closed = true;

@@ -119,3 +119,34 @@ test("the server closing with 1008 at the token's expiry stops the retries, with
     c.close();
   }
 });
+
+test("a refused token is told by the server's close (4401 and the reason), and not retried", async () => {
+  const authURL = process.env.WSGATE_AUTH_URL;
+  const secret = process.env.WSGATE_JWT_SECRET;
+  const token = await jwt(secret, { sub: "alice", exp: Math.floor(Date.now() / 1000) - 3600, subscribe: ["room"] });
+  let asked = 0;
+  const c = new WsgateClient(authURL, { WebSocket, minDelay: 5, token: async () => (asked++, { token }) });
+  const states = [];
+  c.onState = (s) => states.push(s);
+  try {
+    await until("the refusal", () => states.some((s) => s.final));
+    const last = states.at(-1);
+    assert.equal(last.code, 4401);
+    assert.match(last.reason, /expired/);
+    assert.equal(asked, 1, "one attempt: a refused token is final");
+    assert.equal(c.ws, null);
+  } finally {
+    c.close();
+  }
+});
+
+test("without refusal=close a refused handshake is an HTTP 401", async () => {
+  const ws = new WebSocket(process.env.WSGATE_AUTH_URL);
+  const status = await new Promise((resolve) => {
+    ws.on("unexpected-response", (_req, res) => resolve(res.statusCode));
+    ws.on("open", () => resolve("open"));
+    ws.on("error", () => {});
+  });
+  ws.terminate();
+  assert.equal(status, 401);
+});
