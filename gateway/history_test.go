@@ -147,7 +147,7 @@ var buildNATSServer = sync.OnceValues(func() (string, error) {
 
 // startNATSServer runs nats-server with JetStream on a free port and
 // returns its URL; it is stopped when the test ends.
-func startNATSServer(t *testing.T) string {
+func startNATSServer(t testing.TB) string {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("starts a nats-server process")

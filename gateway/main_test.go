@@ -50,7 +50,7 @@ var buildOnce = sync.OnceValues(func() (string, error) {
 // thousands of connections the tests open (a CI run failed so, "address
 // already in use"); below the range only another explicit bind can take
 // it.
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	run := freePortRun(t, 1)
 	_ = run[0].Close()
@@ -60,7 +60,7 @@ func freePort(t *testing.T) int {
 // portsBelowEphemeral is the range freePortRun picks from: above the
 // well-known and registered ports most services take, below the first
 // ephemeral port.
-func portsBelowEphemeral(t *testing.T) (lo, hi int) {
+func portsBelowEphemeral(t testing.TB) (lo, hi int) {
 	t.Helper()
 	lo, hi = 20000, 32767 // below the kernel's default range, 32768-60999
 	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
@@ -89,7 +89,7 @@ func startGate(t *testing.T, args ...string) (string, *exec.Cmd) {
 // listens. stop sends SIGTERM and waits for the process to end (at most
 // 15 s, then SIGKILL and a test error); it runs when the test ends, if not
 // before.
-func startGateAt(t *testing.T, addr string, args ...string) (cmd *exec.Cmd, stop func()) {
+func startGateAt(t testing.TB, addr string, args ...string) (cmd *exec.Cmd, stop func()) {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("starts wsgate processes")
@@ -126,7 +126,7 @@ func startGateAt(t *testing.T, addr string, args ...string) (cmd *exec.Cmd, stop
 	return cmd, stop
 }
 
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {

@@ -156,7 +156,7 @@ func sample(exposition, name string) float64 {
 // freePortRun listens on n consecutive loopback ports and returns the
 // listeners, for the caller to close just before it needs the ports.
 // They are below the ephemeral range (see freePort).
-func freePortRun(t *testing.T, n int) []net.Listener {
+func freePortRun(t testing.TB, n int) []net.Listener {
 	t.Helper()
 	lo, hi := portsBelowEphemeral(t)
 	for range 100 {
