@@ -9,7 +9,9 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -35,7 +37,8 @@ func init() {
 	if err == nil {
 		var srv *wsconn.Server
 		if srv, err = wsconn.New(wsconn.Config{Addr: addr, MaxConnsPerIP: -1, AcceptRate: -1,
-			Routes: map[string]wsconn.Handler{"/ws": ch}}); err == nil {
+			MaxMessageRate: -1, MaxByteRate: -1,
+			Routes: map[string]wsconn.Handler{"/ws": ch, "/echo": handler.Echo{}}}); err == nil {
 			err = srv.Start()
 		}
 	}
@@ -156,27 +159,16 @@ func openClients(b *testing.B, impl, url string, n int) func() {
 	}
 }
 
-// BenchmarkClientEcho: one message sent and its echo received, one
-// connection, against a wsgate /echo in this process: this package's Conn
-// against gorilla/websocket's client, the server the same for both (so
-// the ratio, not the figure, is the client's).
+// BenchmarkClientEcho sends a 64-byte message and waits for its echo, on
+// one connection to a wsgate /echo in another process, and reports this
+// process's CPU time per message (user + system, from getrusage): the
+// client's own cost, not the server's. This package's Conn against
+// gorilla/websocket's client, each delivering the echo to the sending
+// goroutine from its reader.
 //
-//	go test -run XXX -bench ClientEcho ./client
+//	go test -run XXX -bench ClientEcho -count 3 ./client
 func BenchmarkClientEcho(b *testing.B) {
-	ch, err := handler.NewChannels(handler.ChannelsConfig{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	srv, err := wsconn.New(wsconn.Config{Addr: "127.0.0.1:0", MaxMessageRate: -1, MaxByteRate: -1,
-		Routes: map[string]wsconn.Handler{"/echo": handler.Echo{}, "/ws": ch}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		b.Fatal(err)
-	}
-	defer func() { _ = srv.Shutdown(context.Background()) }()
-	url := "ws://" + srv.Addr().String() + "/echo"
+	url := strings.TrimSuffix(serverProcess(b), "/ws") + "/echo"
 	msg := []byte("a 64-byte message, about the size of a chat line or a quote tick")
 	b.Run("wsgate-client", func(b *testing.B) {
 		got := make(chan struct{}, 1)
@@ -187,12 +179,14 @@ func BenchmarkClientEcho(b *testing.B) {
 		}
 		defer c.Close(1000, "")
 		b.ReportAllocs()
+		cpu0 := cpuTime()
 		for range b.N {
 			if err := c.Send(msg); err != nil {
 				b.Fatal(err)
 			}
 			<-got
 		}
+		reportCPU(b, cpu0)
 	})
 	b.Run("gorilla", func(b *testing.B) {
 		c, _, err := websocket.DefaultDialer.Dial(url, nil)
@@ -200,14 +194,37 @@ func BenchmarkClientEcho(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer c.Close()
+		// Its reader goroutine hands each message over, as this
+		// package's OnMessage does: the same shape of program.
+		got := make(chan struct{}, 1)
+		go func() {
+			for {
+				if _, _, err := c.ReadMessage(); err != nil {
+					return
+				}
+				got <- struct{}{}
+			}
+		}()
 		b.ReportAllocs()
+		cpu0 := cpuTime()
 		for range b.N {
 			if err := c.WriteMessage(websocket.TextMessage, msg); err != nil {
 				b.Fatal(err)
 			}
-			if _, _, err := c.ReadMessage(); err != nil {
-				b.Fatal(err)
-			}
+			<-got
 		}
+		reportCPU(b, cpu0)
 	})
+}
+
+// cpuTime is this process's user and system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// reportCPU reports the CPU time since cpu0 per iteration.
+func reportCPU(b *testing.B, cpu0 time.Duration) {
+	b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/float64(b.N)/1e3, "cpu-µs/msg")
 }
