@@ -43,6 +43,9 @@ var (
 	// ErrMessageTooLarge is the error of a connection dropped for a
 	// message over MaxMessageSize (closed with 1009).
 	ErrMessageTooLarge = errors.New("client: message over MaxMessageSize")
+	// ErrPingTooLong is returned by Ping for a payload over 125 bytes,
+	// the most a control frame carries.
+	ErrPingTooLong = errors.New("client: ping payload over 125 bytes")
 )
 
 // Options configure a Conn. The zero value works: no reconnect, the
@@ -171,8 +174,8 @@ func (o Options) withDefaults() Options {
 
 // frame is one queued write.
 type frame struct {
-	op      ws.OpCode
-	payload []byte
+	op  ws.OpCode
+	buf []byte // headroom bytes, then the payload (the sender's copy)
 }
 
 // Conn is a WebSocket client connection that, with Options.Reconnect,
@@ -295,8 +298,13 @@ func (c *Conn) Send(p []byte) error { return c.enqueue(ws.OpText, p) }
 // SendBinary queues a binary message.
 func (c *Conn) SendBinary(p []byte) error { return c.enqueue(ws.OpBinary, p) }
 
-// Ping queues a ping.
-func (c *Conn) Ping(p []byte) error { return c.enqueue(ws.OpPing, p) }
+// Ping queues a ping with payload p, at most 125 bytes.
+func (c *Conn) Ping(p []byte) error {
+	if len(p) > 125 {
+		return ErrPingTooLong
+	}
+	return c.enqueue(ws.OpPing, p)
+}
 
 func (c *Conn) enqueue(op ws.OpCode, p []byte) error {
 	c.mu.Lock()
@@ -310,7 +318,9 @@ func (c *Conn) enqueue(op ws.OpCode, p []byte) error {
 	if len(c.pending) >= c.opts.WriteQueue {
 		return ErrQueueFull
 	}
-	c.pending = append(c.pending, frame{op, append([]byte(nil), p...)})
+	buf := make([]byte, headroom+len(p)) // the header is written in front of the copy
+	copy(buf[headroom:], p)
+	c.pending = append(c.pending, frame{op, buf})
 	if c.conn == nil || c.writing {
 		return nil // the next connection, or the sender writing now, writes it
 	}

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bytes"
 	"io"
 	"net"
 	"testing"
@@ -100,5 +101,31 @@ func TestInflateBomb(t *testing.T) {
 	c.compressed.Store(true)
 	if e := c.read(&chunkConn{data: b, chunks: []byte{200}}, nil); e.Code != 1009 {
 		t.Fatalf("64 MiB in %d compressed bytes: got %+v, want 1009", len(b), e)
+	}
+}
+
+// TestFrameInPlace checks the frames the sender writes against gobwas's
+// reader at each header size's edges: the header, the mask, the payload.
+func TestFrameInPlace(t *testing.T) {
+	for _, n := range []int{0, 1, 125, 126, 127, 65535, 65536, 70000} {
+		for _, op := range []ws.OpCode{ws.OpText, ws.OpBinary, ws.OpPing} {
+			if op == ws.OpPing && n > 125 {
+				continue
+			}
+			payload := bytes.Repeat([]byte{'x'}, n)
+			buf := make([]byte, headroom+n)
+			copy(buf[headroom:], payload)
+			f, err := ws.ReadFrame(bytes.NewReader(frameInPlace(op, buf)))
+			if err != nil {
+				t.Fatalf("%d bytes, op %v: %v", n, op, err)
+			}
+			if !f.Header.Fin || f.Header.OpCode != op || !f.Header.Masked || f.Header.Length != int64(n) {
+				t.Fatalf("%d bytes, op %v: header %+v", n, op, f.Header)
+			}
+			ws.Cipher(f.Payload, f.Header.Mask, 0)
+			if !bytes.Equal(f.Payload, payload) {
+				t.Fatalf("%d bytes, op %v: payload differs after unmasking", n, op)
+			}
+		}
 	}
 }

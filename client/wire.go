@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"compress/flate"
+	"encoding/binary"
 	"errors"
 	"io"
 	"net"
@@ -40,7 +41,7 @@ func (c *Conn) flush(nc net.Conn) {
 		_ = nc.SetWriteDeadline(time.Now().Add(c.opts.CloseTimeout + c.opts.PongTimeout))
 		var err error
 		for _, f := range batch {
-			if err = c.writeMessage(nc, f.op, f.payload); err != nil {
+			if err = c.writeMessage(nc, f.op, f.buf); err != nil {
 				break
 			}
 		}
@@ -57,9 +58,13 @@ func (c *Conn) flush(nc net.Conn) {
 
 // writeMessage writes one message, compressed when it is data on a
 // connection that negotiated permessage-deflate. c.writeMu is held.
-func (c *Conn) writeMessage(nc net.Conn, op ws.OpCode, p []byte) error {
+func (c *Conn) writeMessage(nc net.Conn, op ws.OpCode, buf []byte) error {
+	p := buf[headroom:]
 	if !c.compressed.Load() || op.IsControl() {
-		return wsutil.WriteClientMessage(nc, op, p)
+		// Masked in place and sent with its header in one write: the
+		// payload is this package's copy, written once.
+		_, err := nc.Write(frameInPlace(op, buf))
+		return err
 	}
 	z, err := wsflate.CompressFrame(ws.NewFrame(op, true, p)) // sets RSV1
 	if err != nil {
@@ -292,4 +297,36 @@ func (c *Conn) startHeartbeat(nc net.Conn) *heartbeat {
 	h.t = time.AfterFunc(every, check)
 	h.mu.Unlock()
 	return h
+}
+
+// headroom is the room a queued frame keeps in front of its payload for
+// the longest client frame header: 2 bytes, 8 of extended length, 4 of
+// mask (RFC 6455 section 5.2).
+const headroom = 14
+
+// frameInPlace masks the payload that follows buf's headroom with a fresh
+// key and writes a final frame's header in front of it, returning the
+// whole frame.
+func frameInPlace(op ws.OpCode, buf []byte) []byte {
+	p := buf[headroom:]
+	n := len(p)
+	var hdr []byte
+	switch {
+	case n < 126:
+		hdr = buf[headroom-6 : headroom]
+		hdr[1] = 0x80 | byte(n)
+	case n <= 0xffff:
+		hdr = buf[headroom-8 : headroom]
+		hdr[1] = 0x80 | 126
+		binary.BigEndian.PutUint16(hdr[2:], uint16(n))
+	default:
+		hdr = buf[:headroom]
+		hdr[1] = 0x80 | 127
+		binary.BigEndian.PutUint64(hdr[2:], uint64(n))
+	}
+	hdr[0] = 0x80 | byte(op) // FIN
+	mask := ws.NewMask()
+	copy(hdr[len(hdr)-4:], mask[:])
+	ws.Cipher(p, mask, 0)
+	return buf[headroom-len(hdr):]
 }
