@@ -17,8 +17,14 @@ const (
 	EventWake
 	// EventClosed: the poller is closing; release the descriptor.
 	EventClosed
+	// EventReadAll comes with EventRead when a short read does not prove
+	// the socket empty: the peer hung up or the connection failed (its
+	// EOF or error waits behind any data, and an edge-triggered
+	// descriptor is not told again), or the handler asked with
+	// ReadAgain. Read until ErrWouldBlock, EOF or an error.
+	EventReadAll
 
-	eventMask = EventRead | EventWrite | EventWake | EventClosed
+	eventMask = EventRead | EventWrite | EventWake | EventClosed | EventReadAll
 )
 
 // State bits of Desc.state besides the pending events.
@@ -26,6 +32,8 @@ const (
 	stateOwned uint32 = 1 << 30 // queued or being served by a worker
 	stateDead  uint32 = 1 << 29 // closed: no event is delivered any more
 	stateYield uint32 = 1 << 28 // the handler asked to go to the back of the run queue
+	stateEdge  uint32 = 1 << 27 // edge-triggered (Poller.AddEdge): Rearm costs nothing
+	stateOut   uint32 = 1 << 26 // edge-triggered and watching writability too
 )
 
 // Handler serves the events of one Desc. HandleEvents runs on a pool worker,
@@ -72,6 +80,17 @@ func (d *Desc) Wake() {
 func (d *Desc) Yield() {
 	if d.p != nil {
 		d.state.Or(uint32(EventWake) | stateYield)
+	}
+}
+
+// ReadAgain asks for another run of the handler, with EventRead and
+// EventReadAll, after the Descs waiting for a worker now, as Yield does
+// for EventWake. An edge-triggered handler (Poller.AddEdge) calls it from
+// HandleEvents when it stopped reading before the socket said it would
+// block: the kernel reports only new input, not what is already waiting.
+func (d *Desc) ReadAgain() {
+	if d.p != nil {
+		d.state.Or(uint32(EventRead|EventReadAll) | stateYield)
 	}
 }
 

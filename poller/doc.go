@@ -26,15 +26,27 @@
 //
 // # Readiness and the one-reader rule
 //
-// Sockets are registered one-shot (EPOLLONESHOT): after an event the
-// descriptor stays disarmed until its handler calls Desc.Rearm, so epoll
-// reports nothing for a socket that a worker is already serving. On top of
-// that every Desc has a small atomic state word: an event sets a pending bit
+// Every Desc has a small atomic state word: an event sets a pending bit
 // and, if no worker owns the Desc, queues it once. A worker owns the Desc
-// until no event is pending. This is what makes invariant 4 hold even when
-// events arrive from elsewhere (Wake from timers, a Rearm racing with a
-// running handler, or a stale event): at most one HandleEvents call per Desc
-// runs at a time, and events that arrive meanwhile are merged, not lost.
+// until no event is pending. This is what makes invariant 4 hold whatever
+// the source of events (epoll, Wake from timers, a stale event): at most
+// one HandleEvents call per Desc runs at a time, and events that arrive
+// meanwhile are merged into its run, not lost.
+//
+// Poller.Add registers a descriptor one-shot (EPOLLONESHOT): after an
+// event it stays disarmed until its handler calls Desc.Rearm, one
+// epoll_ctl per event (the listener, which pauses by not re-arming).
+// Poller.AddEdge registers it edge-triggered (EPOLLET), as wsconn does for
+// every connection: epoll reports each arrival of input with no re-arm in
+// between, so an echoed message costs a read and a write and a share of
+// one epoll_wait, and the owner bit alone keeps one reader at a time. The
+// price is that input already waiting is not reported again: the handler
+// reads until the socket would block, and a handler that stops earlier
+// (its run's budget spent) calls Desc.ReadAgain; a hang-up is delivered
+// as EventReadAll, because the EOF waits behind any data a short read
+// leaves. Writability is added to the mask the first time a write is
+// queued (Rearm(true)), and is then reported only when space frees after
+// a write that did not fit.
 //
 // # Stale events and descriptor reuse
 //

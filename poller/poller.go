@@ -80,13 +80,34 @@ func New(cfg Config) (*Poller, error) {
 
 // Add registers fd, which the caller owns and which must be non-blocking,
 // for read readiness (one-shot) and binds it to d and h. d must be new or
-// zero. After Add, h.HandleEvents receives d's events.
+// zero. After Add, h.HandleEvents receives d's events; each event ends
+// with Rearm, or no more come.
 func (p *Poller) Add(d *Desc, fd int, h Handler) error {
+	return p.add(d, fd, h, false)
+}
+
+// AddEdge registers fd as Add does, but edge-triggered: an event comes
+// whenever new input arrives or the peer hangs up, with no re-arm (Rearm
+// costs no system call; with write set it adds writability, once, with one
+// epoll_ctl). The worker that serves d still serves it alone: events that
+// arrive meanwhile are merged into its run. The handler must read until
+// the socket would block, or call ReadAgain: input already waiting is not
+// reported again.
+func (p *Poller) AddEdge(d *Desc, fd int, h Handler) error {
+	return p.add(d, fd, h, true)
+}
+
+func (p *Poller) add(d *Desc, fd int, h Handler, edge bool) error {
 	if p.closed.Load() {
 		return ErrClosed
 	}
 	d.fd, d.p, d.h = int32(fd), p, h
-	if err := p.ep.add(d); err != nil {
+	register := p.ep.add
+	if edge {
+		d.state.Or(stateEdge)
+		register = p.ep.addEdge
+	}
+	if err := register(d); err != nil {
 		d.state.Store(stateDead)
 		return fmt.Errorf("poller: failed to register fd %d: %w", fd, err)
 	}
@@ -98,10 +119,19 @@ func (p *Poller) Add(d *Desc, fd int, h Handler) error {
 // safe from any goroutine (a Rearm while the handler runs only merges one
 // more event into its run).
 func (d *Desc) Rearm(write bool) error {
-	if d.state.Load()&stateDead != 0 {
+	s := d.state.Load()
+	switch {
+	case s&stateDead != 0:
 		return ErrClosed
+	case s&stateEdge == 0:
+		return d.p.ep.rearm(int(d.fd), write)
+	case !write || s&stateOut != 0:
+		return nil // edge-triggered: armed for good
 	}
-	return d.p.ep.rearm(int(d.fd), write)
+	if d.state.Or(stateOut)&stateOut != 0 {
+		return nil // another goroutine added it meanwhile
+	}
+	return d.p.ep.watchWrite(int(d.fd))
 }
 
 // disarm stops readiness events for d until the next Rearm.

@@ -13,6 +13,12 @@ const (
 	// readMask is what every descriptor is armed for. EPOLLRDHUP reports a
 	// peer's shutdown even before its data is read.
 	readMask = netpoll.EPOLLIN | netpoll.EPOLLRDHUP | netpoll.EPOLLONESHOT
+	// edgeMask is what an edge-triggered descriptor is registered for
+	// (Poller.AddEdge): an event each time data arrives or the peer hangs
+	// up, with no re-arm between. Writability joins it once a write is
+	// queued (watchWrite): the kernel then reports it when space frees
+	// after a write that did not fit, and never for an idle socket.
+	edgeMask = netpoll.EPOLLIN | netpoll.EPOLLRDHUP | netpoll.EPOLLET
 	// epollClosed is easygo's private event value for "the epoll instance
 	// was closed" (its _EPOLLCLOSED), delivered to every callback on Close.
 	epollClosed = 0x20
@@ -42,6 +48,14 @@ func newReactor() (reactor, error) {
 // The callback is a method value bound to d: it carries d's generation.
 func (r *epollReactor) add(d *Desc) error {
 	return r.ep.Add(int(d.fd), readMask, d.onEpoll)
+}
+
+func (r *epollReactor) addEdge(d *Desc) error {
+	return r.ep.Add(int(d.fd), edgeMask, d.onEpoll)
+}
+
+func (r *epollReactor) watchWrite(fd int) error {
+	return r.ep.Mod(fd, edgeMask|netpoll.EPOLLOUT)
 }
 
 func (r *epollReactor) rearm(fd int, write bool) error {
@@ -79,6 +93,9 @@ func toEvent(e netpoll.EpollEvent) Event {
 	var ev Event
 	if e&(netpoll.EPOLLIN|netpoll.EPOLLRDHUP|netpoll.EPOLLHUP|netpoll.EPOLLERR|netpoll.EPOLLPRI) != 0 {
 		ev |= EventRead
+	}
+	if e&(netpoll.EPOLLRDHUP|netpoll.EPOLLHUP|netpoll.EPOLLERR) != 0 {
+		ev |= EventReadAll
 	}
 	if e&(netpoll.EPOLLOUT|netpoll.EPOLLHUP|netpoll.EPOLLERR) != 0 {
 		ev |= EventWrite

@@ -332,9 +332,14 @@ func (c *conn) handleEvents(ev poller.Event) {
 	if st := c.tlsSession(); st != nil && !st.done {
 		if ev&(poller.EventRead|poller.EventWake) != 0 {
 			c.tlsHandshakeEvent(st)
+			if st.done && c.phaseNow() != phaseClosed {
+				// Input may wait behind the handshake's last read, and
+				// edge-triggered readiness does not report it again.
+				c.desc.ReadAgain()
+			}
 		}
 	} else if ev&poller.EventRead != 0 || c.yielding() {
-		c.readEvent()
+		c.readEvent(ev&poller.EventReadAll != 0)
 	}
 	if ev&poller.EventWake != 0 {
 		c.wakeEvent()
@@ -343,7 +348,8 @@ func (c *conn) handleEvents(ev poller.Event) {
 }
 
 // settle ends an event: it closes the descriptor if the connection is done,
-// or re-arms readiness (writable too while bytes are queued).
+// or makes sure writability is watched while bytes are queued (the
+// descriptor is edge-triggered: Rearm makes no system call once it is).
 func (c *conn) settle() {
 	if c.phaseNow() == phaseClosed {
 		return

@@ -290,7 +290,7 @@ func (c *conn) aliveAtPongDeadline(now uint32) bool {
 		return moved
 	}
 	c.mu.Unlock()
-	c.readEvent()
+	c.readEvent(true)
 	switch {
 	case c.phaseNow() != phaseOpen:
 		return true // what was read ended it (EOF, a close frame, a violation)

@@ -22,7 +22,8 @@ import (
 // frame. A connection between frames holds no inState.
 
 // maxReadsPerEvent bounds the reads one event makes, so that a client
-// sending without pause cannot hold a worker; epoll reports it again.
+// sending without pause cannot hold a worker; the connection then asks for
+// another run after the others waiting (Desc.ReadAgain).
 const maxReadsPerEvent = 4
 
 // inState is a connection's unfinished input. Pooled; owned by the worker
@@ -98,8 +99,9 @@ func (r *sliceReader) Read(p []byte) (int, error) {
 }
 
 // readEvent reads and handles what the socket holds, after any input a
-// previous run put aside.
-func (c *conn) readEvent() {
+// previous run put aside. A short read ends it unless all is set
+// (poller.EventReadAll: an EOF or error may wait behind the data).
+func (c *conn) readEvent(all bool) {
 	budget := c.srv.runBudget()
 	if !c.parsePending(budget) {
 		return
@@ -111,7 +113,7 @@ func (c *conn) readEvent() {
 	}
 	buf := getBuffer(c.srv.cfg.ReadBufferSize)
 	defer putBuffer(buf)
-	for range maxReadsPerEvent {
+	for i := range maxReadsPerEvent {
 		n, err := c.desc.Read(buf.b)
 		if err != nil {
 			if !poller.IsWouldBlock(err) {
@@ -119,6 +121,12 @@ func (c *conn) readEvent() {
 				return
 			}
 			break
+		}
+		if i == maxReadsPerEvent-1 && (n == len(buf.b) || all) {
+			// The run's reads are used up and the socket may hold more,
+			// which edge-triggered readiness does not report again: come
+			// back after the connections waiting now.
+			c.desc.ReadAgain()
 		}
 		c.hot().bytesIn.Add(uint64(n))
 		c.lastRead.Store(c.srv.now())
@@ -128,7 +136,7 @@ func (c *conn) readEvent() {
 			return
 		}
 		c.consume(buf.b[:n], budget)
-		if c.phaseNow() == phaseClosed || n < len(buf.b) || c.yielding() {
+		if c.phaseNow() == phaseClosed || n < len(buf.b) && !all || c.yielding() {
 			break
 		}
 	}

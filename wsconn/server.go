@@ -204,7 +204,7 @@ func (s *Server) accept(fd int, remote netip.AddrPort) {
 		}
 	}
 	s.stats.accepted.Add(1)
-	if err := s.p.Add(&c.desc, fd, c.events()); err != nil {
+	if err := s.p.AddEdge(&c.desc, fd, c.events()); err != nil {
 		s.stats.registerErrors.Add(1)
 		s.warns.warn(warnRegister, slog.LevelError, "reactor refused a connection's descriptor",
 			func() []any { return []any{"err", err.Error(), "remote", remote.String()} })
