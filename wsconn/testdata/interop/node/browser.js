@@ -5,9 +5,7 @@
 // such as ws://127.0.0.1:1234 or wss://127.0.0.1:5678. Exits non-zero on
 // any mismatch.
 "use strict";
-const { chromium } = require("playwright-core");
-
-const executablePath = process.env.CHROMIUM || "/usr/bin/chromium";
+const launch = require("./launch");
 
 // scenario runs inside the page: echo of text and binary, then channels
 // between two sockets. It returns a list of failures (empty: all good).
@@ -61,14 +59,7 @@ async function scenario(base) {
     console.error("usage: node browser.js ws://host:port [wss://host:port ...]");
     process.exit(2);
   }
-  const browser = await chromium.launch({
-    executablePath,
-    args: [
-      "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync",
-      "--ignore-certificate-errors", // the test's self-signed certificate, for wss://
-    ],
-  });
+  const browser = await launch("--ignore-certificate-errors"); // the test's self-signed certificate, for wss://
   let failed = false;
   try {
     const page = await browser.newPage();

@@ -7,7 +7,7 @@
 // recovered (recovered:true, no line lost or doubled), and talk again.
 // Usage: node chat.js http://host:port screenshot.png
 "use strict";
-const { chromium } = require("playwright-core");
+const launch = require("./launch");
 
 (async () => {
   const [url, shot] = process.argv.slice(2);
@@ -15,11 +15,7 @@ const { chromium } = require("playwright-core");
     console.error("usage: node chat.js http://host:port screenshot.png");
     process.exit(2);
   }
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+  const browser = await launch();
   try {
     const join = async (name) => {
       const page = await (await browser.newContext()).newPage();

@@ -3,7 +3,7 @@
 // the server's in-band refusal (4401 and its reason), with no retry.
 // Usage: node refused.js http://host:port
 "use strict";
-const { chromium } = require("playwright-core");
+const launch = require("./launch");
 
 (async () => {
   const [url] = process.argv.slice(2);
@@ -11,11 +11,7 @@ const { chromium } = require("playwright-core");
     console.error("usage: node refused.js http://host:port");
     process.exit(2);
   }
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+  const browser = await launch();
   try {
     const page = await (await browser.newContext()).newPage();
     page.setDefaultTimeout(15000);
