@@ -95,22 +95,23 @@ func (d *Desc) ReadAgain() {
 }
 
 // notify adds ev to the pending events and, if no worker owns the Desc,
-// queues it. It never blocks (the reactor calls it).
-func (d *Desc) notify(ev Event) {
+// queues it. It never blocks (the reactor calls it). It reports whether
+// a new drainer was started for it.
+func (d *Desc) notify(ev Event) bool {
 	for {
 		s := d.state.Load()
 		if s&stateDead != 0 {
-			return // generation over: a stale event for a closed Desc
+			return false // generation over: a stale event for a closed Desc
 		}
 		n := s | uint32(ev) | stateOwned
 		if n == s {
-			return // already queued or running with these events pending
+			return false // already queued or running with these events pending
 		}
 		if d.state.CompareAndSwap(s, n) {
 			if s&stateOwned == 0 {
-				d.p.schedule(d)
+				return d.p.schedule(d)
 			}
-			return
+			return false
 		}
 	}
 }

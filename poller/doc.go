@@ -70,5 +70,12 @@
 // the descriptor limit and never drops anything. When all workers are busy,
 // new events wait in the queue, counted as overflow in Stats.
 //
+// When the reactor starts a drainer it yields its thread to it at once
+// (runtime.Gosched): the drainer was readied on the reactor's own P, and
+// would otherwise wait there while the reactor blocks in epoll_wait, until
+// another OS thread is woken to steal it or sysmon takes the P back. The
+// yield serves a ready socket with no thread switch; a drainer that runs
+// long only delays the reactor until the other P picks it up.
+//
 // Platforms other than Linux get a stub whose New returns ErrUnsupported.
 package poller

@@ -165,12 +165,21 @@ func (d *Desc) onReady(ev Event) {
 		return
 	}
 	d.p.stats.events.Add(1)
-	d.notify(ev)
+	if d.notify(ev) {
+		// A drainer was just readied, into this P's next slot. Left
+		// there, it waits while the reactor goes back into epoll_wait:
+		// until another thread is woken to steal it, or sysmon takes
+		// the P from the blocked system call (and keeps waking every
+		// 20 µs because it did). Yielding runs it on this thread now,
+		// with no thread switch; the reactor goes on after it, or on
+		// the other P if that is idle first.
+		runtime.Gosched()
+	}
 }
 
 // schedule queues d (which the caller just made owned) and makes sure a
-// drainer will pop it.
-func (p *Poller) schedule(d *Desc) {
+// drainer will pop it. It reports whether it started a new drainer.
+func (p *Poller) schedule(d *Desc) bool {
 	p.rq.push(d)
 	for {
 		a := p.active.Load()
@@ -179,7 +188,7 @@ func (p *Poller) schedule(d *Desc) {
 			// drainer checks the queue again after it stops counting
 			// itself as active (see drain).
 			p.stats.overflow.Add(1)
-			return
+			return false
 		}
 		if p.active.CompareAndSwap(a, a+1) {
 			break
@@ -192,7 +201,9 @@ func (p *Poller) schedule(d *Desc) {
 		// after Close every descriptor has been told EventClosed.
 		p.active.Add(-1)
 		p.stats.lost.Add(1)
+		return false
 	}
+	return true
 }
 
 // drain pops and serves Descs until the run queue is empty.
