@@ -391,7 +391,9 @@ func (c *conn) readTLS(st *tlsState, budget int64) {
 		if err != nil {
 			if !errors.Is(err, errWouldBlock) { // crypto/tls hands ours back as it is
 				c.lost(err)
+				return
 			}
+			releaseTLSInput(st.conn) // the socket is empty: keep no buffer while idle
 			return
 		}
 	}
