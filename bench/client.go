@@ -334,11 +334,19 @@ func (c *client) readHandshake() {
 	}
 }
 
+// readBufs are the read buffers of the pool workers: a buffer on the
+// stack would escape (Read is an interface call) and cost a zeroed 16 KiB
+// allocation per readable event, which made the garbage collector most of
+// a broadcast run's CPU.
+var readBufs = sync.Pool{New: func() any { return new([16 << 10]byte) }}
+
 // readFrames reads what the socket has and handles complete frames.
 func (c *client) readFrames() {
-	var tmp [16 << 10]byte
+	buf := readBufs.Get().(*[16 << 10]byte)
+	defer readBufs.Put(buf)
+	tmp := buf[:]
 	for {
-		n, err := c.Read(tmp[:])
+		n, err := c.Read(tmp)
 		if poller.IsWouldBlock(err) {
 			return
 		}
