@@ -132,7 +132,10 @@ func (f *fleet) dial(t *target, src net.IP, cursor *int, lastPort int, id int32)
 	f.mu.Lock()
 	f.clients = append(f.clients, c)
 	f.mu.Unlock()
-	if err := f.p.Add(&c.Desc, fd, c); err != nil {
+	// Edge-triggered, as wsgate's own connections: no epoll_ctl per read
+	// (the one-shot re-arm was the bench's largest kernel item in a
+	// million-connection broadcast).
+	if err := f.p.AddEdge(&c.Desc, fd, c); err != nil {
 		unix.Close(fd)
 		c.phase.Store(uint32(phClosed))
 		f.fail("register")
@@ -256,13 +259,15 @@ func (c *client) HandleEvents(ev poller.Event) {
 	case phConnecting:
 		c.connected()
 	case phHandshake:
-		c.readHandshake()
+		if c.readHandshake() && uint8(c.phase.Load()) != phClosed {
+			c.ReadAgain() // the buffer filled: more may wait, and no new edge comes for it
+		}
 	case phOpen:
 		if err := c.flush(); err != nil {
 			c.ended(err)
 			return
 		}
-		c.readFrames()
+		c.readFrames(ev&poller.EventReadAll != 0)
 	case phClosed:
 		return
 	}
@@ -289,23 +294,26 @@ func (c *client) connected() {
 	c.phase.Store(uint32(phHandshake))
 }
 
-func (c *client) readHandshake() {
+// readHandshake reads once, and reports whether the read filled its
+// buffer.
+func (c *client) readHandshake() (full bool) {
 	var tmp [1024]byte
 	n, err := c.Read(tmp[:])
 	switch {
 	case poller.IsWouldBlock(err):
-		return
+		return false
 	case err != nil:
 		c.abort("handshake_" + classify(err))
-		return
+		return false
 	}
+	full = n == len(tmp)
 	c.buf = append(c.buf, tmp[:n]...)
 	end := bytes.Index(c.buf, []byte("\r\n\r\n"))
 	if end < 0 {
 		if len(c.buf) > 8192 {
 			c.abort("bad_response")
 		}
-		return
+		return full
 	}
 	status := 0
 	if len(c.buf) >= 12 {
@@ -313,11 +321,11 @@ func (c *client) readHandshake() {
 	}
 	if status != 101 {
 		c.abort("status_" + strconv.Itoa(status))
-		return
+		return full
 	}
 	if c.t.deflate && !bytes.Contains(bytes.ToLower(c.buf[:end]), []byte("\r\nsec-websocket-extensions: permessage-deflate")) {
 		c.abort("deflate_declined") // -deflate measures compressing connections only
-		return
+		return full
 	}
 	rest := c.buf[end+4:]
 	c.buf = nil
@@ -332,6 +340,7 @@ func (c *client) readHandshake() {
 	if len(rest) > 0 {
 		c.frames(append([]byte(nil), rest...))
 	}
+	return full
 }
 
 // readBufs are the read buffers of the pool workers: a buffer on the
@@ -340,8 +349,10 @@ func (c *client) readHandshake() {
 // a broadcast run's CPU.
 var readBufs = sync.Pool{New: func() any { return new([16 << 10]byte) }}
 
-// readFrames reads what the socket has and handles complete frames.
-func (c *client) readFrames() {
+// readFrames reads what the socket has and handles complete frames. A
+// short read means the socket is empty for now (new input brings a new
+// edge), except after a hang-up (all): then it reads on to the EOF.
+func (c *client) readFrames(all bool) {
 	buf := readBufs.Get().(*[16 << 10]byte)
 	defer readBufs.Put(buf)
 	tmp := buf[:]
@@ -360,7 +371,7 @@ func (c *client) readFrames() {
 		}
 		c.buf = nil
 		c.frames(p)
-		if uint8(c.phase.Load()) == phClosed || n < len(tmp) {
+		if uint8(c.phase.Load()) == phClosed || n < len(tmp) && !all {
 			return
 		}
 	}
