@@ -277,6 +277,7 @@ func TestBrokerRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(nats.Shutdown) // also when startGate skips the test
 	u, _ := url.Parse(nats.URL())
 	port, _ := strconv.Atoi(u.Port())
 	addr, _ := startGate(t, "-workers", "2", "-nats", nats.URL(), "-history-size", "0")
