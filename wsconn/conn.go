@@ -272,7 +272,9 @@ func (c *conn) setExpiry(t time.Time) {
 		c.deadline.Store(0)
 		return
 	}
-	c.deadline.Store(c.srv.after(min(time.Until(t), maxTimer)))
+	d := c.srv.after(min(time.Until(t), maxTimer))
+	c.deadline.Store(d)
+	c.revisit(d)
 }
 
 // extraNow reads c.extra for any goroutine: after OnOpen it may be created

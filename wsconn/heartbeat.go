@@ -12,11 +12,18 @@ import (
 // Timers without goroutines (docs/design.md invariant 8), like Java-WebSocket's
 // connection-lost timer but without a timer per connection: one sweeper
 // goroutine ticks every SweepInterval, refreshes the coarse clock, and
-// walks the connection table reading three atomics per connection. A
-// connection with something due (handshake deadline, heartbeat ping, pong
-// timeout, close deadline) is woken; its owner decides and acts in
+// walks the connection table's visit times, one uint32 per descriptor slot
+// beside the connection pointers (connTable.due). A connection whose visit
+// time has come is checked (due) and, if something is due (handshake
+// deadline, heartbeat ping, pong timeout, close deadline, authorization
+// expiry, unfinished message), woken; its owner decides and acts in
 // wakeEvent, so all state changes still happen on the worker that owns the
-// connection. An idle connection costs the sweeper a few loads per tick.
+// connection. The sweeper then sets its next visit (nextVisit). Whoever
+// sets a time limit that may come sooner moves the visit up (revisit);
+// input only ever moves a connection's heartbeat later, so the read path
+// touches no visit time, except for the pong that ends a ping's wait. An
+// idle connection costs the sweeper one 4-byte load per tick, read in
+// order, and a look at the connection itself once per PingInterval.
 
 // Connection times are milliseconds since the server started, in uint32,
 // so that a connection keeps three of them in 12 bytes. They wrap after 49
@@ -72,24 +79,34 @@ func (c *conn) acceptedAt() uint32 {
 // the HTTP answer is out, replacing the handshake deadline. c.mu must be
 // held (afterFlushLocked).
 func (c *conn) setLingerDeadline() {
-	c.deadline.Store(c.srv.after(min(c.srv.cfg.CloseTimeout, c.srv.cfg.HandshakeTimeout)))
+	d := c.srv.after(min(c.srv.cfg.CloseTimeout, c.srv.cfg.HandshakeTimeout))
+	c.deadline.Store(d)
+	c.revisit(d)
 }
 
 // endHandshakeDeadline clears the handshake deadline at the upgrade: an
 // open connection has a deadline only for an authorization expiry
 // (setExpiry) or an unfinished message (setMessageDeadline).
-func (c *conn) endHandshakeDeadline() { c.deadline.Store(0) }
+func (c *conn) endHandshakeDeadline() {
+	c.deadline.Store(0)
+	c.revisit(c.nextVisit()) // the first heartbeat
+}
 
 // setMessageDeadline makes d, the unfinished message's MessageTimeout, the
 // open connection's deadline (armMessageDeadline decides whether it is the
 // nearer one). Only the owner calls it, in phaseOpen.
-func (c *conn) setMessageDeadline(d uint32) { c.deadline.Store(d) }
+func (c *conn) setMessageDeadline(d uint32) {
+	c.deadline.Store(d)
+	c.revisit(d)
+}
 
 // setCloseDeadline starts the closing handshake's CloseTimeout, replacing
 // any deadline of the open connection. c.mu must be held
 // (sendCloseLocked).
 func (c *conn) setCloseDeadline() {
-	c.deadline.Store(c.srv.after(c.srv.cfg.CloseTimeout))
+	d := c.srv.after(c.srv.cfg.CloseTimeout)
+	c.deadline.Store(d)
+	c.revisit(d)
 }
 
 // sweep runs until stop is closed.
@@ -104,17 +121,29 @@ func (s *Server) sweep(stop <-chan struct{}, done chan<- struct{}) {
 		case <-t.C:
 			now := s.nowExact()
 			s.clock.Store(now)
-			s.table.each(func(c *conn) {
-				if c.due(now) {
-					c.desc.Wake()
-				}
-			})
+			s.sweepConns(now)
 			s.checkAcceptErrors()
 			for _, h := range s.tickers {
 				h.OnTick(time.Now())
 			}
 		}
 	}
+}
+
+// sweepConns wakes every connection with something due at now. It looks
+// only at the connections whose visit time has come (connTable.due); one
+// that is due is looked at again next tick, until its owner has acted.
+// It returns how many it woke.
+func (s *Server) sweepConns(now uint32) (woken int) {
+	s.table.due(now, func(c *conn) uint32 {
+		if c.due(now) {
+			c.desc.Wake()
+			woken++
+			return max(1, now+1)
+		}
+		return c.nextVisit()
+	})
+	return woken
 }
 
 // checkAcceptErrors warns (rate-limited) when the listener failed to
@@ -139,6 +168,33 @@ func (s *Server) checkAcceptErrors() {
 		return args
 	})
 }
+
+// nextVisit is when the sweeper next has to look at c: its deadline or its
+// heartbeat's next step (a ping, or the pong's deadline), whichever is
+// first; 0 if neither. It may be early (the peer was heard from since, or
+// a ping's deadline moved on): the sweeper then finds nothing due and asks
+// again. Setting a time limit that could make it late calls revisit.
+func (c *conn) nextVisit() uint32 {
+	next := c.deadlineNow()
+	cfg := &c.srv.cfg
+	if cfg.PingInterval > 0 {
+		var hb uint32
+		if p := c.pingAt.Load(); p != 0 {
+			hb = p + uint32(cfg.PongTimeout/time.Millisecond)
+		} else {
+			hb = c.lastRead.Load() + uint32(cfg.PingInterval/time.Millisecond)
+		}
+		hb = max(1, hb)
+		if next == 0 || int32(hb-next) < 0 {
+			next = hb
+		}
+	}
+	return next
+}
+
+// revisit makes the sweeper look at c no later than at (0: no change),
+// after a time limit was set that may come before its next visit.
+func (c *conn) revisit(at uint32) { c.srv.table.visitBy(c.desc.Fd(), c, at) }
 
 // due reports whether c has a deadline or heartbeat action at now. It runs
 // on the sweeper goroutine and only reads atomics.

@@ -528,7 +528,9 @@ func (c *conn) frameDone(st *inState, ctrl []byte) {
 	case ws.OpPing:
 		c.onPing(ctrl)
 	case ws.OpPong:
-		c.pingAt.Store(0)
+		if c.pingAt.Swap(0) != 0 {
+			c.revisit(c.nextVisit()) // the next ping may come before the pong's deadline
+		}
 		c.callOnPong(ctrl)
 	case ws.OpClose:
 		c.onCloseFrame(ctrl)

@@ -219,7 +219,7 @@ func (s *Server) accept(fd int, remote netip.AddrPort) {
 	// time, so fd cannot belong to a newer connection yet. A Shutdown
 	// that began meanwhile may have walked the table before the entry
 	// was there: then the connection asks for its own shutdown.
-	s.table.put(fd, c)
+	s.table.put(fd, c, c.nextVisit())
 	switch {
 	case c.phaseNow() == phaseClosed:
 		s.table.remove(fd, c)

@@ -381,7 +381,9 @@ func (c *conn) readTLS(st *tlsState, budget int64) {
 		c.flushTLS() // alerts, key updates
 		if n > 0 {
 			c.lastRead.Store(c.srv.now())
-			c.pingAt.Store(0)
+			if c.pingAt.Swap(0) != 0 {
+				c.revisit(c.nextVisit())
+			}
 			if c.drainPassed(n) {
 				c.terminate(nil)
 				return
