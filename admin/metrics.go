@@ -148,6 +148,8 @@ var pollerMetrics = []metric{
 		func(s *snapshot) float64 { return float64(s.Poller.PeakQueue) }),
 	counter("pool_overflow_total", "Connections that had to wait because every pool worker was busy.",
 		func(s *snapshot) float64 { return float64(s.Poller.Overflow) }),
+	counter("pool_drainers_total", "Pool tasks the reactor or a wake-up started; each serves queued connections until none is left (events per task: how well hand-offs are shared).",
+		func(s *snapshot) float64 { return float64(s.Poller.Drainers) }),
 	counter("pool_panics_total", "Panics recovered in pool tasks.",
 		func(s *snapshot) float64 { return float64(s.Poller.Panics) }),
 	counter("reactor_events_total", "Readiness events the reactor delivered.",

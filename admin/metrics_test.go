@@ -91,7 +91,7 @@ func TestMetrics(t *testing.T) {
 		"wsgate_received_bytes_total", "wsgate_sent_bytes_total", "wsgate_queued_bytes",
 		"wsgate_slow_consumer_closes_total", "wsgate_rate_limited_closes_total", "wsgate_accept_refused_total",
 		"wsgate_heartbeat_timeouts_total", "wsgate_pool_workers", "wsgate_pool_running", "wsgate_pool_queued",
-		"wsgate_pool_overflow_total", "wsgate_reactor_events_total", "wsgate_reactor_stale_events_total",
+		"wsgate_pool_overflow_total", "wsgate_pool_drainers_total", "wsgate_reactor_events_total", "wsgate_reactor_stale_events_total",
 		"wsgate_broker_connected", "wsgate_broker_publish_failures_total", "wsgate_channels",
 		"wsgate_subscriptions", "wsgate_tls_handshake_failures_total",
 		"wsgate_channel_requests_rejected_total", "wsgate_api_unauthorized_total",
