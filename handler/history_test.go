@@ -205,7 +205,12 @@ func TestRecoveryBadFields(t *testing.T) {
 // replay and live pushes joined with nothing between.
 func TestRecoveryWithConcurrentPublisher(t *testing.T) {
 	const before, during = 200, 2000
-	h := newTestChannels(t, historyConfig(before+during))
+	cfg := historyConfig(before + during)
+	// The publisher may be anywhere in its run when the subscribe reads
+	// the history: the replay must be allowed all of it, or how far it
+	// got decides between recovered and too_many.
+	cfg.MaxReplay = before + during
+	h := newTestChannels(t, cfg)
 	pos := publishN(t, h, "room", 1, 2)
 	publishN(t, h, "room", 2, before+1)
 	var wg sync.WaitGroup
