@@ -36,12 +36,27 @@ func ackPosition(t *testing.T, m string) (uint64, string) {
 // NATS's JetStream: a publication acked on one worker reaches a
 // subscriber on the other with the same offset, and a client that drops
 // comes back on either worker and recovers what it missed, in order.
+// publishWhenStored sends msg, a publish, on c and returns the answer,
+// sending it again while the answer is that the history store is not
+// reachable yet: a process takes clients before its JetStream stream is
+// ready (its /readyz says not ready until then), and the protocol tells
+// the client to retry; nothing was published meanwhile.
+func publishWhenStored(t *testing.T, c *client, msg string) string {
+	t.Helper()
+	var reply string
+	eventually(t, 10*time.Second, "history store reachable", func() bool {
+		c.send(t, msg)
+		reply = c.next(10 * time.Second)
+		return !strings.Contains(reply, `"code":"unavailable"`)
+	})
+	return reply
+}
+
 func TestWorkersHistory(t *testing.T) {
 	addr, _ := startGate(t, "-workers", "2")
 	cs := onWorkers(t, addr, "/ws", "0", "1")
 	subscribe(t, cs["1"], "room")
-	cs["0"].send(t, `{"op":"publish","channel":"room","data":"hello","id":1}`)
-	offset, epoch := ackPosition(t, cs["0"].next(10*time.Second))
+	offset, epoch := ackPosition(t, publishWhenStored(t, cs["0"], `{"op":"publish","channel":"room","data":"hello","id":1}`))
 	if got, want := cs["1"].next(10*time.Second), fmt.Sprintf(`{"channel":"room","offset":%d,"data":"hello"}`, offset); got != want {
 		t.Fatalf("on the other worker: got %q, want %q", got, want)
 	}
@@ -187,8 +202,7 @@ func TestNodesOnExternalNATS(t *testing.T) {
 	startGateAt(t, addr2, "-nats", url)
 	sub, pub := dial(t, addr1, "/ws"), dial(t, addr2, "/ws")
 	subscribe(t, sub, "room")
-	pub.send(t, `{"op":"publish","channel":"room","data":"first","id":0}`)
-	offset, epoch := ackPosition(t, pub.next(10*time.Second))
+	offset, epoch := ackPosition(t, publishWhenStored(t, pub, `{"op":"publish","channel":"room","data":"first","id":0}`))
 	if got, want := sub.next(10*time.Second), fmt.Sprintf(`{"channel":"room","offset":%d,"data":"first"}`, offset); got != want {
 		t.Fatalf("node 1 got %q, want %q", got, want)
 	}
