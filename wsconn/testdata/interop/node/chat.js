@@ -15,9 +15,14 @@ const launch = require("./launch");
     console.error("usage: node chat.js http://host:port screenshot.png");
     process.exit(2);
   }
+  // Each step is logged before it starts, so that a failure says where it
+  // was even if its message is lost.
+  const step = (what) => console.log("step:", what);
+  step("launch Chromium");
   const browser = await launch();
   try {
     const join = async (name) => {
+      step(`${name} joins`);
       const page = await (await browser.newContext()).newPage();
       page.setDefaultTimeout(15000);
       await page.goto(url);
@@ -38,6 +43,7 @@ const launch = require("./launch");
     };
     const heard = (page, line) =>
       page.waitForFunction((l) => document.getElementById("log").innerText.includes(l), line);
+    step("alice and bob talk");
     await say(alice, "hello bob");
     await heard(bob, "alice: hello bob");
     await say(bob, "hi alice, over wsgate");
@@ -57,9 +63,11 @@ const launch = require("./launch");
     };
 
     console.log("RESTART NOW");
+    step("the pages see the server go");
     for (const page of [alice, bob, carol]) {
       await page.waitForSelector("#status.down", { timeout: 20000 });
     }
+    step("the pages reconnect and recover");
     for (const page of [alice, bob, carol]) {
       await page.waitForSelector("#status.up", { timeout: 30000 });
       await page.waitForFunction(() => document.body.dataset.recovered === "true", null, { timeout: 30000 });
@@ -83,6 +91,6 @@ const launch = require("./launch");
     await browser.close();
   }
 })().catch((e) => {
-  console.error("FAIL", e.message);
-  process.exit(1);
+  console.error("FAIL", e.stack || e.message);
+  process.exitCode = 1; // and let the output drain before exiting
 });
