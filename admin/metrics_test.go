@@ -78,10 +78,12 @@ func TestMetrics(t *testing.T) {
 		t.Fatalf("close: %v", err)
 	}
 	// The close code is counted before the connection's OnClose has
-	// dropped its subscription and the open count: wait for all of it.
-	eventually(t, "a connection closed with 1000 and gone", func() bool {
+	// dropped its subscription and the open count, and messages are
+	// counted once per read, after the handler answered them: wait for
+	// all of it.
+	eventually(t, "a connection closed with 1000 and gone, five messages counted", func() bool {
 		ws, ch := e.ws.Stats(), e.ch.Stats()
-		return ws.Closes[1000] == 1 && ws.Conns == 1 && ch.Subscriptions == 1 && ch.Channels == 1
+		return ws.Closes[1000] == 1 && ws.Conns == 1 && ch.Subscriptions == 1 && ch.Channels == 1 && ws.MessagesIn == 5
 	})
 
 	families := scrape(t, client, base)
