@@ -53,14 +53,20 @@ func (t *connTable) put(fd int, c *conn, visit uint32) bool {
 	return true
 }
 
-// remove clears fd's slot if it still holds c.
-func (t *connTable) remove(fd int, c *conn) {
+// slot returns fd's chunk (nil if fd is out of range or its chunk was
+// never made) and its index in it.
+func (t *connTable) slot(fd int) (*tableChunk, int) {
 	i := fd >> chunkBits
 	if fd < 0 || i >= len(t.chunks) {
-		return
+		return nil, 0
 	}
-	if ch := t.chunks[i].Load(); ch != nil {
-		ch.conns[fd&(1<<chunkBits-1)].CompareAndSwap(c, nil)
+	return t.chunks[i].Load(), fd & (1<<chunkBits - 1)
+}
+
+// remove clears fd's slot if it still holds c.
+func (t *connTable) remove(fd int, c *conn) {
+	if ch, j := t.slot(fd); ch != nil {
+		ch.conns[j].CompareAndSwap(c, nil)
 	}
 }
 
@@ -71,16 +77,14 @@ func (t *connTable) remove(fd int, c *conn) {
 // slot. It does nothing if fd's slot does not hold c (not published yet:
 // put takes the visit time then; or already removed).
 func (t *connTable) visitBy(fd int, c *conn, at uint32) {
-	i := fd >> chunkBits
-	if at == 0 || fd < 0 || i >= len(t.chunks) {
-		return
+	if ch, j := t.slot(fd); ch != nil {
+		ch.visitBy(j, c, at)
 	}
-	ch := t.chunks[i].Load()
-	if ch == nil {
-		return
-	}
-	j := fd & (1<<chunkBits - 1)
-	if ch.conns[j].Load() != c {
+}
+
+// visitBy is connTable.visitBy for slot j of ch.
+func (ch *tableChunk) visitBy(j int, c *conn, at uint32) {
+	if at == 0 || ch.conns[j].Load() != c {
 		return
 	}
 	for {
@@ -112,8 +116,7 @@ func (t *connTable) due(now uint32, f func(*conn) uint32) {
 				continue
 			}
 			ch.visit[j].Store(0)
-			next := f(c)
-			t.visitBy(i<<chunkBits|j, c, next)
+			ch.visitBy(j, c, f(c))
 		}
 	}
 }
