@@ -166,14 +166,7 @@ func (d *Desc) onReady(ev Event) {
 	}
 	d.p.stats.events.Add(1)
 	if d.notify(ev) {
-		// A drainer was just readied, into this P's next slot. Left
-		// there, it waits while the reactor goes back into epoll_wait:
-		// until another thread is woken to steal it, or sysmon takes
-		// the P from the blocked system call (and keeps waking every
-		// 20 µs because it did). Yielding runs it on this thread now,
-		// with no thread switch; the reactor goes on after it, or on
-		// the other P if that is idle first.
-		runtime.Gosched()
+		runtime.Gosched() // run the drainer on this thread now (see "The pool and the run queue" in doc.go)
 	}
 }
 
